@@ -1,0 +1,107 @@
+"""The channel interface: a pure formatter and a transport that returns a receipt.
+
+A channel type declares its facts as class attributes (what it can do on an
+update or a retraction, how many attempts a send deserves); the engine does
+the shared work (claiming, retries, backoff, the attempt log) once. A
+transport either returns a `Receipt` or raises one of the classified
+`DeliveryError`s from `publisher.errors`; it never returns a bare bool.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from publisher.article import Article
+from publisher.settings import ChannelConfig, Settings
+
+if TYPE_CHECKING:
+    import redis
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Where the post now lives on the platform."""
+
+    remote_id: str
+    remote_url: str | None = None
+
+
+@dataclass
+class SendAttempt:
+    """What a transport knows about the attempt it is making.
+
+    `idempotency_key` is the same for every attempt of one delivery of one
+    article version, so a platform that de-duplicates on it (Mastodon's
+    `Idempotency-Key`, WeChat's `clientmsgid`) never posts twice.
+    `checkpoint` holds what earlier attempts of this delivery completed
+    (e.g. a WeChat draft's media_id); call `save_checkpoint` after each
+    step so a retry resumes instead of restarting. `outcome_unknown` is True
+    when the previous attempt ended without knowing whether the platform
+    accepted the post: reconcile before sending again.
+    """
+
+    delivery_id: int
+    number: int
+    idempotency_key: str
+    checkpoint: dict[str, Any] = field(default_factory=dict)
+    outcome_unknown: bool = False
+    save_checkpoint: Callable[[dict[str, Any]], None] = lambda data: None
+
+    def step(self, name: str, value: Any) -> None:
+        """Record one completed step and persist the whole checkpoint."""
+        self.checkpoint[name] = value
+        self.save_checkpoint(dict(self.checkpoint))
+
+
+@dataclass
+class ChannelContext:
+    """What a channel may use beyond its own config: settings and shared Redis.
+
+    `redis` is None where nothing is sent (preview); channels that need it
+    for token caches or rate limits only touch it inside `send`.
+    """
+
+    settings: Settings
+    redis: redis.Redis | None = None
+    read_media: Callable[[str], tuple[bytes, str]] | None = None  # ref -> (bytes, content type)
+
+
+class Channel(ABC):
+    """One configured channel: `[channels.NAME]` of a given type."""
+
+    type_name: ClassVar[str]
+    #: Corrections: can an already delivered post be changed in place?
+    supports_update: ClassVar[bool] = False
+    #: True for feed-like channels whose output is a document, not a post.
+    is_feed: ClassVar[bool] = False
+
+    def __init__(self, config: ChannelConfig, context: ChannelContext) -> None:
+        self.config = config
+        self.context = context
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def queue(self) -> str:
+        return queue_for(self.type_name)
+
+    @abstractmethod
+    def format(self, article: Article) -> dict[str, Any]:
+        """The post payload for this channel: pure, JSON-serialisable, shown by preview."""
+
+    @abstractmethod
+    def send(self, post: dict[str, Any], attempt: SendAttempt) -> Receipt:
+        """Deliver `post`; raise a `DeliveryError` subclass on failure."""
+
+    def refresh_auth(self) -> None:  # noqa: B027 - optional hook
+        """Called after an `AuthExpiredError`, before the immediate retry."""
+
+
+def queue_for(type_name: str) -> str:
+    """One queue per channel type, so a slow platform never holds up the others."""
+    return f"deliver.{type_name}"

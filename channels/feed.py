@@ -1,0 +1,80 @@
+"""What the feed channels share: the item they store and how a feed delivery 'sends'.
+
+A feed delivery does not call anyone: delivering means the item joins the
+channel's feed, and the documents are rebuilt once per burst by
+`publisher.feeds`. The payload is formatted once at publish time, so a
+rebuild renders exactly what `preview` showed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from abc import abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+from channels.base import Channel, Receipt, SendAttempt
+from publisher.article import Article
+
+
+@dataclass(frozen=True)
+class FeedDocument:
+    filename: str
+    content_type: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    """One stored payload plus the time its article version was made."""
+
+    payload: dict[str, Any]
+    updated: datetime
+
+    def get(self, key: str) -> Any:
+        return self.payload.get(key)
+
+
+class FeedChannel(Channel):
+    is_feed: ClassVar[bool] = True
+    supports_update: ClassVar[bool] = True
+
+    def format(self, article: Article) -> dict[str, Any]:
+        feeds = self.context.settings.feeds
+        return {
+            # Stable across updates and URL changes: derived from the site and the id only.
+            "guid": "urn:uuid:"
+            + str(uuid.uuid5(uuid.NAMESPACE_URL, feeds.home_page_url + article.id)),
+            "article_id": article.id,
+            "url": article.url,
+            "title": article.title,
+            "summary": article.summary,
+            "content_html": article.body_html,
+            "author": article.author,
+            "source": article.source,
+            "tags": list(article.tags),
+            "image": self.public_media_url(article.cover_image),
+            "language": article.language,
+            "published": article.published_at.isoformat() if article.published_at else None,
+        }
+
+    def public_media_url(self, ref: str | None) -> str | None:
+        """Covers kept in the store are served by the API under /media/."""
+        if ref and ref.startswith("media/"):
+            return f"{self.context.settings.public_url}/{ref}"
+        return ref
+
+    def feed_url(self, filename: str) -> str:
+        return f"{self.context.settings.public_url}/feeds/{filename}"
+
+    def send(self, post: dict[str, Any], attempt: SendAttempt) -> Receipt:
+        return Receipt(remote_id=post["guid"], remote_url=self.feed_url(self.filenames()[0]))
+
+    @abstractmethod
+    def filenames(self) -> tuple[str, ...]:
+        """The documents this channel writes under the feeds folder."""
+
+    @abstractmethod
+    def render(self, items: list[FeedItem], built_at: datetime) -> list[FeedDocument]:
+        """The documents for `items` (newest first)."""

@@ -1,0 +1,134 @@
+"""One way to call a platform over HTTP and classify what went wrong.
+
+Transport failures are the same on every platform (connection refused,
+timeouts, 5xx, 429 with Retry-After) and are classified here once. A
+channel then reads the platform's own error codes from the JSON body and
+maps them with `classify_code` and its table.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from publisher.errors import (
+    AuthExpiredError,
+    DeliveryError,
+    OutcomeUnknownError,
+    PermanentError,
+    RetryableError,
+)
+
+
+@dataclass(frozen=True)
+class CodeTable:
+    """A platform's error codes by class. Unknown codes are permanent: a code
+    nobody anticipated should stop and be read by a person, not loop."""
+
+    retryable: frozenset[str] = frozenset()
+    auth_expired: frozenset[str] = frozenset()
+    success: frozenset[str] = frozenset()
+    retry_after: Mapping[str, float] | None = None  # per-code minimum wait
+
+    @classmethod
+    def of(cls, **groups: Any) -> CodeTable:
+        built: dict[str, Any] = {}
+        for key, values in groups.items():
+            built[key] = dict(values) if key == "retry_after" else frozenset(str(v) for v in values)
+        return cls(**built)
+
+
+def classify_code(
+    table: CodeTable, code: str | int, message: str, *, http_status: int | None = None
+) -> DeliveryError:
+    """The classified error for a platform error code (callers check `success` first)."""
+    key = str(code)
+    reason = f"{message} (code {key})"
+    if key in table.auth_expired:
+        return AuthExpiredError(reason, code=key, http_status=http_status)
+    if key in table.retryable:
+        wait = (table.retry_after or {}).get(key)
+        return RetryableError(reason, code=key, http_status=http_status, retry_after=wait)
+    return PermanentError(reason, code=key, http_status=http_status)
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta or HTTP date), or None."""
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        if parsed is None:
+            return None
+        return max(0.0, parsed.timestamp() - (now if now is not None else time.time()))
+
+
+def request(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    timeout: float,
+    what: str,
+    **kwargs: Any,
+) -> requests.Response:
+    """Send one request; raise a classified error for transport-level failures.
+
+    Returns the response for any status below 500 except 429, because
+    platforms put their own error codes in 4xx bodies. `what` names the step
+    for the editor ("upload cover", "create draft"); URLs are never put in
+    reasons because some platforms carry credentials in the query string.
+    """
+    try:
+        response = session.request(method, url, timeout=timeout, **kwargs)
+    except requests.ConnectTimeout:
+        raise RetryableError(f"{what}: could not connect (timeout)") from None
+    except requests.ConnectionError as exc:
+        if _request_was_sent(exc):
+            raise OutcomeUnknownError(f"{what}: connection dropped after sending") from None
+        raise RetryableError(f"{what}: could not connect") from None
+    except requests.Timeout:
+        raise OutcomeUnknownError(f"{what}: no answer within {timeout:g}s") from None
+    except requests.RequestException as exc:
+        raise RetryableError(f"{what}: {type(exc).__name__}") from None
+    if response.status_code == 429:
+        raise RetryableError(
+            f"{what}: rate limited by the platform",
+            http_status=429,
+            retry_after=retry_after_seconds(response.headers),
+        )
+    if response.status_code >= 500:
+        raise RetryableError(
+            f"{what}: platform error HTTP {response.status_code}",
+            http_status=response.status_code,
+            retry_after=retry_after_seconds(response.headers),
+        )
+    return response
+
+
+def json_body(response: requests.Response, what: str) -> dict[str, Any]:
+    """The JSON object in a response, or a retryable error (a proxy's HTML page)."""
+    try:
+        data = response.json()
+    except ValueError:
+        raise RetryableError(
+            f"{what}: HTTP {response.status_code} without a JSON body",
+            http_status=response.status_code,
+        ) from None
+    if not isinstance(data, dict):
+        raise RetryableError(f"{what}: unexpected JSON shape", http_status=response.status_code)
+    return data
+
+
+def _request_was_sent(exc: requests.ConnectionError) -> bool:
+    """A reset or remote close after the request went out leaves the outcome unknown."""
+    text = repr(exc)
+    return any(s in text for s in ("RemoteDisconnected", "Connection aborted", "reset by peer"))

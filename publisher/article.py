@@ -1,0 +1,291 @@
+"""The article: parsed from JSON or Markdown-with-front-matter, validated, sanitized.
+
+An `Article` is immutable and already safe: its HTML went through the one
+sanitizer, its text fields hold no control characters, its times are
+timezone-aware. Every problem is reported as an `InputError` naming the
+field, so the CLI and the HTTP API can say exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from markdown_it import MarkdownIt
+from pydantic import BaseModel, ConfigDict
+
+from publisher import html as htmlkit
+from publisher.errors import InputError
+from publisher.text import cut
+
+MAX_BODY_CHARS = 1_000_000  # WeChat's article limit is 1 MB; nothing larger can go everywhere
+MAX_FILE_BYTES = 4 * MAX_BODY_CHARS
+SUMMARY_CHARS = 200
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+LANGUAGE_PATTERN = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+KNOWN_FIELDS = {
+    "id", "url", "title", "body_html", "body_markdown", "summary", "author", "source",
+    "tags", "cover_image", "language", "published_at", "publish_at", "channels",
+}  # fmt: skip
+_markdown = MarkdownIt("commonmark", {"html": True}).enable("table").enable("strikethrough")
+
+
+class Article(BaseModel):
+    """A validated article. Build it with `parse_article` or `load_article_file`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    url: str
+    title: str
+    body_html: str
+    summary: str
+    author: str | None = None
+    source: str | None = None
+    tags: tuple[str, ...] = ()
+    cover_image: str | None = None  # an http(s) URL, or an absolute path to a local file
+    language: str | None = None
+    published_at: datetime | None = None
+    publish_at: datetime | None = None
+    channels: tuple[str, ...] | None = None
+
+    @property
+    def text(self) -> str:
+        return htmlkit.to_text(self.body_html)
+
+    @property
+    def cover_is_local(self) -> bool:
+        cover = self.cover_image or ""
+        return bool(cover) and not cover.startswith(("http://", "https://"))
+
+    def content_hash(self) -> str:
+        """Identifies the content followers see; scheduling and routing are not content."""
+        content = self.model_dump(mode="json", exclude={"publish_at", "channels"})
+        blob = json.dumps(content, sort_keys=True, ensure_ascii=False).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Article:
+        """Rebuild an article the store wrote; it was validated on the way in."""
+        return cls.model_validate(data)
+
+
+def load_article_file(path: Path) -> Article:
+    """Parse a `.json` file or a Markdown file with YAML front matter."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError("file", f"cannot read {path}: {exc.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise InputError("file", f"{len(raw):,} bytes; the limit is {MAX_FILE_BYTES:,}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("file", "is not valid UTF-8") from None
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError("file", f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    else:
+        data = _front_matter(text)
+    if not isinstance(data, dict):
+        raise InputError("file", "must hold an object of article fields")
+    return parse_article(data, base_dir=path.parent.resolve())
+
+
+def _front_matter(text: str) -> dict[str, Any]:
+    match = re.match(r"\A\ufeff?---\s*\n(.*?)\n---\s*(?:\n|\Z)(.*)\Z", text, re.S)
+    if not match:
+        raise InputError("file", "Markdown must start with YAML front matter between --- lines")
+    try:
+        meta = yaml.safe_load(match.group(1)) or {}
+    except yaml.YAMLError as exc:
+        raise InputError("front matter", f"invalid YAML: {exc}") from None
+    if not isinstance(meta, dict):
+        raise InputError("front matter", "must be a mapping of article fields")
+    if "body_html" in meta or "body_markdown" in meta:
+        raise InputError("body_markdown", "the body of a Markdown file goes after the front matter")
+    return {**meta, "body_markdown": match.group(2)}
+
+
+def parse_article(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Article:
+    """Validate raw fields into an `Article`, or raise `InputError` for the first problem.
+
+    `base_dir` is the article file's folder; only then may `cover_image` be a
+    relative path, and it must stay inside that folder.
+    """
+    unknown = sorted(set(data) - KNOWN_FIELDS)
+    if unknown:
+        raise InputError(unknown[0], "is not an article field")
+    body_html = _body(data)
+    summary = _text(data, "summary", required=False, limit=1000)
+    return Article(
+        id=_id(data.get("id")),
+        url=_url("url", data.get("url"), required=True) or "",
+        title=_text(data, "title", required=True, limit=300) or "",
+        body_html=body_html,
+        summary=summary or _derive_summary(body_html),
+        author=_text(data, "author", required=False, limit=200),
+        source=_text(data, "source", required=False, limit=200),
+        tags=_tags(data.get("tags")),
+        cover_image=_cover(data.get("cover_image"), base_dir),
+        language=_language(data.get("language")),
+        published_at=parse_time("published_at", data.get("published_at")),
+        publish_at=parse_time("publish_at", data.get("publish_at")),
+        channels=_channels(data.get("channels")),
+    )
+
+
+def _id(value: Any) -> str:
+    if value is None or value == "":
+        raise InputError("id", "is required")
+    if not isinstance(value, str) or not ID_PATTERN.match(value):
+        raise InputError(
+            "id", "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return value
+
+
+def _text(data: Mapping[str, Any], field: str, *, required: bool, limit: int) -> str | None:
+    value = data.get(field)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise InputError(field, "is required")
+        return None
+    if not isinstance(value, str):
+        raise InputError(field, f"must be a string, not {type(value).__name__}")
+    bad = htmlkit.find_control(value.replace("\n", " "))
+    if bad is not None:
+        raise InputError(field, f"contains the control character U+{ord(bad):04X}")
+    value = " ".join(value.split())
+    if len(value) > limit:
+        raise InputError(field, f"is {len(value):,} characters; the limit is {limit:,}")
+    return value
+
+
+def _url(field: str, value: Any, *, required: bool) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise InputError(field, "is required")
+        return None
+    if not isinstance(value, str):
+        raise InputError(field, "must be a string")
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in value.strip():
+        raise InputError(field, f"{value[:80]!r} is not an absolute http(s) URL")
+    if len(value) > 2000:
+        raise InputError(field, "is longer than 2,000 characters")
+    return value.strip()
+
+
+def _body(data: Mapping[str, Any]) -> str:
+    has_html = data.get("body_html") not in (None, "")
+    has_markdown = data.get("body_markdown") not in (None, "")
+    if has_html and has_markdown:
+        raise InputError("body_html", "give body_html or body_markdown, not both")
+    field = "body_html" if has_html else "body_markdown"
+    value = data.get(field)
+    if not has_html and not has_markdown:
+        raise InputError("body_html", "is required (or body_markdown)")
+    if not isinstance(value, str):
+        raise InputError(field, "must be a string")
+    if len(value) > MAX_BODY_CHARS:
+        raise InputError(field, f"is {len(value):,} characters; the limit is {MAX_BODY_CHARS:,}")
+    source = value if has_html else _markdown.render(value)
+    clean = htmlkit.sanitize(source)
+    if not htmlkit.to_text(clean) and "<img" not in clean:
+        raise InputError(field, "has no text left after removing unsafe markup")
+    return clean
+
+
+def _derive_summary(body_html: str) -> str:
+    first = htmlkit.to_text(body_html).split("\n\n", 1)[0]
+    return cut(first, SUMMARY_CHARS)
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise InputError("tags", "must be a list of strings")
+    tags: list[str] = []
+    for i, tag in enumerate(value):
+        if not isinstance(tag, str) or not tag.strip():
+            raise InputError(f"tags[{i}]", "must be a non-empty string")
+        tag = " ".join(tag.split()).lstrip("#")
+        if htmlkit.find_control(tag) or len(tag) > 50:
+            raise InputError(f"tags[{i}]", "must be at most 50 printable characters")
+        if tag and tag not in tags:
+            tags.append(tag)
+    if len(tags) > 30:
+        raise InputError("tags", "at most 30 tags")
+    return tuple(tags)
+
+
+def _cover(value: Any, base_dir: Path | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InputError("cover_image", "must be a URL or a file path")
+    if value.startswith(("http://", "https://")):
+        return _url("cover_image", value, required=False)
+    if "://" in value:
+        raise InputError("cover_image", "only http(s) URLs or relative file paths are accepted")
+    if base_dir is None:
+        raise InputError(
+            "cover_image", "a file path is only accepted in an article file; use a URL"
+        )
+    path = (base_dir / value).resolve()
+    if not path.is_relative_to(base_dir):
+        raise InputError("cover_image", "the file must be inside the article's folder")
+    if not path.is_file():
+        raise InputError("cover_image", f"{value} does not exist next to the article")
+    return str(path)
+
+
+def _language(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not LANGUAGE_PATTERN.match(value):
+        raise InputError("language", f"{value!r} is not a language tag such as 'en' or 'zh-CN'")
+    return value
+
+
+def parse_time(field: str, value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise InputError(field, f"{value!r} is not an ISO 8601 time") from None
+    if not isinstance(value, datetime):
+        raise InputError(field, "must be an ISO 8601 time with a UTC offset")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InputError(field, "has no time zone; add an offset such as +08:00 or Z")
+    return value
+
+
+def _channels(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise InputError("channels", "must be a list of channel names")
+    if not value:
+        raise InputError("channels", "must name at least one channel")
+    return tuple(dict.fromkeys(value))

@@ -1,0 +1,296 @@
+"""`publisher`: the command line editors and operators use.
+
+Exit codes: 0 success, 1 the operation ran but did not succeed (a delivery
+failed, the demo did not settle), 2 bad input or configuration, with a
+one-line message naming the problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from publisher.article import Article, load_article_file, parse_time
+from publisher.errors import ConfigError, InputError, NotFound, PublisherError
+from publisher.settings import Settings
+from publisher.states import State
+
+STATE_STYLE = {
+    State.SCHEDULED: "blue",
+    State.PENDING: "yellow",
+    State.SENDING: "cyan",
+    State.RETRYING: "magenta",
+    State.DELIVERED: "green",
+    State.FAILED: "bold red",
+    State.CANCELLED: "dim",
+}
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except InputError as exc:
+        errors.print(f"error: {exc}", markup=False, highlight=False)
+        return 2
+    except (ConfigError, NotFound) as exc:
+        errors.print(f"error: {exc}", markup=False, highlight=False)
+        return 2
+    except PublisherError as exc:
+        errors.print(f"error: {exc}", markup=False, highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="publisher",
+        description="Publish one article to every channel of a media matrix, and track it.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    p = sub.add_parser("publish", help="publish (or schedule) an article file")
+    p.add_argument("file", type=Path, help="article as .json or Markdown with front matter")
+    p.add_argument("--at", metavar="ISO-TIME", help="publish at this time (with a UTC offset)")
+    p.add_argument(
+        "--channel", action="append", metavar="NAME", help="only this channel (repeatable)"
+    )
+    p.set_defaults(handler=cmd_publish)
+
+    p = sub.add_parser("status", help="deliveries: all recent articles, or one in detail")
+    p.add_argument("article_id", nargs="?", help="an article id")
+    p.add_argument("--limit", type=int, default=20, help="how many recent articles")
+    p.set_defaults(handler=cmd_status)
+
+    p = sub.add_parser("retry", help="retry a failed delivery, or every failed one")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("delivery_id", nargs="?", type=int, help="a delivery id")
+    group.add_argument("--failed", action="store_true", help="retry every failed delivery")
+    p.set_defaults(handler=cmd_retry)
+
+    p = sub.add_parser("preview", help="show each channel's formatted output; nothing is sent")
+    p.add_argument("file", type=Path)
+    p.add_argument("--channel", action="append", metavar="NAME")
+    p.add_argument("--json", action="store_true", help="print the payloads as JSON")
+    p.set_defaults(handler=cmd_preview)
+
+    p = sub.add_parser("worker", help="run a Celery worker (all channel queues by default)")
+    p.add_argument("--concurrency", type=int, help="worker processes (default: settings)")
+    p.add_argument("--queues", help="comma-separated queues (default: all)")
+    p.add_argument(
+        "--beat", action="store_true", help="also run the sweeper schedule (one machine)"
+    )
+    p.add_argument("--loglevel", default="INFO")
+    p.set_defaults(handler=cmd_worker)
+
+    p = sub.add_parser("beat", help="run the sweeper schedule (exactly one per deployment)")
+    p.add_argument("--loglevel", default="INFO")
+    p.set_defaults(handler=cmd_beat)
+
+    p = sub.add_parser("migrate", help="bring the database schema up to date")
+    p.set_defaults(handler=cmd_migrate)
+
+    p = sub.add_parser("demo", help="start everything embedded and distribute the samples")
+    p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for settling")
+    p.set_defaults(handler=cmd_demo)
+    return parser
+
+
+# -- commands ---------------------------------------------------------------
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    article = load_article_file(args.file)
+    if args.at:
+        article = _with_publish_at(article, args.at)
+    runtime = _runtime()
+    result = runtime.publish(article, only=args.channel, actor="cli")
+    if not result.changed:
+        console.print(
+            f"[bold]{result.article_id}[/]: unchanged (version {result.version}), nothing new"
+        )
+    else:
+        verb = "published" if result.created else "updated to"
+        console.print(f"[bold]{result.article_id}[/]: {verb} version {result.version}")
+    _print_article(runtime, result.article_id)
+    return 0
+
+
+def _with_publish_at(article: Article, at: str) -> Article:
+    when = parse_time("--at", at)
+    if when is None:
+        raise InputError("--at", "is empty")
+    return article.model_copy(update={"publish_at": when})
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    runtime = _runtime()
+    if args.article_id:
+        _print_article(runtime, args.article_id, detail=True)
+        return 0
+    rows = runtime.store.recent_articles(args.limit)
+    channels = list(runtime.settings.channels)
+    table = Table(title="Deliveries", show_lines=False)
+    table.add_column("article")
+    for name in channels:
+        table.add_column(name)
+    deliveries = runtime.store.deliveries(article_ids=[r.id for r in rows], limit=10_000)
+    by_cell = {(d.article_id, d.channel): d for d in deliveries}
+    for row in rows:
+        cells = []
+        for name in channels:
+            d = by_cell.get((row.id, name))
+            cells.append(_state_cell(d.state, d.id) if d else "-")
+        table.add_row(row.id, *cells)
+    console.print(table)
+    counts = runtime.store.counts_by_state()
+    console.print(
+        "  ".join(f"{state}: {n}" for state, n in sorted(counts.items())) or "no deliveries"
+    )
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    runtime = _runtime()
+    ids = runtime.store.failed_ids() if args.failed else [args.delivery_id]
+    queued = [runtime.store.retry(i, actor="cli") for i in ids]
+    runtime.dispatcher.enqueue(queued)
+    console.print(f"queued {len(queued)} deliveries for retry: {', '.join(map(str, ids)) or '-'}")
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from channels import build_channel
+    from channels.base import ChannelContext
+    from publisher.publishing import preview, select_channels
+
+    settings = Settings.load()
+    article = load_article_file(args.file)
+    context = ChannelContext(settings)  # no Redis, no store: nothing is sent
+    channels = {n: build_channel(c, context) for n, c in settings.channels.items()}
+    payloads = preview(article, select_channels(channels, args.channel or article.channels))
+    if args.json:
+        print(json.dumps(payloads, ensure_ascii=False, indent=2))
+        return 0
+    for name, payload in payloads.items():
+        console.rule(f"[bold]{name}[/] ({settings.channels[name].type})")
+        console.print_json(data=payload)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from publisher.celery_app import all_queues, create_celery
+    from publisher.store import Store
+
+    settings = Settings.load()
+    Store(settings.database_url).migrate()
+    app = create_celery(settings)
+    argv = [
+        "worker",
+        f"--loglevel={args.loglevel}",
+        "-Q", args.queues or ",".join(all_queues()),
+        "-c", str(args.concurrency or settings.worker_concurrency),
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]  # fmt: skip
+    if args.beat:
+        argv += ["--beat", "-s", str(settings.data_dir / "beat-schedule")]
+    app.worker_main(argv)
+    return 0
+
+
+def cmd_beat(args: argparse.Namespace) -> int:
+    from publisher.celery_app import create_celery
+    from publisher.store import Store
+
+    settings = Settings.load()
+    Store(settings.database_url).migrate()
+    app = create_celery(settings)
+    app.start(
+        ["beat", f"--loglevel={args.loglevel}", "-s", str(settings.data_dir / "beat-schedule")]
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from publisher.store import Store
+
+    Store(Settings.load().database_url).migrate()
+    console.print("schema up to date")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from publisher.demo import run_demo
+
+    return run_demo(Settings.load(), timeout=args.timeout, console=console)
+
+
+# -- output -----------------------------------------------------------------
+
+
+def _runtime() -> Any:
+    from publisher.runtime import Runtime
+
+    runtime = Runtime(Settings.load())
+    runtime.store.migrate()
+    return runtime
+
+
+def _state_cell(state: str, delivery_id: int) -> str:
+    style = STATE_STYLE.get(State(state), "")
+    return f"[{style}]{state}[/] #{delivery_id}"
+
+
+def _print_article(runtime: Any, article_id: str, *, detail: bool = False) -> None:
+    row, article, deliveries = runtime.store.article(article_id)
+    table = Table(title=f"{article.title}  (v{row.current_version})", title_justify="left")
+    for column in ("id", "channel", "state", "attempts", "where", "last error"):
+        table.add_column(column)
+    for d in deliveries:
+        where = d.remote_url or (
+            f"next {d.next_attempt_at:%H:%M:%S}"
+            if d.next_attempt_at and d.state != "delivered"
+            else ""
+        )
+        table.add_row(
+            str(d.id),
+            d.channel,
+            _state_cell(d.state, d.id),
+            f"{d.attempts}/{d.max_attempts}",
+            where,
+            d.last_error or "",
+        )
+    console.print(table)
+    if not detail:
+        return
+    for d in deliveries:
+        log = runtime.store.attempts(d.id)
+        if not log:
+            continue
+        console.print(f"[bold]#{d.id} {d.channel}[/] attempt log:")
+        for a in log:
+            code = f" code {a.platform_code}" if a.platform_code else ""
+            http = f" HTTP {a.http_status}" if a.http_status else ""
+            console.print(
+                f"  {a.started_at:%Y-%m-%d %H:%M:%S} #{a.number} {a.outcome} "
+                f"{a.duration_ms} ms{http}{code} {a.message or ''}",
+                markup=False,
+                highlight=False,
+            )

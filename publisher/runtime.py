@@ -1,0 +1,96 @@
+"""The wiring of one process: settings, store, Redis, Celery, channels, engine.
+
+Built once per process (`Runtime(settings)`), or lazily per Celery worker
+process after the fork (`current_runtime`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from celery import Celery
+
+from channels import build_channel
+from channels.base import Channel, ChannelContext
+from channels.feed import FeedChannel
+from publisher import feeds, publishing
+from publisher.article import Article
+from publisher.broker import locate_redis
+from publisher.dispatch import Dispatcher
+from publisher.engine import DeliveryEngine
+from publisher.errors import ConfigError
+from publisher.settings import Settings
+from publisher.store import PublishResult, Store
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: Settings, celery: Celery | None = None) -> None:
+        from publisher.celery_app import create_celery
+
+        self.settings = settings
+        self.location = locate_redis(settings)
+        self.redis = redis.Redis.from_url(self.location.client_url)
+        self.store = Store(settings.database_url)
+        self.celery = celery or create_celery(settings)
+        self.context = ChannelContext(settings, self.redis, read_media=self.store.read_media)
+        self.channels: dict[str, Channel] = {
+            name: build_channel(config, self.context) for name, config in settings.channels.items()
+        }
+        self.dispatcher = Dispatcher(self.celery, self.redis, settings)
+        self.engine = DeliveryEngine(settings, self.store, self.channels, self.dispatcher)
+
+    def close(self) -> None:
+        self.store.dispose()
+        self.redis.close()
+
+    def publish(
+        self, article: Article, *, only: Sequence[str] | None = None, actor: str | None = None
+    ) -> PublishResult:
+        result = publishing.publish(article, self.store, self.channels, only=only, actor=actor)
+        self.dispatcher.enqueue(result.to_enqueue)
+        return result
+
+    def feed_channel(self, name: str) -> FeedChannel:
+        channel = self.channels.get(name)
+        if not isinstance(channel, FeedChannel):
+            raise ConfigError(f"{name!r} is not a feed channel")
+        return channel
+
+    def rebuild_feed(self, name: str) -> int:
+        self.dispatcher.rebuild_started(name)
+        return len(feeds.rebuild_feed(self.settings, self.store, self.feed_channel(name)))
+
+    def sweep(self) -> dict[str, Any]:
+        """Re-enqueue what is due but may have been lost; rebuild stale feeds."""
+        due = self.store.collect_due(requeue_after=self.settings.requeue_after)
+        sent = self.dispatcher.enqueue(due)
+        stale = [
+            name
+            for name, channel in self.channels.items()
+            if channel.is_feed and self.store.feed_changed_since_build(name)
+        ]
+        for name in stale:
+            self.dispatcher.request_feed_rebuild(name)
+        if due:
+            log.info("sweeper re-enqueued %d deliveries", sent)
+        return {"requeued": sent, "stale_feeds": stale}
+
+
+_runtime: Runtime | None = None
+
+
+def current_runtime(celery: Celery) -> Runtime:
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime(celery.publisher_settings, celery)
+    return _runtime
+
+
+def reset_runtime() -> None:
+    global _runtime
+    _runtime = None

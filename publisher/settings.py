@@ -1,0 +1,196 @@
+"""Settings: environment variables over the matrix TOML file.
+
+One `Settings` object is built per process (`Settings.load()`) and passed
+down; nothing reads `os.environ` elsewhere except to resolve a channel's
+secret at the moment it is needed, so secrets never sit in a settings dump.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from publisher.errors import ConfigError
+
+DEFAULT_CONFIG = Path("config/matrix.toml")
+BUILTIN_CONFIG = Path(__file__).with_name("default_matrix.toml")
+
+
+class FeedSettings(BaseModel):
+    """The `[feeds]` table: what the site's own feed documents say about the site."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = "Newsroom"
+    home_page_url: str = "https://news.example.org/"
+    description: str = "Latest stories"
+    language: str | None = None
+    items: int = Field(default=50, ge=1, le=10_000)
+    hub_url: str | None = None
+
+
+class ChannelConfig(BaseModel):
+    """One `[channels.NAME]` table. Unknown keys are the channel type's own options."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str
+    type: str
+    base_url: str | None = None
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    backoff_base: float = Field(default=2.0, gt=0)
+    backoff_cap: float = Field(default=900.0, gt=0)
+    timeout: float = Field(default=15.0, gt=0)
+
+    def option(self, key: str, default: Any = None) -> Any:
+        return (self.model_extra or {}).get(key, default)
+
+    def secret(self, key: str, env: Mapping[str, str] | None = None) -> str:
+        """The secret named by `<key>_env`, read from the environment now.
+
+        The error names the variable, never a value.
+        """
+        var = self.option(f"{key}_env")
+        if not var:
+            raise ConfigError(f"channels.{self.name}.{key}_env is not set")
+        value = (env if env is not None else os.environ).get(var)
+        if not value:
+            raise ConfigError(
+                f"channels.{self.name}: environment variable {var} (for {key}) is empty"
+            )
+        return str(value)
+
+
+def _float_env(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not a number") from None
+    if value <= 0:
+        raise ConfigError(f"{name}: must be greater than 0")
+    return value
+
+
+def _parse_tokens(raw: str) -> dict[str, str]:
+    """`name:token,name2:token2` → {token: name}. The error never echoes a token."""
+    tokens: dict[str, str] = {}
+    for position, item in enumerate(filter(None, (p.strip() for p in raw.split(","))), 1):
+        name, sep, token = item.partition(":")
+        if not sep or not name.strip() or not token.strip():
+            raise ConfigError(
+                f"PUBLISHER_API_TOKENS: entry {position} is not of the form name:token"
+            )
+        tokens[token.strip()] = name.strip()
+    return tokens
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    config_path: Path
+    database_url: str
+    redis_url: str | None
+    redis_prefix: str
+    feeds: FeedSettings
+    channels: dict[str, ChannelConfig]
+    public_url: str
+    api_tokens: dict[str, str] = field(default_factory=dict, repr=False)
+    read_requires_token: bool = False
+    lease_seconds: float = 120.0
+    sweep_interval: float = 1.0
+    requeue_after: float = 30.0
+    feed_debounce: float = 0.5
+    worker_concurrency: int = 2
+
+    @property
+    def feeds_dir(self) -> Path:
+        return self.data_dir / "feeds"
+
+    @property
+    def embedded_redis(self) -> bool:
+        return not self.redis_url
+
+    def channel(self, name: str) -> ChannelConfig:
+        try:
+            return self.channels[name]
+        except KeyError:
+            raise ConfigError(f"unknown channel {name!r}") from None
+
+    def key(self, *parts: str) -> str:
+        """A Redis key in this deployment's namespace (tests share one Redis)."""
+        return self.redis_prefix + ":".join(parts)
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(env.get("PUBLISHER_DATA_DIR") or "var").resolve()
+        config_path = _config_path(env)
+        matrix = _read_matrix(config_path)
+
+        try:
+            feeds = FeedSettings(**matrix.get("feeds", {}))
+        except ValidationError as exc:
+            raise ConfigError(f"{config_path}: [feeds] {_first_error(exc)}") from None
+        channels: dict[str, ChannelConfig] = {}
+        for name, table in (matrix.get("channels") or {}).items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"{config_path}: channels.{name} must be a table")
+            try:
+                channels[name] = ChannelConfig(name=name, **table)
+            except ValidationError as exc:
+                raise ConfigError(f"{config_path}: channels.{name}: {_first_error(exc)}") from None
+        if not channels:
+            raise ConfigError(f"{config_path}: no [channels.NAME] tables")
+
+        database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'publisher.db'}"
+        port = env.get("PUBLISHER_PORT") or "8000"
+        public_url = (env.get("PUBLISHER_PUBLIC_URL") or f"http://127.0.0.1:{port}").rstrip("/")
+        return cls(
+            data_dir=data_dir,
+            config_path=config_path,
+            database_url=database_url,
+            redis_url=env.get("REDIS_URL") or None,
+            redis_prefix=env.get("PUBLISHER_REDIS_PREFIX", "publisher:"),
+            feeds=feeds,
+            channels=channels,
+            public_url=public_url,
+            api_tokens=_parse_tokens(env.get("PUBLISHER_API_TOKENS", "")),
+            read_requires_token=env.get("PUBLISHER_READ_REQUIRES_TOKEN", "") in ("1", "true"),
+            lease_seconds=_float_env(env, "PUBLISHER_LEASE_SECONDS", 120.0),
+            sweep_interval=_float_env(env, "PUBLISHER_SWEEP_INTERVAL", 1.0),
+            requeue_after=_float_env(env, "PUBLISHER_REQUEUE_AFTER", 30.0),
+            feed_debounce=_float_env(env, "PUBLISHER_FEED_DEBOUNCE", 0.5),
+            worker_concurrency=int(_float_env(env, "PUBLISHER_WORKER_CONCURRENCY", 2)),
+        )
+
+
+def _config_path(env: Mapping[str, str]) -> Path:
+    if env.get("PUBLISHER_CONFIG"):
+        path = Path(env["PUBLISHER_CONFIG"])
+        if not path.is_file():
+            raise ConfigError(f"PUBLISHER_CONFIG: {path} does not exist")
+        return path.resolve()
+    return DEFAULT_CONFIG.resolve() if DEFAULT_CONFIG.is_file() else BUILTIN_CONFIG
+
+
+def _read_matrix(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{where}: {err['msg']}" if where else str(err["msg"])

@@ -1,0 +1,658 @@
+"""The delivery store: every read and write of articles, deliveries and attempts.
+
+Writers of a delivery's state go through compare-and-set UPDATEs here and
+nowhere else. A worker owns a delivery only while its lease token matches;
+a write with a stale token changes nothing, so a worker that was presumed
+dead and comes back cannot overwrite the outcome of the one that replaced it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, and_, case, func, or_, select, update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import Session, sessionmaker
+
+from publisher.article import Article
+from publisher.db import create_db_engine, migrate
+from publisher.errors import InputError, NotFound
+from publisher.models import (
+    ArticleRow,
+    ArticleVersionRow,
+    AttemptRow,
+    DeliveryRow,
+    FeedDocumentRow,
+    MediaRow,
+)
+from publisher.states import CANCELLABLE, RETRIABLE, State
+
+MAX_MEDIA_BYTES = 10 * 1024 * 1024
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class PlannedDelivery:
+    """What publishing wants for one channel: its payload, formatted once."""
+
+    channel: str
+    channel_type: str
+    max_attempts: int
+    payload: dict[str, Any]
+    supports_update: bool
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A delivery a worker holds under a lease, with what it needs to send it."""
+
+    delivery_id: int
+    token: str
+    channel: str
+    channel_type: str
+    article_id: str
+    article_version: int
+    attempt: int
+    max_attempts: int
+    payload: dict[str, Any]
+    checkpoint: dict[str, Any]
+    outcome_unknown: bool
+
+
+@dataclass(frozen=True)
+class Enqueue:
+    """A delivery to hand to the broker, on its channel type's queue."""
+
+    delivery_id: int
+    channel_type: str
+    countdown: float = 0.0
+
+
+@dataclass
+class PublishResult:
+    article_id: str
+    version: int
+    created: bool
+    changed: bool
+    to_enqueue: list[Enqueue] = field(default_factory=list)
+
+
+class Store:
+    def __init__(self, database_url: str, *, engine: Engine | None = None) -> None:
+        self.engine = engine or create_db_engine(database_url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def migrate(self) -> None:
+        migrate(self.engine)
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- publishing -------------------------------------------------------
+
+    def publish(
+        self,
+        article: Article,
+        plans: Sequence[PlannedDelivery],
+        *,
+        actor: str | None = None,
+        now: datetime | None = None,
+    ) -> PublishResult:
+        """Store an article (or a new version of it) and its deliveries in one transaction.
+
+        The same content again creates nothing. Changed content creates a new
+        version; deliveries not yet delivered carry the new version, and
+        delivered ones are re-sent where the channel updates in place.
+        """
+        now = now or utcnow()
+        content_hash = article.content_hash()
+        scheduled = article.publish_at is not None and article.publish_at > now
+        with self.session() as session, session.begin():
+            row = session.get(ArticleRow, article.id, with_for_update=True)
+            created = row is None
+            if row is None:
+                row = ArticleRow(
+                    id=article.id,
+                    current_version=0,
+                    published_at=article.published_at or article.publish_at or now,
+                    created_at=now,
+                    updated_at=now,
+                    actor=actor,
+                )
+                session.add(row)
+                session.flush()
+            current = session.get(ArticleVersionRow, (article.id, row.current_version))
+            changed = current is None or current.content_hash != content_hash
+            if changed:
+                row.current_version += 1
+                row.updated_at = now
+                row.retracted_at = None
+                row.published_at = article.published_at or row.published_at
+                session.add(
+                    ArticleVersionRow(
+                        article_id=article.id,
+                        version=row.current_version,
+                        content_hash=content_hash,
+                        data=article.to_json(),
+                        created_at=now,
+                        actor=actor,
+                    )
+                )
+                session.flush()
+            existing = {
+                d.channel: d
+                for d in session.scalars(
+                    select(DeliveryRow).where(DeliveryRow.article_id == article.id)
+                )
+            }
+            result = PublishResult(article.id, row.current_version, created, changed)
+            for plan in plans:
+                delivery = existing.get(plan.channel)
+                if delivery is None:
+                    delivery = _new_delivery(row, plan, article, now, scheduled)
+                    session.add(delivery)
+                elif changed:
+                    if not _apply_new_version(delivery, row, plan, article, now, scheduled):
+                        continue
+                else:
+                    continue
+                session.flush()
+                if delivery.state == State.PENDING:
+                    delivery.enqueued_at = now
+                    result.to_enqueue.append(Enqueue(delivery.id, delivery.channel_type))
+            return result
+
+    # -- the worker's side: claim, checkpoint, outcome --------------------
+
+    def claim(
+        self, delivery_id: int, lease_seconds: float, now: datetime | None = None
+    ) -> Claim | None:
+        """Take a delivery for one attempt, or None if it is not ours to take.
+
+        Claimable: pending; retrying and due; sending whose lease expired (its
+        worker died, so that attempt's outcome is unknown).
+        """
+        now = now or utcnow()
+        token = secrets.token_hex(8)
+        claimable = or_(
+            DeliveryRow.state == State.PENDING,
+            and_(DeliveryRow.state == State.RETRYING, DeliveryRow.next_attempt_at <= now),
+            and_(DeliveryRow.state == State.SENDING, DeliveryRow.lease_until <= now),
+        )
+        with self.session() as session, session.begin():
+            taken = _changed(
+                session,
+                update(DeliveryRow)
+                .where(DeliveryRow.id == delivery_id, claimable)
+                .values(
+                    state=State.SENDING,
+                    lease_token=token,
+                    lease_until=now + timedelta(seconds=lease_seconds),
+                    attempts=DeliveryRow.attempts + 1,
+                    # Taking over from a worker that died mid-send: it may have sent.
+                    outcome_unknown=case(
+                        (DeliveryRow.state == State.SENDING, 1), else_=DeliveryRow.outcome_unknown
+                    ),
+                    updated_at=now,
+                ),
+            )
+            if taken != 1:
+                return None
+            row = session.get_one(DeliveryRow, delivery_id, populate_existing=True)
+            return Claim(
+                delivery_id=row.id,
+                token=token,
+                channel=row.channel,
+                channel_type=row.channel_type,
+                article_id=row.article_id,
+                article_version=row.article_version,
+                attempt=row.attempts,
+                max_attempts=row.max_attempts,
+                payload=dict(row.payload or {}),
+                checkpoint=dict(row.checkpoint or {}),
+                outcome_unknown=bool(row.outcome_unknown),
+            )
+
+    def save_checkpoint(self, claim: Claim, data: dict[str, Any]) -> bool:
+        with self.session() as session, session.begin():
+            return self._fenced(session, claim, checkpoint=data, updated_at=utcnow()) == 1
+
+    def record_delivered(
+        self,
+        claim: Claim,
+        *,
+        remote_id: str,
+        remote_url: str | None,
+        started_at: datetime,
+        duration_ms: int,
+        actor: str | None = None,
+    ) -> bool:
+        """Mark delivered; if the article changed meanwhile, go again with the new version."""
+        now = utcnow()
+        with self.session() as session, session.begin():
+            current = session.scalar(
+                select(DeliveryRow.article_version).where(DeliveryRow.id == claim.delivery_id)
+            )
+            stale = current is not None and current != claim.article_version
+            values: dict[str, Any] = dict(
+                state=State.PENDING if stale else State.DELIVERED,
+                remote_id=remote_id,
+                remote_url=remote_url,
+                delivered_at=now,
+                last_error=None,
+                last_code=None,
+                outcome_unknown=0,
+                lease_token=None,
+                lease_until=None,
+                next_attempt_at=now,
+                enqueued_at=None,
+                updated_at=now,
+            )
+            if self._fenced(session, claim, **values) != 1:
+                return False
+            session.add(
+                AttemptRow(
+                    delivery_id=claim.delivery_id,
+                    number=claim.attempt,
+                    started_at=started_at,
+                    duration_ms=duration_ms,
+                    outcome="delivered",
+                    message=remote_url,
+                    actor=actor,
+                )
+            )
+            return True
+
+    def record_failure(
+        self,
+        claim: Claim,
+        *,
+        outcome: str,
+        reason: str,
+        code: str | None,
+        http_status: int | None,
+        started_at: datetime,
+        duration_ms: int,
+        retry_at: datetime | None,
+        outcome_unknown: bool,
+    ) -> bool:
+        """Log a failed attempt; `retry_at` None means failed for good."""
+        now = utcnow()
+        values: dict[str, Any] = dict(
+            state=State.RETRYING if retry_at else State.FAILED,
+            last_error=reason,
+            last_code=code,
+            next_attempt_at=retry_at,
+            outcome_unknown=1 if outcome_unknown else 0,
+            lease_token=None,
+            lease_until=None,
+            enqueued_at=now if retry_at else None,
+            updated_at=now,
+        )
+        with self.session() as session, session.begin():
+            if self._fenced(session, claim, **values) != 1:
+                return False
+            session.add(
+                AttemptRow(
+                    delivery_id=claim.delivery_id,
+                    number=claim.attempt,
+                    started_at=started_at,
+                    duration_ms=duration_ms,
+                    outcome=outcome,
+                    http_status=http_status,
+                    platform_code=code,
+                    message=reason,
+                )
+            )
+            return True
+
+    @staticmethod
+    def _fenced(session: Session, claim: Claim, **values: Any) -> int:
+        return _changed(
+            session,
+            update(DeliveryRow)
+            .where(
+                DeliveryRow.id == claim.delivery_id,
+                DeliveryRow.lease_token == claim.token,
+                DeliveryRow.state == State.SENDING,
+            )
+            .values(**values),
+        )
+
+    # -- the sweeper's side ---------------------------------------------
+
+    def collect_due(self, *, requeue_after: float, now: datetime | None = None) -> list[Enqueue]:
+        """Release due schedules and pick what the broker may have lost.
+
+        A delivery is re-enqueued when it is due (pending, retrying past its
+        time, or sending past its lease) and was not enqueued within
+        `requeue_after` seconds. Duplicates are harmless: a claim succeeds once.
+        """
+        now = now or utcnow()
+        stale = now - timedelta(seconds=requeue_after)
+        with self.session() as session, session.begin():
+            _changed(
+                session,
+                update(DeliveryRow)
+                .where(DeliveryRow.state == State.SCHEDULED, DeliveryRow.publish_at <= now)
+                .values(state=State.PENDING, next_attempt_at=now, enqueued_at=None, updated_at=now)
+                .execution_options(synchronize_session=False),
+            )
+            due = or_(
+                and_(DeliveryRow.state == State.PENDING, DeliveryRow.next_attempt_at <= now),
+                and_(DeliveryRow.state == State.RETRYING, DeliveryRow.next_attempt_at <= now),
+                and_(DeliveryRow.state == State.SENDING, DeliveryRow.lease_until <= now),
+            )
+            not_recent = or_(DeliveryRow.enqueued_at.is_(None), DeliveryRow.enqueued_at <= stale)
+            rows = session.execute(
+                select(DeliveryRow.id, DeliveryRow.channel_type)
+                .where(due, not_recent)
+                .order_by(DeliveryRow.next_attempt_at)
+                .limit(1000)
+            ).all()
+            if rows:
+                session.execute(
+                    update(DeliveryRow)
+                    .where(DeliveryRow.id.in_([r.id for r in rows]))
+                    .values(enqueued_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+            return [Enqueue(r.id, r.channel_type) for r in rows]
+
+    def feed_changed_since_build(self, channel: str) -> bool:
+        with self.session() as session:
+            changed = session.scalar(
+                select(func.max(DeliveryRow.updated_at)).where(DeliveryRow.channel == channel)
+            )
+            built = session.scalar(
+                select(func.min(FeedDocumentRow.built_at)).where(FeedDocumentRow.channel == channel)
+            )
+            return changed is not None and (built is None or changed > built)
+
+    # -- editors' actions -----------------------------------------------
+
+    def retry(self, delivery_id: int, *, actor: str | None = None) -> Enqueue:
+        """Put a failed, cancelled or waiting delivery back to pending, with fresh attempts."""
+        now = utcnow()
+        with self.session() as session, session.begin():
+            row = session.get(DeliveryRow, delivery_id)
+            if row is None:
+                raise NotFound(f"delivery {delivery_id} does not exist")
+            done = session.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.id == delivery_id, DeliveryRow.state.in_(list(RETRIABLE)))
+                .values(
+                    state=State.PENDING,
+                    attempts=0,
+                    next_attempt_at=now,
+                    enqueued_at=now,
+                    updated_at=now,
+                ),
+            )
+            if done != 1:
+                raise InputError(
+                    "delivery",
+                    f"{delivery_id} is {row.state}; only failed, cancelled or "
+                    "retrying deliveries can be retried",
+                )
+            session.add(_editor_entry(row, "retry", actor, now))
+            return Enqueue(row.id, row.channel_type)
+
+    def failed_ids(self) -> list[int]:
+        with self.session() as session:
+            return list(
+                session.scalars(select(DeliveryRow.id).where(DeliveryRow.state == State.FAILED))
+            )
+
+    def cancel(self, delivery_id: int, *, actor: str | None = None) -> None:
+        now = utcnow()
+        with self.session() as session, session.begin():
+            row = session.get(DeliveryRow, delivery_id)
+            if row is None:
+                raise NotFound(f"delivery {delivery_id} does not exist")
+            done = _changed(
+                session,
+                update(DeliveryRow)
+                .where(DeliveryRow.id == delivery_id, DeliveryRow.state.in_(list(CANCELLABLE)))
+                .values(state=State.CANCELLED, updated_at=now),
+            )
+            if done != 1:
+                raise InputError(
+                    "delivery", f"{delivery_id} is {row.state} and cannot be cancelled"
+                )
+            session.add(_editor_entry(row, "cancelled", actor, now))
+
+    # -- reading --------------------------------------------------------
+
+    def article(self, article_id: str) -> tuple[ArticleRow, Article, list[DeliveryRow]]:
+        with self.session() as session:
+            row = session.get(ArticleRow, article_id)
+            if row is None:
+                raise NotFound(f"article {article_id!r} does not exist")
+            version = session.get_one(ArticleVersionRow, (article_id, row.current_version))
+            deliveries = list(
+                session.scalars(
+                    select(DeliveryRow)
+                    .where(DeliveryRow.article_id == article_id)
+                    .order_by(DeliveryRow.id)
+                )
+            )
+            return row, Article.from_json(version.data), deliveries
+
+    def deliveries(
+        self,
+        *,
+        article_ids: Iterable[str] | None = None,
+        states: Iterable[str] | None = None,
+        channel: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[DeliveryRow]:
+        query = select(DeliveryRow).order_by(DeliveryRow.id.desc()).limit(limit).offset(offset)
+        if article_ids is not None:
+            query = query.where(DeliveryRow.article_id.in_(list(article_ids)))
+        if states:
+            query = query.where(DeliveryRow.state.in_(list(states)))
+        if channel:
+            query = query.where(DeliveryRow.channel == channel)
+        with self.session() as session:
+            return list(session.scalars(query))
+
+    def delivery(self, delivery_id: int) -> DeliveryRow:
+        with self.session() as session:
+            row = session.get(DeliveryRow, delivery_id)
+            if row is None:
+                raise NotFound(f"delivery {delivery_id} does not exist")
+            return row
+
+    def attempts(self, delivery_id: int) -> list[AttemptRow]:
+        with self.session() as session:
+            return list(
+                session.scalars(
+                    select(AttemptRow)
+                    .where(AttemptRow.delivery_id == delivery_id)
+                    .order_by(AttemptRow.id)
+                )
+            )
+
+    def recent_articles(self, limit: int = 50) -> list[ArticleRow]:
+        with self.session() as session:
+            return list(
+                session.scalars(
+                    select(ArticleRow).order_by(ArticleRow.created_at.desc()).limit(limit)
+                )
+            )
+
+    def counts_by_state(self) -> dict[str, int]:
+        with self.session() as session:
+            rows = session.execute(
+                select(DeliveryRow.state, func.count()).group_by(DeliveryRow.state)
+            ).all()
+            return {state: count for state, count in rows}
+
+    # -- feeds ----------------------------------------------------------
+
+    def feed_payloads(self, channel: str, limit: int) -> list[tuple[dict[str, Any], datetime]]:
+        """The newest delivered items of a feed channel, newest first, with the
+        time their version was made (the item's `updated`)."""
+        with self.session() as session:
+            rows = session.execute(
+                select(DeliveryRow.payload, ArticleVersionRow.created_at)
+                .join(ArticleRow, ArticleRow.id == DeliveryRow.article_id)
+                .join(
+                    ArticleVersionRow,
+                    and_(
+                        ArticleVersionRow.article_id == DeliveryRow.article_id,
+                        ArticleVersionRow.version == DeliveryRow.article_version,
+                    ),
+                )
+                .where(
+                    DeliveryRow.channel == channel,
+                    DeliveryRow.state == State.DELIVERED,
+                    ArticleRow.retracted_at.is_(None),
+                )
+                .order_by(DeliveryRow.published_at.desc(), DeliveryRow.article_id)
+                .limit(limit)
+            )
+            return [(dict(payload), made) for payload, made in rows if payload]
+
+    def save_feed_document(
+        self,
+        *,
+        filename: str,
+        channel: str,
+        content_type: str,
+        body: bytes,
+        items: int,
+        built_at: datetime,
+    ) -> bool:
+        """Keep a built document unless a newer build is already stored; True if kept.
+
+        Two rebuilds may race (a debounced one and the sweeper's); the one that
+        read the store later wins, whatever order they finish in.
+        """
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        with self.session() as session, session.begin():
+            row = session.get(FeedDocumentRow, filename, with_for_update=True)
+            if row is None:
+                row = FeedDocumentRow(filename=filename)
+                session.add(row)
+            elif row.built_at > built_at:
+                return False
+            row.channel, row.content_type, row.body = channel, content_type, body
+            row.etag, row.items, row.built_at = etag, items, built_at
+        return True
+
+    def feed_document(self, filename: str) -> FeedDocumentRow | None:
+        with self.session() as session:
+            return session.get(FeedDocumentRow, filename)
+
+    # -- media ----------------------------------------------------------
+
+    def save_media_file(self, path: Path) -> str:
+        """Copy a local file into the store; returns its reference `media/<sha>.<ext>`."""
+        data = path.read_bytes()
+        if len(data) > MAX_MEDIA_BYTES:
+            raise InputError("cover_image", f"{path.name} is larger than {MAX_MEDIA_BYTES:,} bytes")
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        if not content_type.startswith("image/"):
+            raise InputError("cover_image", f"{path.name} is not an image")
+        media_id = hashlib.sha256(data).hexdigest() + (path.suffix.lower() or "")
+        with self.session() as session, session.begin():
+            if session.get(MediaRow, media_id) is None:
+                session.add(
+                    MediaRow(id=media_id, content_type=content_type, data=data, created_at=utcnow())
+                )
+        return f"media/{media_id}"
+
+    def read_media(self, ref: str) -> tuple[bytes, str]:
+        media_id = ref.removeprefix("media/")
+        with self.session() as session:
+            row = session.get(MediaRow, media_id)
+            if row is None:
+                raise NotFound(f"{ref} is not in the store")
+            return row.data, row.content_type
+
+
+def _new_delivery(
+    article_row: ArticleRow,
+    plan: PlannedDelivery,
+    article: Article,
+    now: datetime,
+    scheduled: bool,
+) -> DeliveryRow:
+    return DeliveryRow(
+        article_id=article_row.id,
+        article_version=article_row.current_version,
+        channel=plan.channel,
+        channel_type=plan.channel_type,
+        state=State.SCHEDULED if scheduled else State.PENDING,
+        attempts=0,
+        max_attempts=plan.max_attempts,
+        published_at=article_row.published_at,
+        publish_at=article.publish_at,
+        next_attempt_at=article.publish_at if scheduled else now,
+        outcome_unknown=0,
+        payload=plan.payload,
+        checkpoint={},
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _apply_new_version(
+    delivery: DeliveryRow,
+    article_row: ArticleRow,
+    plan: PlannedDelivery,
+    article: Article,
+    now: datetime,
+    scheduled: bool,
+) -> bool:
+    """Point a delivery at the new version; False when this channel cannot take it."""
+    if delivery.state == State.DELIVERED and not plan.supports_update:
+        return False
+    delivery.article_version = article_row.current_version
+    delivery.payload = plan.payload
+    delivery.published_at = article_row.published_at
+    delivery.publish_at = article.publish_at
+    delivery.updated_at = now
+    if delivery.state == State.SENDING:
+        return False  # the worker sees the new version when it records its outcome
+    delivery.state = State.SCHEDULED if scheduled else State.PENDING
+    delivery.attempts = 0
+    delivery.next_attempt_at = article.publish_at if scheduled else now
+    delivery.last_error = None
+    return True
+
+
+def _editor_entry(row: DeliveryRow, outcome: str, actor: str | None, now: datetime) -> AttemptRow:
+    """Editors' actions go in the attempt log too, so it tells the whole story."""
+    return AttemptRow(
+        delivery_id=row.id,
+        number=row.attempts,
+        started_at=now,
+        duration_ms=0,
+        outcome=outcome,
+        message=f"by {actor}" if actor else None,
+        actor=actor,
+    )
+
+
+def _changed(session: Session, statement: Any) -> int:
+    """Rows an UPDATE matched: the compare-and-set's verdict."""
+    result = session.execute(statement.execution_options(synchronize_session=False))
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)
