@@ -391,7 +391,8 @@ class Store:
             row = session.get(DeliveryRow, delivery_id)
             if row is None:
                 raise NotFound(f"delivery {delivery_id} does not exist")
-            done = session.execute(
+            done = _changed(
+                session,
                 update(DeliveryRow)
                 .where(DeliveryRow.id == delivery_id, DeliveryRow.state.in_(list(RETRIABLE)))
                 .values(
