@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from channels.app_feed import AppFeedChannel
 from channels.base import Channel, ChannelContext
+from channels.mastodon import MastodonChannel
 from channels.rss import RssChannel
 from channels.webhook import WebhookChannel
+from channels.wechat import WechatChannel
+from channels.weibo import WeiboChannel
 from publisher.errors import ConfigError
 from publisher.settings import ChannelConfig
 
@@ -13,6 +16,9 @@ CHANNEL_TYPES: dict[str, type[Channel]] = {
     RssChannel.type_name: RssChannel,
     AppFeedChannel.type_name: AppFeedChannel,
     WebhookChannel.type_name: WebhookChannel,
+    WeiboChannel.type_name: WeiboChannel,
+    MastodonChannel.type_name: MastodonChannel,
+    WechatChannel.type_name: WechatChannel,
 }
 
 

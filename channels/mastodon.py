@@ -1,0 +1,543 @@
+"""Mastodon: one status per article, cut to the instance's own way of counting.
+
+A status is the title, a summary, the article link and the tags as
+hashtags, one paragraph each. Mastodon counts grapheme clusters and every
+URL as 23, and an instance may change both numbers, so `format` cuts to
+the stock 500/23 for the preview and `send` re-cuts only if the instance it
+talks to is stricter (read from `GET /api/v2/instance`, cached in Redis).
+
+Posting carries the attempt's `Idempotency-Key`: Mastodon keeps it for an
+hour and answers a repeat with the original status, so a retry after an
+ambiguous timeout never posts twice (a retry more than an hour later is not
+covered). A cover that cannot be fetched or uploaded fails the delivery
+with the reason rather than posting without it; `upload_cover = false`
+turns covers off. The access token travels only in the `Authorization`
+header and is scrubbed from anything the server echoes back into an error
+reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+from urllib.parse import quote, urlsplit
+
+import redis
+import regex
+import requests
+
+from channels.base import Channel, ChannelContext, Receipt, SendAttempt
+from channels.http import json_body, request
+from channels.images import fetch_image
+from publisher.article import Article
+from publisher.errors import ConfigError, DeliveryError, PermanentError, RetryableError
+from publisher.settings import ChannelConfig
+from publisher.text import ELLIPSIS, cut, mastodon_length
+
+log = logging.getLogger(__name__)
+
+VISIBILITIES = ("public", "unlisted", "private", "direct")
+PARAGRAPH = "\n\n"
+# A hashtag is letters, marks, digits and underscores (CJK letters included)
+# and needs at least one letter: Mastodon does not link "#2024".
+_TAG_WORD = regex.compile(r"[\p{L}\p{M}\p{Nd}_]+")
+_LETTER = regex.compile(r"\p{L}")
+
+
+@dataclass(frozen=True)
+class InstanceLimits:
+    """What an instance accepts; the defaults are stock Mastodon's."""
+
+    max_characters: int = 500
+    url_weight: int = 23
+    image_size_limit: int = 10 * 1024 * 1024  # 10 MB: stock before 4.x raised it to 16
+    image_types: tuple[str, ...] = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+    def measure(self, text: str) -> int:
+        return mastodon_length(text, self.url_weight)
+
+    def fits(self, text: str) -> bool:
+        return self.measure(text) <= self.max_characters
+
+    @classmethod
+    def from_instance(cls, data: Mapping[str, Any]) -> InstanceLimits:
+        """Read `configuration` from a v2 instance document; absent or odd values keep defaults."""
+        configuration = _mapping(data.get("configuration"))
+        statuses = _mapping(configuration.get("statuses"))
+        media = _mapping(configuration.get("media_attachments"))
+        default = cls()
+        types = media.get("supported_mime_types")
+        return cls(
+            max_characters=_positive_int(statuses.get("max_characters"), default.max_characters),
+            url_weight=_positive_int(
+                statuses.get("characters_reserved_per_url"), default.url_weight
+            ),
+            image_size_limit=_positive_int(media.get("image_size_limit"), default.image_size_limit),
+            image_types=tuple(t for t in types if isinstance(t, str) and t.startswith("image/"))
+            if isinstance(types, list) and types
+            else default.image_types,
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> InstanceLimits:
+        data = json.loads(raw)
+        data["image_types"] = tuple(data["image_types"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class StatusParts:
+    """What a status is built from, kept in the payload so `send` can re-cut it
+    for a stricter instance without the article."""
+
+    title: str
+    summary: str
+    url: str
+    hashtags: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def of(cls, article: Article, max_hashtags: int) -> StatusParts:
+        summary = "" if article.summary == article.title else article.summary
+        return cls(article.title, summary, article.url, hashtags(article.tags)[:max_hashtags])
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "hashtags": list(self.hashtags)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StatusParts:
+        return cls(
+            title=str(data.get("title", "")),
+            summary=str(data.get("summary", "")),
+            url=str(data.get("url", "")),
+            hashtags=tuple(str(t) for t in data.get("hashtags", ())),
+        )
+
+
+def hashtag(tag: str) -> str | None:
+    """`tag` as a name Mastodon links as a hashtag, or None if nothing usable is left.
+
+    Words are joined in CamelCase ("digital economy" → "DigitalEconomy"),
+    which screen readers can read aloud; a one-word tag keeps its case.
+    """
+    words = _TAG_WORD.findall(tag)
+    if not words:
+        return None
+    name = words[0] if len(words) == 1 else "".join(w[:1].upper() + w[1:] for w in words)
+    return name if _LETTER.search(name) else None
+
+
+def hashtags(tags: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Valid hashtag names for `tags`, in order, without case-insensitive duplicates."""
+    seen: dict[str, str] = {}
+    for tag in tags:
+        name = hashtag(tag)
+        if name is not None:
+            seen.setdefault(name.casefold(), name)
+    return tuple(seen.values())
+
+
+def compose_status(parts: StatusParts, limits: InstanceLimits) -> str:
+    """The status text, within `limits`: the link always stays.
+
+    Space goes first to the title, the link and the hashtags (trailing tags
+    are dropped, then the title is cut, if even those do not fit); the
+    summary gets what is left, cut at a sentence or clause boundary.
+    """
+    tags = list(parts.hashtags)
+    while tags and not limits.fits(_join(parts.title, "", parts.url, tags)):
+        tags.pop()
+    title = parts.title
+    if not limits.fits(_join(title, "", parts.url, tags)):
+        rest = limits.measure(_join("", "", parts.url, tags)) + len(PARAGRAPH)
+        title = cut(title, limits.max_characters - rest, limits.measure)
+    room = limits.max_characters - limits.measure(_join(title, "", parts.url, tags))
+    room -= len(PARAGRAPH)
+    summary = cut(parts.summary, room, limits.measure) if room > 0 else ""
+    if summary.strip() in ("", ELLIPSIS):
+        summary = ""
+    status = _join(title, summary, parts.url, tags)
+    # Paragraphs are measured independently, so this only guards the arithmetic above.
+    return status if limits.fits(status) else cut(status, limits.max_characters, limits.measure)
+
+
+def _join(title: str, summary: str, url: str, tags: list[str]) -> str:
+    tag_line = " ".join(f"#{t}" for t in tags)
+    return PARAGRAPH.join(p for p in (title, summary, url, tag_line) if p)
+
+
+def language_code(tag: str | None) -> str | None:
+    """Mastodon takes an ISO 639-1 code: "zh-CN" is sent as "zh"."""
+    return tag.split("-", 1)[0].lower() if tag else None
+
+
+def seconds_until_reset(value: str | None, now: float) -> float | None:
+    """Seconds until `X-RateLimit-Reset`: ISO 8601 on Mastodon, epoch or delta seconds elsewhere."""
+    if not value:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            return None
+        return max(0.0, moment.timestamp() - now)
+    # A number this large is a Unix time (mastodon-mock, GitHub); smaller is a delay.
+    return max(0.0, number - now) if number > 1e9 else max(0.0, number)
+
+
+def add_retry_after_from_reset(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    """A requests response hook: give Mastodon's 429 the Retry-After it lacks.
+
+    Mastodon answers 429 with `X-RateLimit-Reset` and no `Retry-After`;
+    writing the wait into `Retry-After` lets `channels.http.request`
+    classify it exactly as it does every other platform's rate limit.
+    """
+    if response.status_code != 429 or response.headers.get("Retry-After"):
+        return
+    wait = seconds_until_reset(response.headers.get("X-RateLimit-Reset"), time.time())
+    if wait is not None:
+        response.headers["Retry-After"] = str(math.ceil(wait))
+
+
+class MastodonApi:
+    """One authenticated conversation with an instance: session, token and error mapping.
+
+    Any non-2xx answer that `channels.http.request` did not already classify
+    (it handles 429, 5xx and transport failures) is permanent here: 401, 403,
+    404 and 422 mean the token, the permission, the status or the content is
+    wrong, and repeating the request cannot change that.
+    """
+
+    def __init__(self, base_url: str, token: str, token_env: str, timeout: float) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._token = token
+        self._token_env = token_env
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+        self.session.hooks["response"].append(add_retry_after_from_reset)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        tolerate: tuple[int, ...] = (),
+        **kwargs: Any,
+    ) -> requests.Response:
+        """The response to one request, if 2xx or in `tolerate`; else a classified error.
+
+        Redirects are not followed: requests would turn a redirected POST
+        into a GET, so a moved instance must fail visibly (fix `base_url`).
+        """
+        # `request` never puts URLs or headers in a reason, so the token stays out.
+        response = request(
+            self.session,
+            method,
+            self.base_url + path,
+            timeout=self.timeout,
+            what=what,
+            allow_redirects=False,
+            **kwargs,
+        )
+        if 200 <= response.status_code < 300 or response.status_code in tolerate:
+            return response
+        raise self._rejection(response, what)
+
+    def json(self, method: str, path: str, *, what: str, **kwargs: Any) -> dict[str, Any]:
+        return json_body(self.call(method, path, what=what, **kwargs), what)
+
+    def _rejection(self, response: requests.Response, what: str) -> DeliveryError:
+        status = response.status_code
+        error = self._scrub(_error_text(response))
+        said = f"{error} (HTTP {status})" if error else f"HTTP {status}"
+        if status == 401:
+            # Mastodon tokens never expire and cannot be refreshed: it was revoked.
+            return PermanentError(
+                f"{what}: the access token was rejected ({said}); re-authorise the "
+                f"account and put the new token in {self._token_env}",
+                http_status=status,
+            )
+        return PermanentError(f"{what}: {said}", http_status=status)
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._token, "[token]") if self._token else text
+
+
+def _error_text(response: requests.Response) -> str:
+    """The server's own `error` (and `error_description`), or "" (a proxy's page)."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        description = data.get("error_description")
+        if isinstance(description, str) and description:
+            return f"{data['error']}: {description}"
+        return str(data["error"])
+    return ""
+
+
+class MastodonChannel(Channel):
+    """`[channels.NAME] type = "mastodon"`: posts, edits and deletes statuses.
+
+    Options: `base_url` (the instance), `access_token_env` (the variable
+    holding a token with write:statuses and write:media), `visibility`
+    ("public"), `upload_cover` (true), `max_hashtags` (5),
+    `instance_cache_seconds` (3600), `media_poll_interval` (1.0) and
+    `media_wait_seconds` (60) for media the server processes asynchronously.
+    """
+
+    type_name: ClassVar[str] = "mastodon"
+    supports_update: ClassVar[bool] = True
+
+    def __init__(self, config: ChannelConfig, context: ChannelContext) -> None:
+        super().__init__(config, context)
+        self.visibility = str(config.option("visibility", "public"))
+        if self.visibility not in VISIBILITIES:
+            raise ConfigError(
+                f"channels.{config.name}.visibility: {self.visibility!r} is not one of "
+                + ", ".join(VISIBILITIES)
+            )
+        self.upload_cover = self._flag("upload_cover", True)
+        self.max_hashtags = int(self._number("max_hashtags", 5, minimum=0))
+        self.cache_seconds = int(self._number("instance_cache_seconds", 3600, minimum=0))
+        self.poll_interval = self._number("media_poll_interval", 1.0, minimum=0.001)
+        self.media_wait = self._number("media_wait_seconds", 60.0, minimum=0.001)
+
+    # -- formatting (pure) -------------------------------------------------
+
+    def format(self, article: Article) -> dict[str, Any]:
+        """The status for stock limits (500 / URL 23), plus what it was built from."""
+        parts = StatusParts.of(article, self.max_hashtags)
+        return {
+            "status": compose_status(parts, InstanceLimits()),
+            "language": language_code(article.language),
+            "visibility": self.visibility,
+            "cover": article.cover_image if self.upload_cover else None,
+            "parts": parts.to_json(),
+        }
+
+    # -- transport ---------------------------------------------------------
+
+    def send(self, post: dict[str, Any], attempt: SendAttempt) -> Receipt:
+        """Post the status (with the cover, if any) under the attempt's idempotency key."""
+        with self._api() as api:
+            limits = self.instance_limits(api)
+            body = self._status_body(post, limits)
+            media_ids = self._cover_media(api, post, attempt, limits)
+            if media_ids:
+                body["media_ids"] = media_ids
+            data = api.json(
+                "POST",
+                "/api/v1/statuses",
+                what="post status",
+                json=body,
+                headers={"Idempotency-Key": attempt.idempotency_key},
+            )
+        receipt = _receipt(data, "post status")
+        log.info("%s: posted status %s", self.name, receipt.remote_id)
+        return receipt
+
+    def update(self, remote_id: str, post: dict[str, Any]) -> Receipt:
+        """Edit a delivered status in place (a correction); its media stay as they are."""
+        with self._api() as api:
+            body = self._status_body(post, self.instance_limits(api))
+            body.pop("visibility")  # Mastodon cannot change visibility on edit
+            data = api.json("PUT", _status_path(remote_id), what="edit status", json=body)
+        receipt = _receipt(data, "edit status")
+        log.info("%s: edited status %s", self.name, receipt.remote_id)
+        return receipt
+
+    def delete(self, remote_id: str) -> None:
+        """Delete a delivered status (a retraction). One already gone counts as deleted."""
+        with self._api() as api:
+            response = api.call(
+                "DELETE", _status_path(remote_id), what="delete status", tolerate=(404,)
+            )
+        log.info("%s: deleted status %s (HTTP %s)", self.name, remote_id, response.status_code)
+
+    def instance_limits(self, api: MastodonApi) -> InstanceLimits:
+        """The instance's limits, from Redis if read recently; stock limits if unreadable."""
+        key = self.context.settings.key("mastodon", "instance", _cache_id(api.base_url))
+        cached = self._cache_get(key)
+        if cached is not None:
+            return cached
+        try:
+            data = api.json("GET", "/api/v2/instance", what="read instance limits")
+        except DeliveryError as exc:
+            # Older servers have no v2 endpoint; a failure here must not block the post.
+            log.warning("%s: using stock limits: %s", self.name, exc.reason)
+            return InstanceLimits()
+        limits = InstanceLimits.from_instance(data)
+        self._cache_set(key, limits)
+        return limits
+
+    # -- steps -------------------------------------------------------------
+
+    def _status_body(self, post: Mapping[str, Any], limits: InstanceLimits) -> dict[str, Any]:
+        """The JSON for create/edit, re-cut if this instance counts tighter than the preview."""
+        status = str(post.get("status", ""))
+        if not limits.fits(status):
+            parts = post.get("parts")
+            status = (
+                compose_status(StatusParts.from_json(parts), limits)
+                if isinstance(parts, Mapping)
+                else cut(status, limits.max_characters, limits.measure)
+            )
+        body: dict[str, Any] = {
+            "status": status,
+            "visibility": post.get("visibility") or self.visibility,
+        }
+        if post.get("language"):
+            body["language"] = post["language"]
+        return body
+
+    def _cover_media(
+        self,
+        api: MastodonApi,
+        post: Mapping[str, Any],
+        attempt: SendAttempt,
+        limits: InstanceLimits,
+    ) -> list[str]:
+        """The media id of the uploaded cover (none if the post has no cover).
+
+        The id is checkpointed as soon as the server returns it, so a retry
+        waits for the same upload instead of uploading again.
+        """
+        ref = post.get("cover")
+        if not ref:
+            return []
+        media_id = attempt.checkpoint.get("media_id")
+        if media_id is None:
+            media_id, ready = self._upload(api, str(ref), limits)
+            attempt.step("media_id", media_id)
+            if ready:
+                attempt.step("media_ready", True)
+        if not attempt.checkpoint.get("media_ready"):
+            self._wait_until_processed(api, str(media_id))
+            attempt.step("media_ready", True)
+        return [str(media_id)]
+
+    def _upload(self, api: MastodonApi, ref: str, limits: InstanceLimits) -> tuple[str, bool]:
+        """Upload the cover; True if the server processed it at once (200, not 202)."""
+        image = fetch_image(
+            ref,
+            self.context,
+            max_bytes=limits.image_size_limit,
+            allowed_types=frozenset(limits.image_types),
+            timeout=self.config.timeout,
+        )
+        response = api.call(
+            "POST",
+            "/api/v2/media",
+            what="upload cover",
+            files={"file": (image.filename, image.data, image.content_type)},
+        )
+        media = json_body(response, "upload cover")
+        if media.get("id") is None:
+            raise PermanentError("upload cover: the answer has no media id")
+        return str(media["id"]), response.status_code == 200 and bool(media.get("url"))
+
+    def _wait_until_processed(self, api: MastodonApi, media_id: str) -> None:
+        """Poll the media until the server has processed it (206 → 200)."""
+        deadline = time.monotonic() + self.media_wait
+        path = f"/api/v1/media/{quote(media_id, safe='')}"
+        while True:
+            response = api.call("GET", path, what="wait for the cover to be processed")
+            if response.status_code == 200 and json_body(response, "read cover").get("url"):
+                return
+            if time.monotonic() >= deadline:
+                raise RetryableError(f"upload cover: still processing after {self.media_wait:g}s")
+            time.sleep(self.poll_interval)
+
+    # -- plumbing ----------------------------------------------------------
+
+    @contextmanager
+    def _api(self) -> Iterator[MastodonApi]:
+        if not self.config.base_url:
+            raise PermanentError(f"channels.{self.name}.base_url is not set")
+        try:
+            token = self.config.secret("access_token")
+        except ConfigError as exc:
+            raise PermanentError(str(exc)) from None
+        token_env = str(self.config.option("access_token_env"))
+        api = MastodonApi(self.config.base_url, token, token_env, self.config.timeout)
+        try:
+            yield api
+        finally:
+            api.close()
+
+    def _cache_get(self, key: str) -> InstanceLimits | None:
+        if self.context.redis is None or not self.cache_seconds:
+            return None
+        try:
+            raw = self.context.redis.get(key)
+            return None if raw is None else InstanceLimits.from_json(raw)
+        except (redis.RedisError, ValueError, KeyError, TypeError) as exc:
+            log.warning("%s: instance limits cache unreadable: %s", self.name, exc)
+            return None
+
+    def _cache_set(self, key: str, limits: InstanceLimits) -> None:
+        if self.context.redis is None or not self.cache_seconds:
+            return
+        try:
+            self.context.redis.set(key, limits.to_json(), ex=self.cache_seconds)
+        except redis.RedisError as exc:
+            log.warning("%s: cannot cache instance limits: %s", self.name, exc)
+
+    def _flag(self, key: str, default: bool) -> bool:
+        value = self.config.option(key, default)
+        if not isinstance(value, bool):
+            raise ConfigError(f"channels.{self.name}.{key}: must be true or false")
+        return value
+
+    def _number(self, key: str, default: float, *, minimum: float) -> float:
+        value = self.config.option(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+            raise ConfigError(f"channels.{self.name}.{key}: must be a number ≥ {minimum:g}")
+        return float(value)
+
+
+def _status_path(remote_id: str) -> str:
+    return f"/api/v1/statuses/{quote(str(remote_id), safe='')}"
+
+
+def _receipt(data: Mapping[str, Any], what: str) -> Receipt:
+    if data.get("id") is None:
+        raise PermanentError(f"{what}: the answer has no status id")
+    url = data.get("url") or data.get("uri")
+    return Receipt(remote_id=str(data["id"]), remote_url=str(url) if url else None)
+
+
+def _cache_id(base_url: str) -> str:
+    """The instance's host and path, readable in a Redis key listing."""
+    parts = urlsplit(base_url)
+    return (parts.netloc + parts.path).rstrip("/")
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _positive_int(value: Any, default: int) -> int:
+    return (
+        value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
+    )

@@ -1,0 +1,323 @@
+"""Weibo: one status per article through `statuses/share`, within 140 字.
+
+A status is 【title】, a summary cut to what is left, the article link (the
+platform refuses a share without a link to one of the app's safe domains)
+and the tags as plain words: `statuses/share` rejects `#话题#`, so no `#`
+is left outside a URL. Everything is measured with `weibo_length`, the
+platform's own rule (ASCII half, CJK and emoji one, a URL ten).
+
+Weibo has no idempotency key: its only guard is 20019, "this account
+already posted this text". So a send whose outcome is unknown looks the
+text up on the account's timeline before posting again, and 20019 or
+20032 ("published, server slow") count as delivered. Posting is throttled
+by a token bucket in Redis shared by all workers, under the platform's
+hourly per-user limit. Weibo web apps get no refresh token, so a token
+error asks the editor to re-authorise; the token itself travels only in
+the `Authorization` header and never appears in a reason or a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import requests
+
+from channels.base import Channel, ChannelContext, Receipt, SendAttempt
+from channels.http import CodeTable, classify_code, json_body, request
+from publisher.article import Article
+from publisher.errors import ConfigError, DeliveryError, PermanentError, RetryableError
+from publisher.ratelimit import TokenBucket
+from publisher.settings import ChannelConfig
+from publisher.text import ELLIPSIS, WEIBO_URL_PATTERN, cut, weibo_length
+
+log = logging.getLogger(__name__)
+
+MAX_LENGTH = 140  # 字, by weibo_length
+DEFAULT_BASE_URL = "https://api.weibo.com"
+SHARE = "/2/statuses/share.json"
+TIMELINE = "/2/statuses/user_timeline.json"
+DESTROY = "/2/statuses/destroy.json"
+MIN_SUMMARY = 30  # 字 the summary keeps before any tag is added
+RECONCILE_COUNT = 50  # recent statuses searched for a post that may have landed
+UNKNOWN_ID = "unknown"
+
+# The platform reference's table (§2). Rate limits wait for the hourly window
+# to move on; unknown codes stay permanent so a person reads them.
+CODES = CodeTable.of(
+    retryable=[10001, 10002, 10003, 10009, 10010, 10011, 10022, 10023, 10024, 20016],
+    success=[20019, 20032],
+    retry_after={"10022": 600.0, "10023": 600.0, "10024": 600.0, "20016": 300.0},
+)
+# Token errors. Web apps have no refresh token: only the account owner can fix these.
+REAUTHORISE = frozenset({"21301", "21315", "21316", "21317", "21319", "21327", "21332"})
+# What an editor can do about a rejection, where Weibo's own words do not say.
+HINTS = {
+    "10014": "the Weibo app lacks the permission to post",
+    "10017": "the status must link to a safe domain bound to the Weibo app",
+    "20012": "the status is over 140 字",
+    "20017": "Weibo finds it too similar to a recent post",
+    "20018": "Weibo refuses a link in the status",
+    "20021": "Weibo refuses the content",
+    "21321": "the Weibo app is unaudited and over its user cap",
+}
+
+
+def plain(text: str) -> str:
+    """`text` with every `#` outside a URL made full-width, so no `#话题#` forms."""
+    out, last = [], 0
+    for match in WEIBO_URL_PATTERN.finditer(text):
+        out.append(text[last : match.start()].replace("#", "＃"))
+        out.append(match.group())
+        last = match.end()
+    out.append(text[last:].replace("#", "＃"))
+    return " ".join("".join(out).split())
+
+
+def join_status(title: str, summary: str, url: str, tags: list[str]) -> str:
+    """【title】summary url tag tag: the URL stands alone, so it is recognised."""
+    return " ".join(p for p in (f"【{title}】{summary}", url, " ".join(tags)) if p)
+
+
+def compose_status(article: Article, limit: int = MAX_LENGTH) -> str:
+    """The status text for `article`, at most `limit` 字 whenever the link allows.
+
+    Room goes first to the link and the title (cut only if it alone is too
+    long), then tags while the summary keeps `MIN_SUMMARY`, then the summary,
+    cut at a sentence or clause boundary by `publisher.text.cut`.
+    """
+    title, url = plain(article.title), article.url
+    summary = plain(article.summary) if article.summary != article.title else ""
+    if weibo_length(join_status(title, "", url, [])) > limit:
+        title = cut(title, limit, lambda t: weibo_length(join_status(t, "", url, [])))
+    tags = [plain(tag) for tag in article.tags]
+    reserve = MIN_SUMMARY if summary else 0
+    while tags and weibo_length(join_status(title, "", url, tags)) > limit - reserve:
+        tags.pop()
+    if summary:
+        summary = cut(summary, limit, lambda s: weibo_length(join_status(title, s, url, tags)))
+    if summary.strip() == ELLIPSIS:
+        summary = ""
+    return join_status(title, summary, url, tags)
+
+
+def comparable(text: str) -> str:
+    """A status text with its links blanked: Weibo answers with t.cn links, not ours."""
+    return " ".join(WEIBO_URL_PATTERN.sub("\x00", text).split())
+
+
+def status_url(base_url: str, uid: str, status_id: str) -> str:
+    """Where followers see a status: weibo.com for the real API, else `<base>/status/<id>`."""
+    if urlsplit(base_url).hostname == "api.weibo.com":
+        return f"https://weibo.com/{uid}/{status_id}"
+    return f"{base_url.rstrip('/')}/status/{status_id}"
+
+
+class WeiboApi:
+    """One authenticated conversation with the API: session, token, error mapping."""
+
+    def __init__(self, base_url: str, token: str, token_env: str, timeout: float) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._token = token
+        self._token_env = token_env
+        self.session = requests.Session()
+        # The header, never the query string: URLs end up in proxy and access logs.
+        self.session.headers["Authorization"] = f"OAuth2 {token}"
+
+    def close(self) -> None:
+        self.session.close()
+
+    def call(
+        self, method: str, path: str, *, what: str, accept: frozenset[str] = frozenset(), **kw: Any
+    ) -> dict[str, Any]:
+        """The JSON answer; an error code in `accept` is returned, any other raised classified."""
+        url = self.base_url + path
+        response = request(self.session, method, url, timeout=self.timeout, what=what, **kw)
+        data = json_body(response, what)
+        code = error_code(data)
+        if code is None and response.ok:
+            return data
+        if code is not None and code in accept:
+            return data
+        raise self._rejection(code, data, what, response.status_code)
+
+    def _rejection(
+        self, code: str | None, data: Mapping[str, Any], what: str, status: int
+    ) -> DeliveryError:
+        message = self._scrub(str(data.get("error") or f"HTTP {status}"))
+        if code is None:
+            return PermanentError(f"{what}: {message} (HTTP {status})", http_status=status)
+        if code in REAUTHORISE:
+            return PermanentError(
+                f"{what}: Weibo rejected the access token ({message}, code {code}); "
+                f"re-authorise the app for this account and put the new token in "
+                f"{self._token_env}",
+                code=code,
+                http_status=status,
+            )
+        hint = HINTS.get(code)
+        detail = f"{what}: {message}" + (f": {hint}" if hint else "")
+        return classify_code(CODES, code, detail, http_status=status)
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._token, "[token]") if self._token else text
+
+
+def error_code(data: Mapping[str, Any]) -> str | None:
+    """Weibo's `error_code`, a number or sometimes a string, as a string."""
+    code = data.get("error_code")
+    return None if code in (None, "", 0, "0") else str(code).strip()
+
+
+class WeiboChannel(Channel):
+    """`[channels.NAME] type = "weibo"`: posts and deletes statuses.
+
+    Options: `base_url` (https://api.weibo.com), `access_token_env` (the
+    variable holding the user's token), `posts_per_hour` (30, the
+    platform's usual per-user limit), `posts_burst` (posts_per_hour // 6)
+    and `account` (the bucket's name, the channel name by default; give two
+    channels posting as one account the same value). The bucket refills at
+    `posts_per_hour - posts_burst` an hour, so no 60 minutes see more than
+    `posts_per_hour` posts however they bunch up.
+    """
+
+    type_name: ClassVar[str] = "weibo"
+
+    def __init__(self, config: ChannelConfig, context: ChannelContext) -> None:
+        super().__init__(config, context)
+        self.base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.posts_per_hour = self._count("posts_per_hour", 30)
+        self.posts_burst = self._count("posts_burst", max(1, self.posts_per_hour // 6))
+        self.account = str(config.option("account") or config.name)
+
+    # -- formatting (pure) -------------------------------------------------
+
+    def format(self, article: Article) -> dict[str, Any]:
+        """The status text, already within 140 字: `send` posts exactly what preview showed."""
+        return {"status": compose_status(article)}
+
+    # -- transport ---------------------------------------------------------
+
+    def send(self, post: dict[str, Any], attempt: SendAttempt) -> Receipt:
+        """Share the status once: reconcile first if the last attempt may have landed."""
+        text = str(post.get("status", ""))
+        if weibo_length(text) > MAX_LENGTH:
+            raise PermanentError(
+                f"post status: {weibo_length(text)} 字, over Weibo's {MAX_LENGTH}", code="20012"
+            )
+        with self._api() as api:
+            if attempt.outcome_unknown:
+                found = self.find_posted(api, text)
+                if found is not None:
+                    log.info("%s: the last attempt had posted %s", self.name, found.remote_id)
+                    return found
+            self._take_slot()
+            data = api.call(
+                "POST", SHARE, what="post status", data={"status": text}, accept=CODES.success
+            )
+            code = error_code(data)
+            receipt = self._receipt(data) if code is None else self._settle(api, text, code, data)
+        log.info("%s: posted status %s", self.name, receipt.remote_id)
+        return receipt
+
+    def delete(self, remote_id: str) -> None:
+        """Delete a delivered status (a retraction); one already gone counts as deleted."""
+        if remote_id == UNKNOWN_ID:
+            raise PermanentError("delete status: Weibo never told us its id; delete it by hand")
+        with self._api() as api:
+            api.call(
+                "POST",
+                DESTROY,
+                what="delete status",
+                data={"id": remote_id},
+                accept=frozenset({"20101"}),
+            )
+        log.info("%s: deleted status %s", self.name, remote_id)
+
+    def find_posted(self, api: WeiboApi, text: str) -> Receipt | None:
+        """Our status on the account's recent timeline, if it is there."""
+        data = api.call(
+            "GET", TIMELINE, what="look for the post", params={"count": RECONCILE_COUNT}
+        )
+        wanted = comparable(text)
+        for status in data.get("statuses") or []:
+            if isinstance(status, Mapping) and comparable(str(status.get("text", ""))) == wanted:
+                return self._receipt(status)
+        return None
+
+    # -- steps -------------------------------------------------------------
+
+    def _settle(self, api: WeiboApi, text: str, code: str, data: Mapping[str, Any]) -> Receipt:
+        """A success-equivalent answer: find the status it refers to.
+
+        20019 says the text is already on the account; if it cannot be found
+        there, the delivery stops for a person to look rather than post again.
+        20032 says the post went out but is not visible yet: delivered even
+        when the lookup finds nothing (or fails).
+        """
+        try:
+            found = self.find_posted(api, text)
+        except DeliveryError:
+            if code != "20032":
+                raise
+            found = None
+        if found is not None:
+            return found
+        if code == "20032":
+            return Receipt(remote_id=UNKNOWN_ID)
+        message = str(data.get("error") or "repeat content")
+        raise PermanentError(
+            f"post status: Weibo says this text was already posted ({message}, code {code}) "
+            f"but it is not among the account's last {RECONCILE_COUNT} statuses; check the "
+            "account before sending again",
+            code=code,
+        )
+
+    def _receipt(self, status: Mapping[str, Any]) -> Receipt:
+        status_id = status.get("idstr") or status.get("id")
+        if not status_id:
+            raise PermanentError("post status: the answer has no status id")
+        user = status.get("user")
+        uid = (user.get("idstr") or user.get("id")) if isinstance(user, Mapping) else None
+        return Receipt(
+            remote_id=str(status_id),
+            remote_url=status_url(self.base_url, str(uid or "u"), str(status_id)),
+        )
+
+    def _take_slot(self) -> None:
+        """One post from the account's shared budget, or a retry when it is spent."""
+        redis = self.context.redis
+        if redis is None:
+            return  # nothing shared to count with: the platform's 10023 still guards
+        refill = self.posts_per_hour - self.posts_burst or self.posts_per_hour
+        key = self.context.settings.key("ratelimit", "weibo", self.account)
+        wait = TokenBucket(redis, key, rate=refill, per=3600, burst=self.posts_burst).take()
+        if wait > 0:
+            raise RetryableError(
+                f"post status: this account's budget of {self.posts_per_hour} posts an hour "
+                f"is spent; next slot in {wait:.0f}s",
+                retry_after=wait,
+            )
+
+    @contextmanager
+    def _api(self) -> Iterator[WeiboApi]:
+        try:
+            token = self.config.secret("access_token")
+        except ConfigError as exc:
+            raise PermanentError(str(exc)) from None
+        token_env = str(self.config.option("access_token_env"))
+        api = WeiboApi(self.base_url, token, token_env, self.config.timeout)
+        try:
+            yield api
+        finally:
+            api.close()
+
+    def _count(self, key: str, default: int) -> int:
+        value = self.config.option(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"channels.{self.name}.{key}: must be a whole number ≥ 1")
+        return value
