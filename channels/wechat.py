@@ -218,6 +218,13 @@ class WechatChannel(Channel):
 
     # ---- format: pure ---------------------------------------------------------------------
 
+    def default_cover(self) -> str | None:
+        """The `default_cover` option: a URL, or a path relative to the matrix file."""
+        value = self.config.option("default_cover")
+        if not value or "://" in str(value):
+            return str(value) if value else None
+        return str((self.context.settings.config_path.parent / str(value)).resolve())
+
     def format(self, article: Article) -> dict[str, Any]:
         """The draft article payload, plus the image references `send` must upload."""
         reduced = reduce_html(article.body_html)
@@ -225,7 +232,7 @@ class WechatChannel(Channel):
         content = "".join(blocks)
         inline = [src for src in reduced.images if f'src="{html.escape(src)}"' in content]
         author = article.author or str(self.config.option("author") or "")
-        cover = article.cover_image or self.config.option("default_cover") or None
+        cover = article.cover_image or self.default_cover()
         return {
             "article": {
                 "article_type": "news",

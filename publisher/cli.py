@@ -109,7 +109,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="start everything embedded and distribute the samples")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for settling")
+    p.add_argument("--keep", action="store_true", help="keep running (sandboxes up) until Ctrl-C")
     p.set_defaults(handler=cmd_demo)
+
+    p = sub.add_parser("sandbox", help="run the platform sandboxes the matrix points at")
+    p.set_defaults(handler=cmd_sandbox)
     return parser
 
 
@@ -239,7 +243,29 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from publisher.demo import run_demo
 
-    return run_demo(Settings.load(), timeout=args.timeout, console=console)
+    return run_demo(Settings.load(), timeout=args.timeout, console=console, keep=args.keep)
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    import time
+
+    from sandbox.runner import sandbox_credentials, start_sandboxes
+
+    settings = Settings.load()
+    sandboxes = start_sandboxes(settings)
+    if not sandboxes.servers:
+        raise ConfigError("no weibo or wechat channel in the matrix has a base_url on this machine")
+    for name, url in sandboxes.urls.items():
+        console.print(f"{name}: {url}/  (follower view; fault control at {url}/_control/)")
+    for variable, value in sandbox_credentials(settings, {}).items():
+        console.print(f"  accepts {variable}={value}")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        sandboxes.stop()
 
 
 # -- output -----------------------------------------------------------------

@@ -1,9 +1,10 @@
 """`publisher demo`: the whole product on one machine with nothing configured.
 
-Starts the embedded Redis (unless `REDIS_URL` is set), migrates the SQLite
-store, runs a real Celery worker (with the sweeper schedule) as a child
-process, publishes the sample articles, shows progress until every
-delivery settles, and says where followers read each channel.
+Starts the embedded Redis (unless `REDIS_URL` is set) and the platform
+sandboxes the matrix points at, migrates the SQLite store, runs a real
+Celery worker (with the sweeper schedule) as a child process, publishes
+the sample articles, shows progress until every delivery settles, and
+says where followers read each channel.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
 
+from channels.feed import FeedChannel
 from publisher.article import load_article_file
 from publisher.broker import EmbeddedRedis
 from publisher.runtime import Runtime
 from publisher.settings import Settings
 from publisher.states import SETTLED, State
+from sandbox.runner import Sandboxes, sandbox_credentials, start_sandboxes
 
 SAMPLES = Path(__file__).with_name("demo_samples")
 
@@ -31,13 +35,18 @@ def sample_files() -> list[Path]:
     return sorted(p for p in SAMPLES.iterdir() if p.suffix in (".json", ".md"))
 
 
-def run_demo(settings: Settings, *, timeout: float, console: Console) -> int:
+def run_demo(settings: Settings, *, timeout: float, console: Console, keep: bool = False) -> int:
     embedded = EmbeddedRedis(settings.data_dir)
     started_redis = settings.embedded_redis and embedded.ensure_running()
+    sandboxes = start_sandboxes(settings)
+    env = {**os.environ, **sandbox_credentials(settings, os.environ)}
+    os.environ.update(env)  # this process's channels need them too (WeChat polls)
     runtime = Runtime(settings)
     runtime.store.migrate()
-    worker = _start_worker(settings)
+    worker = _start_worker(settings, env)
     try:
+        for name, url in sandboxes.urls.items():
+            console.print(f"sandbox for [bold]{name}[/]: {url}/")
         console.print(f"[bold]publisher demo[/]: data in {settings.data_dir}")
         console.print(
             "broker: "
@@ -53,29 +62,41 @@ def run_demo(settings: Settings, *, timeout: float, console: Console) -> int:
             ids.append(result.article_id)
             console.print(f"published [bold]{result.article_id}[/] (version {result.version})")
         settled = _wait(runtime, ids, timeout, console, worker)
-        _report(runtime, ids, console)
+        _report(runtime, ids, sandboxes, console)
         if not settled:
             console.print(f"[red]not every delivery settled within {timeout:g} s[/]")
             return 1
         failed = [
             d for d in runtime.store.deliveries(article_ids=ids) if d.state != State.DELIVERED
         ]
+        if keep and not failed:
+            console.print("running until Ctrl-C, so the follower views above stay up")
+            _wait_for_interrupt()
         return 1 if failed else 0
     finally:
         _stop_worker(worker)
+        sandboxes.stop()
         runtime.close()
         if started_redis:
             embedded.stop()
 
 
-def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
+def _wait_for_interrupt() -> None:
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
+def _start_worker(settings: Settings, env: dict[str, str]) -> subprocess.Popen[bytes]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     log = (settings.data_dir / "worker.log").open("ab")
     return subprocess.Popen(
         [sys.executable, "-m", "publisher", "worker", "--beat", "--loglevel", "INFO"],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env=os.environ.copy(),
+        env=env,
         start_new_session=True,
     )
 
@@ -132,16 +153,17 @@ def _wait(
     return False
 
 
-def _report(runtime: Runtime, ids: list[str], console: Console) -> None:
-    from rich.table import Table
-
-    table = Table(title="Where followers read it", title_justify="left")
-    for column in ("article", "channel", "state", "where"):
-        table.add_column(column)
+def _report(runtime: Runtime, ids: list[str], sandboxes: Sandboxes, console: Console) -> None:
+    table = Table(title="Deliveries", title_justify="left")
+    for column in ("article", "channel", "state", "remote"):
+        table.add_column(column, overflow="fold")
     for d in runtime.store.deliveries(article_ids=ids):
         table.add_row(d.article_id, d.channel, d.state, d.remote_url or d.last_error or "")
     console.print(table)
+    console.print("[bold]Where followers read each channel:[/]")
     for name, channel in runtime.channels.items():
-        if channel.is_feed:
-            for filename in channel.filenames():  # type: ignore[attr-defined]
-                console.print(f"{name}: {runtime.settings.feeds_dir / filename}")
+        if isinstance(channel, FeedChannel):
+            for filename in channel.filenames():
+                console.print(f"  {name}: {runtime.settings.feeds_dir / filename}")
+        elif name in sandboxes.urls:
+            console.print(f"  {name}: {sandboxes.urls[name]}/ (the {channel.type_name} sandbox)")

@@ -82,9 +82,12 @@ class Stack:
                 if worker.poll() not in (None, -signal.SIGKILL, -signal.SIGTERM, 0):
                     raise AssertionError(f"worker exited with {worker.returncode}: {self.logs()}")
             time.sleep(0.1)
-        raise AssertionError(
-            f"timed out; states: {self.runtime.store.counts_by_state()}\n{self.logs()}"
-        )
+        waiting = [
+            (d.id, d.channel, d.state, d.attempts, d.last_error, d.next_attempt_at)
+            for d in self.runtime.store.deliveries(limit=100_000)
+            if d.state not in SETTLED
+        ]
+        raise AssertionError(f"timed out; unsettled: {waiting}\n{self.logs()[-2000:]}")
 
     def settled(self, article_ids: list[str]) -> bool:
         deliveries = self.runtime.store.deliveries(article_ids=article_ids, limit=100_000)
