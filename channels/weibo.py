@@ -52,6 +52,7 @@ CODES = CodeTable.of(
     success=[20019, 20032],
     retry_after={"10022": 600.0, "10023": 600.0, "10024": 600.0, "20016": 300.0},
 )
+RATE_LIMITED = frozenset({"10022", "10023", "10024", "20016"})
 # Token errors. Web apps have no refresh token: only the account owner can fix these.
 REAUTHORISE = frozenset({"21301", "21315", "21316", "21317", "21319", "21327", "21332"})
 # What an editor can do about a rejection, where Weibo's own words do not say.
@@ -119,9 +120,17 @@ def status_url(base_url: str, uid: str, status_id: str) -> str:
 class WeiboApi:
     """One authenticated conversation with the API: session, token, error mapping."""
 
-    def __init__(self, base_url: str, token: str, token_env: str, timeout: float) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        token_env: str,
+        timeout: float,
+        rate_limit_wait: float | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.rate_limit_wait = rate_limit_wait
         self._token = token
         self._token_env = token_env
         self.session = requests.Session()
@@ -161,7 +170,10 @@ class WeiboApi:
             )
         hint = HINTS.get(code)
         detail = f"{what}: {message}" + (f": {hint}" if hint else "")
-        return classify_code(CODES, code, detail, http_status=status)
+        error = classify_code(CODES, code, detail, http_status=status)
+        if isinstance(error, RetryableError) and code in RATE_LIMITED and self.rate_limit_wait:
+            error.retry_after = self.rate_limit_wait
+        return error
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._token, "[token]") if self._token else text
@@ -179,8 +191,10 @@ class WeiboChannel(Channel):
     Options: `base_url` (https://api.weibo.com), `access_token_env` (the
     variable holding the user's token), `posts_per_hour` (30, the
     platform's usual per-user limit), `posts_burst` (posts_per_hour // 6)
-    and `account` (the bucket's name, the channel name by default; give two
-    channels posting as one account the same value). The bucket refills at
+    `account` (the bucket's name, the channel name by default; give two
+    channels posting as one account the same value) and `rate_limit_wait`
+    (seconds to wait after the platform's own rate-limit codes; by default
+    600, or 300 for 20016, as the hourly window moves on). The bucket refills at
     `posts_per_hour - posts_burst` an hour, so no 60 minutes see more than
     `posts_per_hour` posts however they bunch up.
     """
@@ -310,7 +324,11 @@ class WeiboChannel(Channel):
         except ConfigError as exc:
             raise PermanentError(str(exc)) from None
         token_env = str(self.config.option("access_token_env"))
-        api = WeiboApi(self.base_url, token, token_env, self.config.timeout)
+        wait = self.config.option("rate_limit_wait")
+        api = WeiboApi(
+            self.base_url, token, token_env, self.config.timeout,
+            float(wait) if wait is not None else None,
+        )  # fmt: skip
         try:
             yield api
         finally:

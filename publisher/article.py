@@ -181,8 +181,15 @@ def _url(field: str, value: Any, *, required: bool) -> str | None:
         return None
     if not isinstance(value, str):
         raise InputError(field, "must be a string")
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname or " " in value.strip():
+    bad = htmlkit.find_control(value)
+    if bad is not None:
+        raise InputError(field, f"contains the control character U+{ord(bad):04X}")
+    try:
+        parts = urlsplit(value.strip())
+        host = parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        host = None
+    if parts.scheme not in ("http", "https") or not host or " " in value.strip():
         raise InputError(field, f"{value[:80]!r} is not an absolute http(s) URL")
     if len(value) > 2000:
         raise InputError(field, "is longer than 2,000 characters")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for settling")
     p.add_argument("--keep", action="store_true", help="keep running (sandboxes up) until Ctrl-C")
     p.set_defaults(handler=cmd_demo)
+
+    p = sub.add_parser("serve", help="run the API and a worker on this machine (Ctrl-C stops both)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    p.set_defaults(handler=cmd_serve)
 
     p = sub.add_parser("sandbox", help="run the platform sandboxes the matrix points at")
     p.set_defaults(handler=cmd_sandbox)
@@ -244,6 +250,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from publisher.demo import run_demo
 
     return run_demo(Settings.load(), timeout=args.timeout, console=console, keep=args.keep)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from publisher.serve import serve
+
+    # Feed and cover links follow --port unless PUBLISHER_PUBLIC_URL is set.
+    env = {**os.environ, "PUBLISHER_PORT": str(args.port)}
+    return serve(Settings.load(env), args.host, args.port, env=env)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:

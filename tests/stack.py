@@ -59,6 +59,7 @@ class Stack:
         self.workers: list[subprocess.Popen[bytes]] = []
 
     def start_worker(self, *, beat: bool = True, concurrency: int = 2) -> subprocess.Popen[bytes]:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         log = (self.settings.data_dir / f"worker-{len(self.workers)}.log").open("ab")
         args = [sys.executable, "-m", "publisher", "worker", "--concurrency", str(concurrency)]
         worker = subprocess.Popen(

@@ -53,6 +53,8 @@ def test_content_hash_is_stable_and_ignores_routing() -> None:
         ({"title": "   "}, "title", "is required"),
         ({"url": "not a url"}, "url", "not an absolute http(s) URL"),
         ({"url": "javascript:alert(1)"}, "url", "not an absolute http(s) URL"),
+        ({"url": "http://["}, "url", "not an absolute http(s) URL"),
+        ({"url": "https://e.org/\x00"}, "url", "control character U+0000"),
         ({"published_at": "2026-11-20T08:30:00"}, "published_at", "has no time zone"),
         ({"published_at": "yesterday"}, "published_at", "not an ISO 8601 time"),
         ({"id": "../etc/passwd"}, "id", "must be 1-128"),
