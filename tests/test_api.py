@@ -621,12 +621,8 @@ def test_serve_runs_api_and_worker_and_stops_both_on_sigterm(
             "PUBLISHER_REDIS_PREFIX": prefix, "REDIS_URL": TEST_REDIS_URL,
             "PUBLISHER_API_TOKENS": TOKENS,
         }  # fmt: skip
-        code = (
-            "import sys; from publisher.serve import serve; from publisher.settings import Settings"
-            f"; sys.exit(serve(Settings.load(), '127.0.0.1', {port}))"
-        )
         proc = subprocess.Popen(
-            [sys.executable, "-c", code], env=env,
+            [sys.executable, "-m", "publisher", "serve", "--port", str(port)], env=env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
@@ -641,14 +637,32 @@ def test_serve_runs_api_and_worker_and_stops_both_on_sigterm(
                     pass
                 assert time.monotonic() < deadline, "serve did not come up"
                 time.sleep(0.2)
-            posted = requests.post(
-                f"{base}/api/articles", json=article(18), headers=AS_DESK, timeout=10
+            # As a user would: the sample, posted with curl.
+            sample = SAMPLES / "digital-talent.json"
+            posted = _curl(
+                "-X",
+                "POST",
+                f"{base}/api/articles",
+                "-H",
+                f"Authorization: {AS_DESK['Authorization']}",
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                f"@{sample}",
             )
-            assert posted.status_code == 202
+            assert posted.startswith("HTTP/1.1 202"), posted
             deadline = time.monotonic() + 60
             while not receiver.posts:
                 assert time.monotonic() < deadline, (data_dir / "worker.log").read_text()
                 time.sleep(0.2)
+            # The feed, then a conditional GET of it: 304.
+            deadline = time.monotonic() + 30
+            while "<item>" not in (feed := requests.get(f"{base}/feeds/rss.xml", timeout=5)).text:
+                assert time.monotonic() < deadline, "the feed was not rebuilt"
+                time.sleep(0.2)
+            etag = feed.headers["ETag"]
+            again = _curl(f"{base}/feeds/rss.xml", "-H", f"If-None-Match: {etag}")
+            assert again.startswith("HTTP/1.1 304"), again
             assert len(_processes_of(data_dir)) >= 2  # serve and its worker
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -658,4 +672,11 @@ def test_serve_runs_api_and_worker_and_stops_both_on_sigterm(
     assert proc.returncode == 0, output
     assert f"API on {base}" in output
     assert _processes_of(data_dir) == []
-    assert [p["title"] for p in receiver.posts.values()] == ["Story 18"]
+    assert [p["id"] for p in receiver.posts.values()] == ["2024-04-22-digital-talent"]
+
+
+def _curl(*args: str) -> str:
+    """curl's status line and headers (and body), as a user sees them with -i."""
+    done = subprocess.run(["curl", "-sS", "-i", *args], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    return done.stdout

@@ -1,0 +1,15 @@
+"""The API alone, for an ASGI server on a machine of its own:
+
+    uvicorn publisher.asgi:app --host 0.0.0.0 --port 8000
+
+Workers and the one beat run elsewhere (`publisher worker`, `publisher beat`);
+`publisher serve` is the one-machine alternative that starts all of them.
+"""
+
+from __future__ import annotations
+
+from publisher.api import create_app
+from publisher.runtime import Runtime
+from publisher.settings import Settings
+
+app = create_app(Runtime(Settings.load()))
