@@ -37,7 +37,13 @@ from channels.base import Channel, ChannelContext, Receipt, SendAttempt
 from channels.http import json_body, request
 from channels.images import fetch_image
 from publisher.article import Article
-from publisher.errors import ConfigError, DeliveryError, PermanentError, RetryableError
+from publisher.errors import (
+    ConfigError,
+    DeliveryError,
+    PermanentError,
+    ReauthRequiredError,
+    RetryableError,
+)
 from publisher.settings import ChannelConfig
 from publisher.text import ELLIPSIS, cut, mastodon_length
 
@@ -270,7 +276,7 @@ class MastodonApi:
         said = f"{error} (HTTP {status})" if error else f"HTTP {status}"
         if status == 401:
             # Mastodon tokens never expire and cannot be refreshed: it was revoked.
-            return PermanentError(
+            return ReauthRequiredError(
                 f"{what}: the access token was rejected ({said}); re-authorise the "
                 f"account and put the new token in {self._token_env}",
                 http_status=status,

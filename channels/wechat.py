@@ -50,6 +50,7 @@ from publisher.errors import (
     DeliveryError,
     OutcomeUnknownError,
     PermanentError,
+    ReauthRequiredError,
     RetryableError,
 )
 from publisher.settings import ChannelConfig
@@ -68,6 +69,13 @@ CODES = CodeTable.of(
     success=[45065],
     retry_after={"45011": 60.0, "45066": 60.0},
 )
+#: Credential errors only a person can fix (reference §1): announced as `reauth`.
+REAUTHORISE = {
+    "40013": "check the AppID in {appid_env}",
+    "40125": "put the account's current AppSecret in {secret_env}",
+    "40164": "add this server's IP to the account's IP whitelist",
+    "40243": "the AppSecret is frozen: unfreeze or reset it, then update {secret_env}",
+}
 #: Quotas that come back after the daily reset (Beijing midnight).
 DAILY_QUOTA_CODES = frozenset({"45009", "45028"})
 
@@ -497,7 +505,7 @@ class WechatChannel(Channel):
         try:
             data = self._call("push to followers", "message/mass/sendall", payload=payload)
         except PermanentError as exc:
-            raise PermanentError(
+            raise type(exc)(  # keeps a credential error a `reauth` one
                 f"{exc.reason}; the article itself is published", code=exc.code
             ) from None
         attempt.step("mass_msg_id", str(data.get("msg_id") or "sent"))
@@ -545,6 +553,12 @@ class WechatChannel(Channel):
         if code in (0, "0", None) or str(code) in CODES.success:
             return
         message = self._scrub(str(data.get("errmsg") or "error"))[:300]
+        if str(code) in REAUTHORISE:
+            hint = REAUTHORISE[str(code)].format(
+                appid_env=self.config.option("appid_env"),
+                secret_env=self.config.option("secret_env"),
+            )
+            raise ReauthRequiredError(f"{what}: {message} (code {code}); {hint}", code=code)
         error = classify_code(CODES, code, f"{what}: {message}")
         if isinstance(error, AuthExpiredError) and token is not None:
             self._tokens().invalidate(token)  # before any other worker asks for it

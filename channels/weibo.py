@@ -29,7 +29,13 @@ import requests
 from channels.base import Channel, ChannelContext, Receipt, SendAttempt
 from channels.http import CodeTable, classify_code, json_body, request
 from publisher.article import Article
-from publisher.errors import ConfigError, DeliveryError, PermanentError, RetryableError
+from publisher.errors import (
+    ConfigError,
+    DeliveryError,
+    PermanentError,
+    ReauthRequiredError,
+    RetryableError,
+)
 from publisher.ratelimit import TokenBucket
 from publisher.settings import ChannelConfig
 from publisher.text import ELLIPSIS, WEIBO_URL_PATTERN, cut, weibo_length
@@ -161,7 +167,7 @@ class WeiboApi:
         if code is None:
             return PermanentError(f"{what}: {message} (HTTP {status})", http_status=status)
         if code in REAUTHORISE:
-            return PermanentError(
+            return ReauthRequiredError(
                 f"{what}: Weibo rejected the access token ({message}, code {code}); "
                 f"re-authorise the app for this account and put the new token in "
                 f"{self._token_env}",

@@ -24,6 +24,9 @@ def all_queues() -> list[str]:
 
 
 def create_celery(settings: Settings, *, start_redis: bool = True) -> Celery:
+    # Beat keeps its schedule under the data dir, which nothing else creates when
+    # both Redis and the database are remote.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     location = locate_redis(settings, start=start_redis)
     app = Celery("publisher", broker=location.broker_url, set_as_current=False)
     # A task must end before its lease does, or a second worker could take

@@ -49,6 +49,27 @@ class Dispatcher:
                 )
         return sent
 
+    def notify(self, notification_ids: Iterable[int], countdown: float = 0.0) -> int:
+        """Hand failure notifications to the broker, on the control queue."""
+        sent = 0
+        for notification_id in notification_ids:
+            try:
+                self.celery.send_task(
+                    "publisher.notify",
+                    args=[notification_id],
+                    queue=CONTROL_QUEUE,
+                    countdown=countdown or None,
+                    retry=False,
+                )
+                sent += 1
+            except (OperationalError, redis.RedisError, OSError) as exc:
+                log.warning(
+                    "broker unavailable, notification %s left for the sweeper: %s",
+                    notification_id,
+                    type(exc).__name__,
+                )
+        return sent
+
     def request_feed_rebuild(self, channel: str) -> bool:
         """Coalesce rebuilds: one is scheduled per burst of deliveries, not one each.
 

@@ -24,9 +24,10 @@ from publisher.errors import (
     PermanentError,
     RetryableError,
 )
+from publisher.notify import event_for, plan_notifications
 from publisher.retry_policy import backoff_delay
 from publisher.settings import Settings
-from publisher.store import Claim, Enqueue, Store
+from publisher.store import Claim, Enqueue, PlannedNotification, Store
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,8 @@ class DeliveryEngine:
         elif isinstance(error, RetryableError):
             reason = f"gave up after {claim.attempt} attempts: {error.reason}"
         outcome = "retry" if retry_at else "failed"
+        # Failed for good: the webhooks in [notifications] are told, in the same transaction.
+        notifications = [] if retry_at else self._notifications(claim, error, reason)
         recorded = self.store.record_failure(
             claim,
             outcome=outcome,
@@ -140,9 +143,11 @@ class DeliveryEngine:
             duration_ms=_elapsed_ms(clock),
             retry_at=retry_at,
             outcome_unknown=isinstance(error, OutcomeUnknownError),
+            notifications=notifications,
         )
-        if not recorded:
+        if recorded is None:
             return "lease-lost"
+        self.dispatcher.notify(recorded)
         if retry_at is not None:
             countdown = max(0.0, (retry_at - datetime.now(UTC)).total_seconds())
             self.dispatcher.enqueue([Enqueue(claim.delivery_id, claim.channel_type, countdown)])
@@ -150,6 +155,21 @@ class DeliveryEngine:
             "delivery %s attempt %s: %s (%s)", claim.delivery_id, claim.attempt, outcome, reason
         )
         return outcome
+
+    def _notifications(
+        self, claim: Claim, error: DeliveryError, reason: str
+    ) -> list[PlannedNotification]:
+        return plan_notifications(
+            self.settings,
+            event=event_for(error),
+            delivery_id=claim.delivery_id,
+            article_id=claim.article_id,
+            channel=claim.channel,
+            reason=reason,
+            code=error.code,
+            attempts=claim.attempt,
+            at=datetime.now(UTC),
+        )
 
 
 def _elapsed_ms(clock: float) -> int:

@@ -82,3 +82,9 @@ class AuthExpiredError(DeliveryError):
 
 class PermanentError(DeliveryError):
     """Retrying cannot help (content rejected, bad credentials): fail now."""
+
+
+class ReauthRequiredError(PermanentError):
+    """The platform no longer accepts the account's credentials (revoked or
+    expired token without a refresh, wrong app secret): only a person can fix
+    it, so the failure is announced as a `reauth` notification, not `failed`."""

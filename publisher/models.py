@@ -161,3 +161,35 @@ class FeedDocumentRow(Base):
     etag: Mapped[str] = mapped_column(String(80))
     items: Mapped[int] = mapped_column(Integer)
     built_at: Mapped[datetime]
+
+
+class NotificationRow(Base):
+    """A failure notification for one webhook target, with a ledger like a delivery's.
+
+    Written in the transaction that records the delivery's failure, so a
+    crash between the two cannot lose it; `body` is the exact JSON that is
+    signed and sent, the same bytes on every attempt.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_due", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("deliveries.id", ondelete="CASCADE"), index=True
+    )
+    target: Mapped[str] = mapped_column(String(64))  # the `[notifications.NAME]`
+    event: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    enqueued_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]

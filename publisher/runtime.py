@@ -22,6 +22,7 @@ from publisher.broker import locate_redis
 from publisher.dispatch import Dispatcher
 from publisher.engine import DeliveryEngine
 from publisher.errors import ConfigError
+from publisher.notify import Notifier
 from publisher.settings import Settings
 from publisher.store import PublishResult, Store
 
@@ -43,6 +44,7 @@ class Runtime:
         }
         self.dispatcher = Dispatcher(self.celery, self.redis, settings)
         self.engine = DeliveryEngine(settings, self.store, self.channels, self.dispatcher)
+        self.notifier = Notifier(settings, self.store, self.dispatcher)
 
     def close(self) -> None:
         self.store.dispose()
@@ -69,6 +71,8 @@ class Runtime:
         """Re-enqueue what is due but may have been lost; rebuild stale feeds."""
         due = self.store.collect_due(requeue_after=self.settings.requeue_after)
         sent = self.dispatcher.enqueue(due)
+        notices = self.store.collect_due_notifications(requeue_after=self.settings.requeue_after)
+        notified = self.dispatcher.notify(notices)
         stale = [
             name
             for name, channel in self.channels.items()
@@ -76,9 +80,9 @@ class Runtime:
         ]
         for name in stale:
             self.dispatcher.request_feed_rebuild(name)
-        if due:
-            log.info("sweeper re-enqueued %d deliveries", sent)
-        return {"requeued": sent, "stale_feeds": stale}
+        if due or notices:
+            log.info("sweeper re-enqueued %d deliveries, %d notifications", sent, notified)
+        return {"requeued": sent, "stale_feeds": stale, "notifications_requeued": notified}
 
 
 _runtime: Runtime | None = None

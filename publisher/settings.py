@@ -12,9 +12,9 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from publisher.errors import ConfigError
 
@@ -67,6 +67,49 @@ class ChannelConfig(BaseModel):
         return str(value)
 
 
+NotificationEvent = Literal["failed", "reauth"]
+
+
+class NotificationConfig(BaseModel):
+    """One `[notifications.NAME]` table: a webhook told when a delivery fails for good.
+
+    `failed` is any final failure except a credential one, which is `reauth`
+    (the channel raised `ReauthRequiredError`); each failure is one event.
+    The body is signed with the key held in the variable `secret_env` names.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    url: str
+    secret_env: str = Field(min_length=1)
+    events: tuple[NotificationEvent, ...] = Field(default=("failed", "reauth"), min_length=1)
+    channels: tuple[str, ...] | None = None  # None: every channel
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    backoff_base: float = Field(default=2.0, gt=0)
+    backoff_cap: float = Field(default=900.0, gt=0)
+    timeout: float = Field(default=10.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return url
+
+    def wants(self, event: str, channel: str) -> bool:
+        return event in self.events and (self.channels is None or channel in self.channels)
+
+    def secret(self, env: Mapping[str, str] | None = None) -> bytes:
+        """The HMAC key, read from the environment now; the error names the variable only."""
+        value = (env if env is not None else os.environ).get(self.secret_env)
+        if not value:
+            raise ConfigError(
+                f"notifications.{self.name}: environment variable {self.secret_env} is empty"
+            )
+        return value.encode()
+
+
 def _float_env(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -110,6 +153,7 @@ class Settings:
     requeue_after: float = 30.0
     feed_debounce: float = 0.5
     worker_concurrency: int = 2
+    notifications: dict[str, NotificationConfig] = field(default_factory=dict)
 
     @property
     def feeds_dir(self) -> Path:
@@ -150,6 +194,7 @@ class Settings:
                 raise ConfigError(f"{config_path}: channels.{name}: {_first_error(exc)}") from None
         if not channels:
             raise ConfigError(f"{config_path}: no [channels.NAME] tables")
+        notifications = _notifications(matrix, config_path, channels)
 
         database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'publisher.db'}"
         port = env.get("PUBLISHER_PORT") or "8000"
@@ -170,7 +215,27 @@ class Settings:
             requeue_after=_float_env(env, "PUBLISHER_REQUEUE_AFTER", 30.0),
             feed_debounce=_float_env(env, "PUBLISHER_FEED_DEBOUNCE", 0.5),
             worker_concurrency=int(_float_env(env, "PUBLISHER_WORKER_CONCURRENCY", 2)),
+            notifications=notifications,
         )
+
+
+def _notifications(
+    matrix: Mapping[str, Any], config_path: Path, channels: Mapping[str, ChannelConfig]
+) -> dict[str, NotificationConfig]:
+    targets: dict[str, NotificationConfig] = {}
+    for name, table in (matrix.get("notifications") or {}).items():
+        where = f"{config_path}: notifications.{name}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where} must be a table")
+        try:
+            target = NotificationConfig(name=name, **table)
+        except ValidationError as exc:
+            raise ConfigError(f"{where}: {_first_error(exc)}") from None
+        unknown = sorted(set(target.channels or ()) - set(channels))
+        if unknown:
+            raise ConfigError(f"{where}.channels: unknown channel {unknown[0]!r}")
+        targets[name] = target
+    return targets
 
 
 def _config_path(env: Mapping[str, str]) -> Path:

@@ -31,6 +31,7 @@ from publisher.models import (
     DeliveryRow,
     FeedDocumentRow,
     MediaRow,
+    NotificationRow,
 )
 from publisher.states import CANCELLABLE, RETRIABLE, State
 
@@ -76,6 +77,30 @@ class Enqueue:
     delivery_id: int
     channel_type: str
     countdown: float = 0.0
+
+
+@dataclass(frozen=True)
+class PlannedNotification:
+    """A failure notification to write with the failure: its target and exact body."""
+
+    target: str
+    event: str
+    body: str
+    max_attempts: int
+
+
+@dataclass(frozen=True)
+class NotificationClaim:
+    """A notification a worker holds under a lease, with what it needs to send it."""
+
+    notification_id: int
+    token: str
+    delivery_id: int
+    target: str
+    event: str
+    body: str
+    attempt: int
+    max_attempts: int
 
 
 @dataclass
@@ -288,8 +313,14 @@ class Store:
         duration_ms: int,
         retry_at: datetime | None,
         outcome_unknown: bool,
-    ) -> bool:
-        """Log a failed attempt; `retry_at` None means failed for good."""
+        notifications: Sequence[PlannedNotification] = (),
+    ) -> list[int] | None:
+        """Log a failed attempt; `retry_at` None means failed for good.
+
+        `notifications` are written in the same transaction (a crash cannot
+        keep the failure and lose its notice); their ids are returned for
+        enqueueing after commit. None: the lease was lost, nothing written.
+        """
         now = utcnow()
         values: dict[str, Any] = dict(
             state=State.RETRYING if retry_at else State.FAILED,
@@ -304,7 +335,7 @@ class Store:
         )
         with self.session() as session, session.begin():
             if self._fenced(session, claim, **values) != 1:
-                return False
+                return None
             session.add(
                 AttemptRow(
                     delivery_id=claim.delivery_id,
@@ -317,7 +348,10 @@ class Store:
                     message=reason,
                 )
             )
-            return True
+            rows = [_new_notification(claim.delivery_id, plan, now) for plan in notifications]
+            session.add_all(rows)
+            session.flush()
+            return [row.id for row in rows]
 
     @staticmethod
     def _fenced(session: Session, claim: Claim, **values: Any) -> int:
@@ -381,6 +415,133 @@ class Store:
                 select(func.min(FeedDocumentRow.built_at)).where(FeedDocumentRow.channel == channel)
             )
             return changed is not None and (built is None or changed > built)
+
+    # -- failure notifications ------------------------------------------
+    # A notification has its own small ledger, with a delivery's states minus
+    # scheduled and cancelled, and the same claim, fencing and sweeping.
+
+    def claim_notification(
+        self, notification_id: int, lease_seconds: float, now: datetime | None = None
+    ) -> NotificationClaim | None:
+        """Take a notification for one attempt, or None if it is not ours to take."""
+        now = now or utcnow()
+        token = secrets.token_hex(8)
+        claimable = or_(
+            NotificationRow.state == State.PENDING,
+            and_(NotificationRow.state == State.RETRYING, NotificationRow.next_attempt_at <= now),
+            and_(NotificationRow.state == State.SENDING, NotificationRow.lease_until <= now),
+        )
+        with self.session() as session, session.begin():
+            taken = _changed(
+                session,
+                update(NotificationRow)
+                .where(NotificationRow.id == notification_id, claimable)
+                .values(
+                    state=State.SENDING,
+                    lease_token=token,
+                    lease_until=now + timedelta(seconds=lease_seconds),
+                    attempts=NotificationRow.attempts + 1,
+                    updated_at=now,
+                ),
+            )
+            if taken != 1:
+                return None
+            row = session.get_one(NotificationRow, notification_id, populate_existing=True)
+            return NotificationClaim(
+                notification_id=row.id,
+                token=token,
+                delivery_id=row.delivery_id,
+                target=row.target,
+                event=row.event,
+                body=row.body,
+                attempt=row.attempts,
+                max_attempts=row.max_attempts,
+            )
+
+    def record_notification(
+        self,
+        claim: NotificationClaim,
+        *,
+        http_status: int | None,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> bool:
+        """The attempt's outcome: delivered (no `error`), retrying (`retry_at`) or failed.
+
+        Fenced by the claim's token; False if another worker took it over.
+        """
+        now = utcnow()
+        state = State.DELIVERED if error is None else State.RETRYING if retry_at else State.FAILED
+        with self.session() as session, session.begin():
+            done = _changed(
+                session,
+                update(NotificationRow)
+                .where(
+                    NotificationRow.id == claim.notification_id,
+                    NotificationRow.lease_token == claim.token,
+                    NotificationRow.state == State.SENDING,
+                )
+                .values(
+                    state=state,
+                    last_error=error,
+                    last_status=http_status,
+                    next_attempt_at=retry_at,
+                    lease_token=None,
+                    lease_until=None,
+                    enqueued_at=now if retry_at else None,
+                    delivered_at=now if state == State.DELIVERED else None,
+                    updated_at=now,
+                ),
+            )
+            return done == 1
+
+    def collect_due_notifications(
+        self, *, requeue_after: float, now: datetime | None = None
+    ) -> list[int]:
+        """Notifications the broker may have lost, as `collect_due` finds deliveries."""
+        now = now or utcnow()
+        stale = now - timedelta(seconds=requeue_after)
+        due = or_(
+            and_(NotificationRow.state == State.PENDING, NotificationRow.next_attempt_at <= now),
+            and_(NotificationRow.state == State.RETRYING, NotificationRow.next_attempt_at <= now),
+            and_(NotificationRow.state == State.SENDING, NotificationRow.lease_until <= now),
+        )
+        not_recent = or_(
+            NotificationRow.enqueued_at.is_(None), NotificationRow.enqueued_at <= stale
+        )
+        with self.session() as session, session.begin():
+            ids = list(
+                session.scalars(
+                    select(NotificationRow.id)
+                    .where(due, not_recent)
+                    .order_by(NotificationRow.next_attempt_at)
+                    .limit(1000)
+                )
+            )
+            if ids:
+                session.execute(
+                    update(NotificationRow)
+                    .where(NotificationRow.id.in_(ids))
+                    .values(enqueued_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+            return ids
+
+    def notifications(
+        self,
+        *,
+        delivery_id: int | None = None,
+        states: Iterable[str] | None = None,
+        limit: int = 100,
+    ) -> list[NotificationRow]:
+        """Notifications, newest first: state, attempts, last error and status."""
+        query = select(NotificationRow).order_by(NotificationRow.id.desc()).limit(limit)
+        if delivery_id is not None:
+            query = query.where(NotificationRow.delivery_id == delivery_id)
+        if states:
+            query = query.where(NotificationRow.state.in_(list(states)))
+        with self.session() as session:
+            return list(session.scalars(query))
 
     # -- editors' actions -----------------------------------------------
 
@@ -637,6 +798,24 @@ def _apply_new_version(
     delivery.next_attempt_at = article.publish_at if scheduled else now
     delivery.last_error = None
     return True
+
+
+def _new_notification(
+    delivery_id: int, plan: PlannedNotification, now: datetime
+) -> NotificationRow:
+    return NotificationRow(
+        delivery_id=delivery_id,
+        target=plan.target,
+        event=plan.event,
+        state=State.PENDING,
+        attempts=0,
+        max_attempts=plan.max_attempts,
+        body=plan.body,
+        next_attempt_at=now,
+        enqueued_at=now,  # enqueued right after commit; the sweeper covers a loss
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def _editor_entry(row: DeliveryRow, outcome: str, actor: str | None, now: datetime) -> AttemptRow:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -158,3 +159,42 @@ def test_demo_exits_0_and_leaves_valid_feeds(tmp_path: Path) -> None:
     assert not rss.bozo and len(rss.entries) == 2
     assert json.loads((feeds / "app.json").read_text())["version"].endswith("1.1")
     assert not (tmp_path / "var" / "redis.sock").exists()  # the embedded Redis was stopped
+
+
+def test_beat_runs_with_remote_redis_and_database(
+    tmp_path: Path, redis_prefix: str, redis_client: redis.Redis
+) -> None:
+    """Regression: with REDIS_URL and DATABASE_URL set nothing created the data dir,
+    so beat died on its schedule file and no sweeper ran."""
+    from tests.conftest import postgres_schema_url
+
+    prefix = f"{redis_prefix}beat-{uuid.uuid4().hex[:6]}:"
+    schemas = postgres_schema_url()
+    database_url = next(schemas)
+    data_dir = tmp_path / "never-created"
+    env = {
+        **os.environ,
+        "PUBLISHER_DATA_DIR": str(data_dir),
+        "PUBLISHER_REDIS_PREFIX": prefix,
+        "REDIS_URL": TEST_REDIS_URL,
+        "DATABASE_URL": database_url,
+        "PUBLISHER_SWEEP_INTERVAL": "0.2",
+    }
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "publisher", "beat"], cwd=REPO, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        sweeps = 0
+        while time.monotonic() < deadline and not sweeps:
+            assert beat.poll() is None, beat.stdout.read().decode() if beat.stdout else ""
+            sweeps = redis_client.llen(f"{prefix}celery:control")
+            time.sleep(0.2)
+        assert sweeps > 0  # beat is sending sweeps to the control queue
+    finally:
+        beat.terminate()
+        beat.wait(timeout=30)
+        for key in redis_client.scan_iter(match=f"{prefix}*"):
+            redis_client.delete(key)
+        next(schemas, None)

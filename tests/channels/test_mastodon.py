@@ -42,6 +42,7 @@ from publisher.errors import (
     DeliveryError,
     OutcomeUnknownError,
     PermanentError,
+    ReauthRequiredError,
     RetryableError,
 )
 from publisher.settings import Settings
@@ -383,7 +384,7 @@ def test_revoked_token_is_permanent_and_never_shown(
     monkeypatch.setenv(TOKEN_ENV, secret)
     caplog.set_level(logging.DEBUG)
 
-    with pytest.raises(PermanentError) as caught:
+    with pytest.raises(ReauthRequiredError) as caught:
         channel.send(channel.format(article()), attempt("key-e2e-401"))
 
     assert caught.value.http_status == 401

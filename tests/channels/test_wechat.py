@@ -30,6 +30,7 @@ from publisher.errors import (
     DeliveryError,
     OutcomeUnknownError,
     PermanentError,
+    ReauthRequiredError,
     RetryableError,
 )
 from publisher.settings import BUILTIN_CONFIG, ChannelConfig, Settings
@@ -526,8 +527,8 @@ FAILURES: list[tuple[str, dict[str, Any], type[DeliveryError], str | None]] = [
     ("/cgi-bin/freepublish/submit", {"code": 99999}, PermanentError, "99999"),
     ("job:freepublish", {"code": 4}, PermanentError, "publish_status:4"),
     ("job:freepublish", {"code": 2}, PermanentError, "publish_status:2"),
-    ("/cgi-bin/stable_token", {"code": 40125}, PermanentError, "40125"),
-    ("/cgi-bin/stable_token", {"code": 40164}, PermanentError, "40164"),
+    ("/cgi-bin/stable_token", {"code": 40125}, ReauthRequiredError, "40125"),
+    ("/cgi-bin/stable_token", {"code": 40164}, ReauthRequiredError, "40164"),
     ("/cgi-bin/stable_token", {"code": 45009}, RetryableError, "45009"),
 ]
 

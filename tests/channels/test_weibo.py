@@ -25,6 +25,7 @@ from publisher.errors import (
     DeliveryError,
     OutcomeUnknownError,
     PermanentError,
+    ReauthRequiredError,
     RetryableError,
 )
 from publisher.settings import ChannelConfig, Settings
@@ -287,9 +288,9 @@ FAULT_ROWS = [
     FaultRow("system busy", {"mode": "error", "code": 10009}, RetryableError, "10009", 400),
     FaultRow("HTTP 500", {"mode": "http", "status": 500}, RetryableError, None, 500),
     FaultRow("HTTP 429", {"mode": "http", "status": 429}, RetryableError, None, 429),
-    FaultRow("expired token", {"mode": "error", "code": 21327}, PermanentError, "21327", 403),
-    FaultRow("invalid token", {"mode": "error", "code": 21332}, PermanentError, "21332", 403),
-    FaultRow("revoked token", {"mode": "error", "code": 21316}, PermanentError, "21316", 403),
+    FaultRow("expired token", {"mode": "error", "code": 21327}, ReauthRequiredError, "21327", 403),
+    FaultRow("invalid token", {"mode": "error", "code": 21332}, ReauthRequiredError, "21332", 403),
+    FaultRow("revoked token", {"mode": "error", "code": 21316}, ReauthRequiredError, "21316", 403),
     FaultRow("text too long", {"mode": "error", "code": 20012}, PermanentError, "20012", 400),
     FaultRow("no safe domain", {"mode": "error", "code": 10017}, PermanentError, "10017", 400),
     FaultRow("illegal content", {"mode": "error", "code": 20021}, PermanentError, "20021", 400),
@@ -330,7 +331,7 @@ def test_token_errors_ask_for_reauthorisation_without_the_token(
     channel = weibo.channel()
     weibo.fault(mode="error", code=int(code))
 
-    with pytest.raises(PermanentError) as caught:
+    with pytest.raises(ReauthRequiredError) as caught:
         channel.send(post_for(channel), attempt())
 
     assert "re-authorise" in caught.value.reason and TOKEN_ENV in caught.value.reason

