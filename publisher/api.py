@@ -40,7 +40,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from channels.feed import FeedChannel
-from publisher import publishing
+from publisher import publishing, websub
 from publisher.article import MAX_FILE_BYTES, Article, parse_article
 from publisher.celery_app import all_queues
 from publisher.errors import InputError, NotFound
@@ -968,9 +968,14 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
             document = store.feed_document(filename)
             if document is None:
                 raise ApiError(404, "filename", f"{filename!r} could not be built")
+        headers = {"Cache-Control": "no-cache"}
+        owner = _feed_owner(runtime, filename)
+        if settings.feeds.hub_url and owner is not None:
+            # WebSub discovery; the hub also refuses to push a topic without it.
+            headers["Link"] = websub.link_header(settings.feeds.hub_url, owner.feed_url(filename))
         return _conditional(
             request, document.body, document.content_type, document.etag, document.built_at,
-            {"Cache-Control": "no-cache"},
+            headers,
         )  # fmt: skip
 
     @app.get(
@@ -1039,6 +1044,9 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    from publisher.dashboard import dashboard_router  # it builds on this module
+
+    app.include_router(dashboard_router(runtime))
     return app
 
 

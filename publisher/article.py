@@ -98,13 +98,13 @@ def load_article_file(path: Path) -> Article:
         except json.JSONDecodeError as exc:
             raise InputError("file", f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
     else:
-        data = _front_matter(text)
+        data = parse_front_matter(text)
     if not isinstance(data, dict):
         raise InputError("file", "must hold an object of article fields")
     return parse_article(data, base_dir=path.parent.resolve())
 
 
-def _front_matter(text: str) -> dict[str, Any]:
+def parse_front_matter(text: str) -> dict[str, Any]:
     match = re.match(r"\A\ufeff?---\s*\n(.*?)\n---\s*(?:\n|\Z)(.*)\Z", text, re.S)
     if not match:
         raise InputError("file", "Markdown must start with YAML front matter between --- lines")
@@ -186,10 +186,10 @@ def _url(field: str, value: Any, *, required: bool) -> str | None:
         raise InputError(field, f"contains the control character U+{ord(bad):04X}")
     try:
         parts = urlsplit(value.strip())
-        host = parts.hostname
+        scheme, host = parts.scheme, parts.hostname
     except ValueError:  # e.g. an unclosed IPv6 bracket
-        host = None
-    if parts.scheme not in ("http", "https") or not host or " " in value.strip():
+        scheme, host = "", None
+    if scheme not in ("http", "https") or not host or " " in value.strip():
         raise InputError(field, f"{value[:80]!r} is not an absolute http(s) URL")
     if len(value) > 2000:
         raise InputError(field, "is longer than 2,000 characters")

@@ -3,7 +3,8 @@
 A rebuild reads the newest N delivered items, renders every document the
 channel owns, saves them in the store (what the API serves) and writes
 them atomically under `PUBLISHER_DATA_DIR/feeds/` (temp file + rename, so
-a reader never sees half a document).
+a reader never sees half a document), then pings the WebSub hub, if any, for
+each document it kept: the hub fetches what the API now serves.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from channels.feed import FeedChannel, FeedDocument, FeedItem
+from publisher import websub
 from publisher.settings import Settings
 from publisher.store import Store
 
@@ -25,6 +27,7 @@ def rebuild_feed(settings: Settings, store: Store, channel: FeedChannel) -> list
         for payload, updated in store.feed_payloads(channel.name, settings.feeds.items)
     ]
     documents = channel.render(items, built_at)
+    live: list[str] = []
     for document in documents:
         kept = store.save_feed_document(
             filename=document.filename,
@@ -36,6 +39,8 @@ def rebuild_feed(settings: Settings, store: Store, channel: FeedChannel) -> list
         )
         if kept:
             write_atomically(settings.feeds_dir / document.filename, document.body)
+            live.append(channel.feed_url(document.filename))
+    websub.ping_hub(settings.feeds.hub_url, live)
     return documents
 
 

@@ -61,7 +61,7 @@ class FeedSite:
 
 @pytest.fixture
 def site(make_settings: Callable[..., Settings]) -> Iterator[FeedSite]:
-    s = FeedSite(make_settings(feeds={"items": 3, "hub_url": "https://hub.example.org/"}))
+    s = FeedSite(make_settings(feeds={"items": 3, "hub_url": "http://127.0.0.1:9/hub"}))
     yield s
     s.store.dispose()
 
@@ -93,11 +93,11 @@ def test_samples_read_back_by_feedparser_and_schema(site: FeedSite) -> None:
         assert parsed.entries[0].published_parsed is not None
         links = {link.rel: link.href for link in parsed.feed.links}
         assert links["self"].endswith(("/feeds/rss.xml", "/feeds/atom.xml"))
-        assert links["hub"] == "https://hub.example.org/"
+        assert links["hub"] == "http://127.0.0.1:9/hub"
     assert rss.feed.link == "https://news.example.org/"  # alternate, not self
     app = json.loads(docs["app.json"])
     jsonschema.validate(app, SCHEMA, format_checker=jsonschema.FormatChecker())
-    assert app["hubs"] == [{"type": "WebSub", "url": "https://hub.example.org/"}]
+    assert app["hubs"] == [{"type": "WebSub", "url": "http://127.0.0.1:9/hub"}]
     first = app["items"][0]
     assert first["image"].startswith(site.settings.public_url + "/media/")
     assert first["tags"] == ["数字技能", "职工", "技能大赛"]
