@@ -28,9 +28,10 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # Tests that need a system program: the dashboard's browser test drives Debian's
-# chromium, and the compose test asks docker-compose to validate the file.
+# chromium, the compose test asks docker-compose to validate the file, and the
+# feed-reader test polls the served feeds with Debian's newsboat.
 # Installed where apt-get works as root; anywhere else those tests skip and say why.
-SYSTEM_DEPS := /usr/bin/chromium:chromium /usr/bin/docker-compose:docker-compose
+SYSTEM_DEPS := /usr/bin/chromium:chromium /usr/bin/docker-compose:docker-compose /usr/bin/newsboat:newsboat
 system-deps:
 	@missing=""; for dep in $(SYSTEM_DEPS); do \
 		[ -x "$${dep%%:*}" ] || missing="$$missing $${dep#*:}"; done; \

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from publisher.article import Article
+from publisher.errors import PermanentError
 from publisher.settings import ChannelConfig, Settings
+from publisher.states import Correction
 
 if TYPE_CHECKING:
     import redis
@@ -73,8 +75,10 @@ class Channel(ABC):
     """One configured channel: `[channels.NAME]` of a given type."""
 
     type_name: ClassVar[str]
-    #: Corrections: can an already delivered post be changed in place?
-    supports_update: ClassVar[bool] = False
+    #: How a correction of a delivered article reaches this platform.
+    correction: ClassVar[Correction] = Correction.NONE
+    #: Can a delivered post be removed (a retraction)? If not, it is reported.
+    can_delete: ClassVar[bool] = False
     #: True for feed-like channels whose output is a document, not a post.
     is_feed: ClassVar[bool] = False
 
@@ -100,6 +104,24 @@ class Channel(ABC):
 
     def refresh_auth(self) -> None:  # noqa: B027 - optional hook
         """Called after an `AuthExpiredError`, before the immediate retry."""
+
+    def update(self, remote_id: str, post: dict[str, Any]) -> Receipt:
+        """Change a delivered post in place (channels whose correction is EDIT)."""
+        raise PermanentError(f"{self.type_name} cannot change a delivered post")
+
+    def format_correction(self, article: Article) -> dict[str, Any]:
+        """The follow-up post for a correction (FOLLOW_UP channels); pure, like `format`."""
+        return self.format(article)
+
+    def send_correction(
+        self, post: dict[str, Any], original_url: str | None, attempt: SendAttempt
+    ) -> Receipt:
+        """Post a FOLLOW_UP correction; `original_url` is the corrected post's address."""
+        return self.send(post, attempt)
+
+    def delete(self, remote_id: str) -> None:
+        """Remove a delivered post (a retraction); one already gone counts as removed."""
+        raise PermanentError(f"{self.type_name} cannot remove a delivered post")
 
 
 def queue_for(type_name: str) -> str:

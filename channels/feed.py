@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from channels.base import Channel, Receipt, SendAttempt
+from channels.base import Channel, Correction, Receipt, SendAttempt
 from publisher.article import Article
 
 
@@ -38,7 +38,8 @@ class FeedItem:
 
 class FeedChannel(Channel):
     is_feed: ClassVar[bool] = True
-    supports_update: ClassVar[bool] = True
+    correction: ClassVar[Correction] = Correction.EDIT
+    can_delete: ClassVar[bool] = True
 
     def format(self, article: Article) -> dict[str, Any]:
         feeds = self.context.settings.feeds
@@ -69,7 +70,14 @@ class FeedChannel(Channel):
         return f"{self.context.settings.public_url}/feeds/{filename}"
 
     def send(self, post: dict[str, Any], attempt: SendAttempt) -> Receipt:
+        return self.update(post["guid"], post)
+
+    def update(self, remote_id: str, post: dict[str, Any]) -> Receipt:
+        """The item is replaced in place (same guid) by the next rebuild."""
         return Receipt(remote_id=post["guid"], remote_url=self.feed_url(self.filenames()[0]))
+
+    def delete(self, remote_id: str) -> None:
+        """A retracted article is left out of the next rebuild; nothing to call."""
 
     @abstractmethod
     def filenames(self) -> tuple[str, ...]:

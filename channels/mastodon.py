@@ -33,7 +33,7 @@ import redis
 import regex
 import requests
 
-from channels.base import Channel, ChannelContext, Receipt, SendAttempt
+from channels.base import Channel, ChannelContext, Correction, Receipt, SendAttempt
 from channels.http import json_body, request
 from channels.images import fetch_image
 from publisher.article import Article
@@ -312,7 +312,8 @@ class MastodonChannel(Channel):
     """
 
     type_name: ClassVar[str] = "mastodon"
-    supports_update: ClassVar[bool] = True
+    correction: ClassVar[Correction] = Correction.EDIT
+    can_delete: ClassVar[bool] = True
 
     def __init__(self, config: ChannelConfig, context: ChannelContext) -> None:
         super().__init__(config, context)

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import requests
 
-from channels.base import Channel, Receipt, SendAttempt
+from channels.base import Channel, Correction, Receipt, SendAttempt
 from channels.http import json_body, request
 from publisher.article import Article
 from publisher.errors import ConfigError, PermanentError
@@ -20,7 +20,7 @@ from publisher.errors import ConfigError, PermanentError
 
 class WebhookChannel(Channel):
     type_name: ClassVar[str] = "webhook"
-    supports_update: ClassVar[bool] = True
+    correction: ClassVar[Correction] = Correction.EDIT
 
     def format(self, article: Article) -> dict[str, Any]:
         data = article.to_json()
@@ -29,9 +29,16 @@ class WebhookChannel(Channel):
         return data
 
     def send(self, post: dict[str, Any], attempt: SendAttempt) -> Receipt:
+        return self._post(post, attempt.idempotency_key)
+
+    def update(self, remote_id: str, post: dict[str, Any]) -> Receipt:
+        """A correction is the new version posted again; its key is its content."""
+        return self._post(post, post["content_hash"][:32])
+
+    def _post(self, post: dict[str, Any], key: str) -> Receipt:
         if not self.config.base_url:
             raise ConfigError(f"channels.{self.name}.base_url is required for a webhook")
-        headers = {"Idempotency-Key": attempt.idempotency_key}
+        headers = {"Idempotency-Key": key}
         if self.config.option("token_env"):
             headers["Authorization"] = f"Bearer {self.config.secret('token')}"
         with requests.Session() as session:
@@ -51,6 +58,6 @@ class WebhookChannel(Channel):
             )
         body = json_body(response, "webhook") if response.content else {}
         return Receipt(
-            remote_id=str(body.get("id") or attempt.idempotency_key),
+            remote_id=str(body.get("id") or key),
             remote_url=body.get("url"),
         )

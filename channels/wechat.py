@@ -39,7 +39,7 @@ from typing import Any, ClassVar, NoReturn
 
 import requests
 
-from channels.base import Channel, ChannelContext, Receipt, SendAttempt
+from channels.base import Channel, ChannelContext, Correction, Receipt, SendAttempt
 from channels.http import CodeTable, classify_code, json_body, request
 from channels.images import BMP, GIF, JPEG, PNG, fetch_image
 from publisher import html as htmlkit
@@ -200,7 +200,8 @@ class WechatChannel(Channel):
     (seconds to poll inline), `publish_poll_interval`, `publish_reconcile_seconds`."""
 
     type_name: ClassVar[str] = "wechat"
-    supports_update: ClassVar[bool] = False
+    correction: ClassVar[Correction] = Correction.REPUBLISH
+    can_delete: ClassVar[bool] = True
 
     title_limit: ClassVar[int] = 32
     author_limit: ClassVar[int] = 16
@@ -280,6 +281,22 @@ class WechatChannel(Channel):
         if _truthy(self.config.option("mass_send")):
             self._ensure_mass_sent(attempt, draft_id)
         return Receipt(remote_id=article_id, remote_url=url)
+
+    def delete(self, remote_id: str) -> None:
+        """Remove a published article (`freepublish/delete`, every position in it).
+
+        53600 (no such live article) means an earlier attempt already removed it.
+        """
+        try:
+            self._call(
+                "remove article",
+                "freepublish/delete",
+                payload={"article_id": remote_id, "index": 0},
+            )
+        except PermanentError as exc:
+            if exc.code != "53600":
+                raise
+        log.info("%s: removed published article %s", self.name, remote_id)
 
     def refresh_auth(self) -> None:
         """Drop the token the platform rejected (only if it is still the cached one)."""

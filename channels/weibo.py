@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from channels.base import Channel, ChannelContext, Receipt, SendAttempt
+from channels.base import Channel, ChannelContext, Correction, Receipt, SendAttempt
 from channels.http import CodeTable, classify_code, json_body, request
 from publisher.article import Article
 from publisher.errors import (
@@ -50,6 +50,8 @@ DESTROY = "/2/statuses/destroy.json"
 MIN_SUMMARY = 30  # 字 the summary keeps before any tag is added
 RECONCILE_COUNT = 50  # recent statuses searched for a post that may have landed
 UNKNOWN_ID = "unknown"
+CORRECTION_PREFIX = "更正："
+ORIGINAL_LINK_WEIGHT = 11  # 字: a space and one URL (10) to the corrected status
 
 # The platform reference's table (§2). Rate limits wait for the hourly window
 # to move on; unknown codes stay permanent so a person reads them.
@@ -206,6 +208,10 @@ class WeiboChannel(Channel):
     """
 
     type_name: ClassVar[str] = "weibo"
+    # A status cannot be edited through the API: a correction is a short new
+    # status that says so and links the original; a retraction deletes both.
+    correction: ClassVar[Correction] = Correction.FOLLOW_UP
+    can_delete: ClassVar[bool] = True
 
     def __init__(self, config: ChannelConfig, context: ChannelContext) -> None:
         super().__init__(config, context)
@@ -220,7 +226,20 @@ class WeiboChannel(Channel):
         """The status text, already within 140 字: `send` posts exactly what preview showed."""
         return {"status": compose_status(article)}
 
+    def format_correction(self, article: Article) -> dict[str, Any]:
+        """A status marked as a correction, leaving room for the original's link."""
+        corrected = article.model_copy(update={"title": CORRECTION_PREFIX + article.title})
+        return {"status": compose_status(corrected, MAX_LENGTH - ORIGINAL_LINK_WEIGHT)}
+
     # -- transport ---------------------------------------------------------
+
+    def send_correction(
+        self, post: dict[str, Any], original_url: str | None, attempt: SendAttempt
+    ) -> Receipt:
+        text = str(post.get("status", ""))
+        if original_url:
+            text = f"{text} {original_url}"  # format_correction kept room for it
+        return self.send({"status": text}, attempt)
 
     def send(self, post: dict[str, Any], attempt: SendAttempt) -> Receipt:
         """Share the status once: reconcile first if the last attempt may have landed."""

@@ -16,7 +16,7 @@ import asyncio
 import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated, Any, Literal
 
@@ -46,7 +46,7 @@ from publisher.celery_app import all_queues
 from publisher.errors import InputError, NotFound
 from publisher.models import ArticleRow, ArticleVersionRow, AttemptRow, DeliveryRow
 from publisher.runtime import Runtime
-from publisher.states import SETTLED, State
+from publisher.states import SETTLED, Kind, State
 from publisher.store import Enqueue, Store
 
 #: The largest request body accepted: anything the CLI accepts as a file.
@@ -57,6 +57,8 @@ ACTOR_CHARS = 64
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 #: How long /healthz waits for each part before calling it down.
 HEALTH_TIMEOUT = 3.0
+#: Seconds after a feed build before its Last-Modified is sent (see _dated_once_settled).
+DATE_SETTLES_AFTER = 2.0
 #: Outcomes a worker writes; editors' entries in the log ("retry" by someone,
 #: "cancelled") carry the editor's name as actor and are not attempts.
 WORKER_OUTCOMES = ("delivered", "retry", "failed")
@@ -123,16 +125,27 @@ class ArticleIn(BaseModel):
         None, description="an http(s) URL", json_schema_extra={"pattern": HTTP_URL}
     )
     language: str | None = Field(None, description="a language tag such as 'en' or 'zh-CN'")
-    published_at: AwareDatetime | None = None
-    publish_at: AwareDatetime | None = Field(
-        None, description="deliver at this time instead of now"
+    published_at: datetime | None = Field(
+        None, description="ISO 8601; without a UTC offset it is read in `timezone`"
+    )
+    publish_at: datetime | None = Field(
+        None,
+        description=(
+            "deliver at this time instead of now; without a UTC offset it is read in "
+            "`timezone`, and a time a daylight-saving change skips or repeats is refused"
+        ),
+    )
+    timezone: str | None = Field(
+        None,
+        description="IANA zone for times without an offset (default: the newsroom's zone)",
+        examples=["Asia/Shanghai", "America/New_York"],
     )
     channels: list[str] | str | None = Field(
         None, description="only these channels (default: every configured channel)"
     )
 
-    def parse(self) -> Article:
-        return parse_article(self.model_dump(exclude_unset=True))
+    def parse(self, default_timezone: str | None = None) -> Article:
+        return parse_article(self.model_dump(exclude_unset=True), default_timezone=default_timezone)
 
 
 class AttemptOut(BaseModel):
@@ -154,6 +167,7 @@ class DeliveryOut(BaseModel):
     article_version: int
     channel: str
     channel_type: str
+    kind: Kind = Field(description="publish, correction (a follow-up or republish) or retract")
     state: State
     attempts: int
     max_attempts: int
@@ -184,6 +198,9 @@ class PublishOut(BaseModel):
     version: int
     created: bool = Field(description="the article was new")
     changed: bool = Field(description="a new version was stored (False: same content again)")
+    rescheduled: bool = Field(
+        False, description="same content, another publish_at: waiting deliveries were moved"
+    )
     deliveries: list[DeliveryOut]
 
 
@@ -202,6 +219,7 @@ class ArticleDetail(BaseModel):
 class DeliveryBrief(BaseModel):
     id: int
     channel: str
+    kind: Kind
     state: State
 
 
@@ -501,6 +519,7 @@ def delivery_out(row: DeliveryRow) -> DeliveryOut:
         article_version=row.article_version,
         channel=row.channel,
         channel_type=row.channel_type,
+        kind=Kind(row.kind),
         state=State(row.state),
         attempts=row.attempts,
         max_attempts=row.max_attempts,
@@ -532,6 +551,20 @@ def _etag_matches(header: str, etag: str) -> bool:
         return True
     bare = etag.removeprefix("W/")
     return any(tag.strip().removeprefix("W/") == bare for tag in header.split(","))
+
+
+def _dated_once_settled(built_at: datetime) -> datetime | None:
+    """A feed document's Last-Modified, or None while the document is young.
+
+    Dates have whole seconds, and two builds within one second would carry the
+    same one: a client that compares dates (libcurl does, even on a 200, so
+    newsboat and many readers do) would then keep the older document. So the
+    date is only given once a later build must fall in a later second (RFC 9110
+    §8.8.2.2); until then the ETag alone validates.
+    """
+    if datetime.now(UTC) - built_at < timedelta(seconds=DATE_SETTLES_AFTER):
+        return None
+    return built_at
 
 
 def _not_modified(request: Request, etag: str, modified: datetime | None) -> bool:
@@ -734,13 +767,14 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
         is false); changed content is a new version, delivered as an update
         where the channel supports one.
         """
-        result = runtime.publish(body.parse(), actor=actor)
+        result = runtime.publish(body.parse(settings.timezone), actor=actor)
         _, _, deliveries = store.article(result.article_id)
         return PublishOut(
             id=result.article_id,
             version=result.version,
             created=result.created,
             changed=result.changed,
+            rescheduled=result.rescheduled,
             deliveries=[delivery_out(d) for d in deliveries],
         )
 
@@ -776,7 +810,7 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
         briefs: dict[str, list[DeliveryBrief]] = {row.id: [] for row, _, _ in rows}
         for d in reversed(store.deliveries(article_ids=list(briefs), limit=100_000)):
             briefs[d.article_id].append(
-                DeliveryBrief(id=d.id, channel=d.channel, state=State(d.state))
+                DeliveryBrief(id=d.id, channel=d.channel, kind=Kind(d.kind), state=State(d.state))
             )
         items = [
             ArticleSummary(
@@ -802,6 +836,25 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
         summary="One article, each delivery and its attempt log",
     )
     def get_article(article_id: ArticleId) -> ArticleDetail:
+        return article_detail(article_id)
+
+    @app.delete(
+        "/api/articles/{article_id}",
+        status_code=202,
+        response_model=ArticleDetail,
+        responses=_errors(401, 404, 422, 503),
+        tags=["articles"],
+        summary="Retract an article from every channel",
+    )
+    def retract_article(article_id: ArticleId, actor: Editor) -> ArticleDetail:
+        """Deliveries that have not gone out are cancelled. Each delivered post gets a
+        removal delivery of its own (kind `retract`), retried and tracked like any
+        other; a channel that cannot remove posts gets a failed removal saying so.
+        Retracting again changes nothing."""
+        runtime.retract(article_id, actor=actor)
+        return article_detail(article_id)
+
+    def article_detail(article_id: str) -> ArticleDetail:
         row, article, deliveries = store.article(article_id)
         return ArticleDetail(
             id=row.id,
@@ -914,7 +967,7 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
 
     def preview(body: ArticleIn) -> dict[str, ChannelPreview]:
         """Each channel's formatted output for this article; nothing is stored or sent."""
-        article = body.parse()
+        article = body.parse(settings.timezone)
         channels = publishing.select_channels(runtime.channels, article.channels)
         payloads = publishing.preview(article, channels)
         return {
@@ -974,8 +1027,8 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
             # WebSub discovery; the hub also refuses to push a topic without it.
             headers["Link"] = websub.link_header(settings.feeds.hub_url, owner.feed_url(filename))
         return _conditional(
-            request, document.body, document.content_type, document.etag, document.built_at,
-            headers,
+            request, document.body, document.content_type, document.etag,
+            _dated_once_settled(document.built_at), headers,
         )  # fmt: skip
 
     @app.get(

@@ -4,6 +4,10 @@ An `Article` is immutable and already safe: its HTML went through the one
 sanitizer, its text fields hold no control characters, its times are
 timezone-aware. Every problem is reported as an `InputError` naming the
 field, so the CLI and the HTTP API can say exactly what to fix.
+
+A time written without a UTC offset is read as wall-clock time in an IANA
+zone (the article's `timezone`, else the newsroom's default); a wall-clock
+time that a daylight-saving change skips or repeats is refused, never guessed.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from markdown_it import MarkdownIt
@@ -32,8 +37,10 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 LANGUAGE_PATTERN = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 KNOWN_FIELDS = {
     "id", "url", "title", "body_html", "body_markdown", "summary", "author", "source",
-    "tags", "cover_image", "language", "published_at", "publish_at", "channels",
+    "tags", "cover_image", "language", "published_at", "publish_at", "timezone", "channels",
 }  # fmt: skip
+#: Zone files that mean "whatever this machine is set to", not a place.
+MACHINE_ZONES = frozenset({"localtime", "posixrules", "Factory"})
 _markdown = MarkdownIt("commonmark", {"html": True}).enable("table").enable("strikethrough")
 
 
@@ -54,6 +61,8 @@ class Article(BaseModel):
     language: str | None = None
     published_at: datetime | None = None
     publish_at: datetime | None = None
+    #: The IANA zone the editor's local times were read in (e.g. "Asia/Shanghai").
+    timezone: str | None = None
     channels: tuple[str, ...] | None = None
 
     @property
@@ -67,7 +76,7 @@ class Article(BaseModel):
 
     def content_hash(self) -> str:
         """Identifies the content followers see; scheduling and routing are not content."""
-        content = self.model_dump(mode="json", exclude={"publish_at", "channels"})
+        content = self.model_dump(mode="json", exclude={"publish_at", "timezone", "channels"})
         blob = json.dumps(content, sort_keys=True, ensure_ascii=False).encode()
         return hashlib.sha256(blob).hexdigest()
 
@@ -80,8 +89,14 @@ class Article(BaseModel):
         return cls.model_validate(data)
 
 
-def load_article_file(path: Path) -> Article:
-    """Parse a `.json` file or a Markdown file with YAML front matter."""
+def load_article_file(
+    path: Path, *, default_timezone: str | None = None, timezone: str | None = None
+) -> Article:
+    """Parse a `.json` file or a Markdown file with YAML front matter.
+
+    `timezone` replaces the file's own `timezone` field (the CLI's `--tz`);
+    `default_timezone` applies when neither names one.
+    """
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -101,7 +116,9 @@ def load_article_file(path: Path) -> Article:
         data = parse_front_matter(text)
     if not isinstance(data, dict):
         raise InputError("file", "must hold an object of article fields")
-    return parse_article(data, base_dir=path.parent.resolve())
+    if timezone:
+        data = {**data, "timezone": timezone}
+    return parse_article(data, base_dir=path.parent.resolve(), default_timezone=default_timezone)
 
 
 def parse_front_matter(text: str) -> dict[str, Any]:
@@ -119,17 +136,28 @@ def parse_front_matter(text: str) -> dict[str, Any]:
     return {**meta, "body_markdown": match.group(2)}
 
 
-def parse_article(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Article:
+def parse_article(
+    data: Mapping[str, Any],
+    *,
+    base_dir: Path | None = None,
+    default_timezone: str | None = None,
+) -> Article:
     """Validate raw fields into an `Article`, or raise `InputError` for the first problem.
 
     `base_dir` is the article file's folder; only then may `cover_image` be a
-    relative path, and it must stay inside that folder.
+    relative path, and it must stay inside that folder. `default_timezone`
+    (the newsroom's, from settings) reads times without an offset when the
+    article names no `timezone` of its own.
     """
     unknown = sorted(set(data) - KNOWN_FIELDS)
     if unknown:
         raise InputError(unknown[0], "is not an article field")
     body_html = _body(data)
     summary = _text(data, "summary", required=False, limit=1000)
+    zone_name = _timezone(data.get("timezone"))
+    zone = load_zone("timezone", zone_name) if zone_name else None
+    if zone is None and default_timezone:
+        zone = load_zone("timezone", default_timezone)
     return Article(
         id=_id(data.get("id")),
         url=_url("url", data.get("url"), required=True) or "",
@@ -141,8 +169,9 @@ def parse_article(data: Mapping[str, Any], *, base_dir: Path | None = None) -> A
         tags=_tags(data.get("tags")),
         cover_image=_cover(data.get("cover_image"), base_dir),
         language=_language(data.get("language")),
-        published_at=parse_time("published_at", data.get("published_at")),
-        publish_at=parse_time("publish_at", data.get("publish_at")),
+        published_at=parse_time("published_at", data.get("published_at"), zone),
+        publish_at=parse_time("publish_at", data.get("publish_at"), zone),
+        timezone=zone_name,
         channels=_channels(data.get("channels")),
     )
 
@@ -271,7 +300,37 @@ def _language(value: Any) -> str | None:
     return value
 
 
-def parse_time(field: str, value: Any) -> datetime | None:
+def _timezone(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InputError("timezone", "must be an IANA time zone name such as 'Asia/Shanghai'")
+    name = value.strip()
+    load_zone("timezone", name)
+    return name
+
+
+def load_zone(field: str, name: str) -> ZoneInfo:
+    """The IANA zone `name`, or an `InputError` naming `field`."""
+    problem = f"{name[:80]!r} is not an IANA time zone name such as 'Asia/Shanghai' or 'UTC'"
+    if name in MACHINE_ZONES:
+        raise InputError(field, problem)
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # ValueError: a path, not a key
+        raise InputError(field, problem) from None
+
+
+def parse_time(
+    field: str, value: Any, zone: ZoneInfo | None = None, *, zone_field: str = "timezone"
+) -> datetime | None:
+    """An aware time from ISO 8601 text (or a datetime).
+
+    With a UTC offset (or `Z`) the offset decides. Without one, the time is
+    wall-clock time in `zone`; with no zone it is refused, pointing at
+    `zone_field` (where the caller takes a zone). The result keeps the offset
+    it was given or found; the instant is what the store keeps.
+    """
     if value is None or value == "":
         return None
     if isinstance(value, str):
@@ -282,8 +341,50 @@ def parse_time(field: str, value: Any) -> datetime | None:
     if not isinstance(value, datetime):
         raise InputError(field, "must be an ISO 8601 time with a UTC offset")
     if value.tzinfo is None or value.utcoffset() is None:
-        raise InputError(field, "has no time zone; add an offset such as +08:00 or Z")
+        if zone is None:
+            raise InputError(
+                field,
+                "has no time zone; add an offset such as +08:00 or Z, "
+                f"or give {zone_field} (an IANA name such as Asia/Shanghai)",
+            )
+        return local_time(field, value.replace(tzinfo=None), zone)
     return value
+
+
+def local_time(field: str, wall: datetime, zone: ZoneInfo) -> datetime:
+    """Wall-clock time `wall` in `zone`, as an aware time with that moment's fixed offset.
+
+    A time the clocks skip (spring forward) or show twice (fall back) has no
+    single meaning: it is refused with both candidate offsets, never guessed.
+    """
+    earlier = wall.replace(tzinfo=zone, fold=0)
+    later = wall.replace(tzinfo=zone, fold=1)
+    first, second = earlier.utcoffset(), later.utcoffset()
+    if first is None or second is None:  # pragma: no cover - ZoneInfo always answers
+        raise InputError(field, f"{zone.key} gives no UTC offset for {wall.isoformat()}")
+    shown = wall.isoformat()
+    if first != second:
+        options = f"{shown}{_offset(first)} or {shown}{_offset(second)}"
+        if earlier.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != wall:
+            raise InputError(
+                field,
+                f"{shown} does not exist in {zone.key}: the clocks jump from "
+                f"{_offset(first)} to {_offset(second)} there; "
+                f"give a time outside the gap, or an explicit UTC offset ({options})",
+            )
+        raise InputError(
+            field,
+            f"{shown} is ambiguous in {zone.key}: it happens twice as the clocks go back "
+            f"from {_offset(first)} to {_offset(second)}; add the UTC offset you mean ({options})",
+        )
+    return wall.replace(tzinfo=timezone(first))
+
+
+def _offset(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    hours, minutes = divmod(abs(minutes), 60)
+    return f"{sign}{hours:02d}:{minutes:02d}"
 
 
 def _channels(value: Any) -> tuple[str, ...] | None:

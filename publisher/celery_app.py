@@ -14,6 +14,7 @@ from kombu import Queue
 from channels import CHANNEL_TYPES
 from channels.base import queue_for
 from publisher.broker import locate_redis
+from publisher.periodic import beat_entries
 from publisher.settings import Settings
 
 CONTROL_QUEUE = "control"
@@ -56,14 +57,18 @@ def create_celery(settings: Settings, *, start_redis: bool = True) -> Celery:
                 "task": "publisher.sweep",
                 "schedule": settings.sweep_interval,
                 "options": {"queue": CONTROL_QUEUE, "expires": settings.sweep_interval * 5},
-            }
+            },
+            **beat_entries(settings, CONTROL_QUEUE),
         },
+        # Sends only while holding the one-beat Redis lock (publisher/beatlock.py).
+        beat_scheduler="publisher.beatlock:GuardedScheduler",
         beat_schedule_filename=str(settings.data_dir / "beat-schedule"),
         timezone="UTC",
         enable_utc=True,
     )
     app.publisher_settings = settings
-    from publisher import tasks
+    from publisher import periodic, tasks
 
     tasks.register(app)
+    periodic.register(app)
     return app

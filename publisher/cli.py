@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from publisher.article import Article, load_article_file, parse_time
+from publisher.article import Article, load_article_file, load_zone, parse_time
 from publisher.errors import ConfigError, InputError, NotFound, PublisherError
 from publisher.settings import Settings
 from publisher.states import State
@@ -69,7 +69,17 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("publish", help="publish (or schedule) an article file")
     p.add_argument("file", type=Path, help="article as .json or Markdown with front matter")
-    p.add_argument("--at", metavar="ISO-TIME", help="publish at this time (with a UTC offset)")
+    p.add_argument(
+        "--at",
+        metavar="ISO-TIME",
+        help="publish at this time: with a UTC offset, or local time in the article's zone",
+    )
+    p.add_argument(
+        "--tz",
+        metavar="ZONE",
+        help="IANA zone (e.g. Asia/Shanghai) for times without an offset, in --at and the file; "
+        "replaces the file's timezone (default: [newsroom] timezone / PUBLISHER_TIMEZONE)",
+    )
     p.add_argument(
         "--channel", action="append", metavar="NAME", help="only this channel (repeatable)"
     )
@@ -85,6 +95,10 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("delivery_id", nargs="?", type=int, help="a delivery id")
     group.add_argument("--failed", action="store_true", help="retry every failed delivery")
     p.set_defaults(handler=cmd_retry)
+
+    p = sub.add_parser("retract", help="withdraw an article from every channel")
+    p.add_argument("article_id")
+    p.set_defaults(handler=cmd_retract)
 
     p = sub.add_parser("preview", help="show each channel's formatted output; nothing is sent")
     p.add_argument("file", type=Path)
@@ -103,6 +117,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("beat", help="run the sweeper schedule (exactly one per deployment)")
     p.add_argument("--loglevel", default="INFO")
+    p.add_argument(
+        "--standby",
+        action="store_true",
+        help="if another beat is running, wait and take over when it stops (default: refuse)",
+    )
     p.set_defaults(handler=cmd_beat)
 
     p = sub.add_parser("migrate", help="bring the database schema up to date")
@@ -127,12 +146,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    article = load_article_file(args.file)
+    settings = Settings.load()
+    if args.tz:
+        load_zone("--tz", args.tz)
+    article = load_article_file(args.file, default_timezone=settings.timezone, timezone=args.tz)
     if args.at:
-        article = _with_publish_at(article, args.at)
-    runtime = _runtime()
+        article = _with_publish_at(article, args.at, settings.timezone)
+    runtime = _runtime(settings)
     result = runtime.publish(article, only=args.channel, actor="cli")
-    if not result.changed:
+    if result.rescheduled:
+        console.print(f"[bold]{result.article_id}[/]: rescheduled (version {result.version})")
+    elif not result.changed:
         console.print(
             f"[bold]{result.article_id}[/]: unchanged (version {result.version}), nothing new"
         )
@@ -143,8 +167,10 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_publish_at(article: Article, at: str) -> Article:
-    when = parse_time("--at", at)
+def _with_publish_at(article: Article, at: str, default_timezone: str | None) -> Article:
+    zone_name = article.timezone or default_timezone
+    zone = load_zone("--tz", zone_name) if zone_name else None
+    when = parse_time("--at", at, zone, zone_field="--tz")
     if when is None:
         raise InputError("--at", "is empty")
     return article.model_copy(update={"publish_at": when})
@@ -162,7 +188,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     for name in channels:
         table.add_column(name)
     deliveries = runtime.store.deliveries(article_ids=[r.id for r in rows], limit=10_000)
-    by_cell = {(d.article_id, d.channel): d for d in deliveries}
+    # The latest action on each channel shows: a retraction over a correction over the post.
+    by_cell = {(d.article_id, d.channel): d for d in sorted(deliveries, key=lambda d: d.id)}
     for row in rows:
         cells = []
         for name in channels:
@@ -186,13 +213,21 @@ def cmd_retry(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retract(args: argparse.Namespace) -> int:
+    runtime = _runtime()
+    removals = runtime.retract(args.article_id, actor="cli")
+    console.print(f"[bold]{args.article_id}[/]: retracted; {len(removals)} removals queued")
+    _print_article(runtime, args.article_id)
+    return 0
+
+
 def cmd_preview(args: argparse.Namespace) -> int:
     from channels import build_channel
     from channels.base import ChannelContext
     from publisher.publishing import preview, select_channels
 
     settings = Settings.load()
-    article = load_article_file(args.file)
+    article = load_article_file(args.file, default_timezone=settings.timezone)
     context = ChannelContext(settings)  # no Redis, no store: nothing is sent
     channels = {n: build_channel(c, context) for n, c in settings.channels.items()}
     payloads = preview(article, select_channels(channels, args.channel or article.channels))
@@ -226,12 +261,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_beat(args: argparse.Namespace) -> int:
+    from publisher.beatlock import BeatLock
     from publisher.celery_app import create_celery
     from publisher.store import Store
 
     settings = Settings.load()
-    Store(settings.database_url).migrate()
     app = create_celery(settings)
+    lock = BeatLock.for_settings(settings)
+    if not args.standby:
+        lock.refuse_if_held()  # a second beat exits 1, naming the one that runs
+    app.publisher_beat_lock = lock
+    Store(settings.database_url).migrate()
     app.start(
         ["beat", f"--loglevel={args.loglevel}", "-s", str(settings.data_dir / "beat-schedule")]
     )
@@ -285,10 +325,10 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 # -- output -----------------------------------------------------------------
 
 
-def _runtime() -> Any:
+def _runtime(settings: Settings | None = None) -> Any:
     from publisher.runtime import Runtime
 
-    runtime = Runtime(Settings.load())
+    runtime = Runtime(settings or Settings.load())
     runtime.store.migrate()
     return runtime
 
@@ -301,7 +341,7 @@ def _state_cell(state: str, delivery_id: int) -> str:
 def _print_article(runtime: Any, article_id: str, *, detail: bool = False) -> None:
     row, article, deliveries = runtime.store.article(article_id)
     table = Table(title=f"{article.title}  (v{row.current_version})", title_justify="left")
-    for column in ("id", "channel", "state", "attempts", "where", "last error"):
+    for column in ("id", "channel", "kind", "state", "attempts", "where", "last error"):
         table.add_column(column)
     for d in deliveries:
         where = d.remote_url or (
@@ -312,6 +352,7 @@ def _print_article(runtime: Any, article_id: str, *, detail: bool = False) -> No
         table.add_row(
             str(d.id),
             d.channel,
+            d.kind,
             _state_cell(d.state, d.id),
             f"{d.attempts}/{d.max_attempts}",
             where,

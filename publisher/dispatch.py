@@ -78,7 +78,10 @@ class Dispatcher:
         """
         key = self.settings.key("feed-rebuild", channel)
         try:
-            if not self.redis.set(key, "1", nx=True, ex=60):
+            # The flag outlives the debounce only briefly: if the rebuild task is
+            # lost with a killed worker, the sweeper's next request gets through.
+            ttl = max(5, int(self.settings.feed_debounce * 10))
+            if not self.redis.set(key, "1", nx=True, ex=ttl):
                 return False
             self.celery.send_task(
                 "publisher.rebuild_feed",

@@ -24,9 +24,11 @@ from publisher.errors import (
     PermanentError,
     RetryableError,
 )
+from publisher.models import DeliveryRow
 from publisher.notify import event_for, plan_notifications
 from publisher.retry_policy import backoff_delay
 from publisher.settings import Settings
+from publisher.states import Correction, Kind, State
 from publisher.store import Claim, Enqueue, PlannedNotification, Store
 
 log = logging.getLogger(__name__)
@@ -100,15 +102,54 @@ class DeliveryEngine:
             save_checkpoint=lambda data: self._checkpoint(claim, data),
         )
         try:
-            return channel.send(claim.payload, attempt)
+            return self._perform(channel, claim, attempt)
         except AuthExpiredError:
             # Refresh once and go again at once: an expired token is not a
             # reason to wait. A second expiry is treated as transient.
             channel.refresh_auth()
             try:
-                return channel.send(claim.payload, attempt)
+                return self._perform(channel, claim, attempt)
             except AuthExpiredError as again:
                 raise RetryableError(again.reason, code=again.code) from None
+
+    def _perform(self, channel: Channel, claim: Claim, attempt: SendAttempt) -> Receipt:
+        if claim.kind == Kind.RETRACT:
+            return self._remove(channel, claim, attempt)
+        if claim.kind == Kind.CORRECTION:
+            return self._correct(channel, claim, attempt)
+        if claim.remote_id and channel.correction == Correction.EDIT:
+            return channel.update(claim.remote_id, claim.payload)  # delivered before: edit it
+        return channel.send(claim.payload, attempt)
+
+    def _correct(self, channel: Channel, claim: Claim, attempt: SendAttempt) -> Receipt:
+        rows = self.store.siblings(claim.article_id, claim.channel)
+        original = rows.get(Kind.PUBLISH)
+        if original is None or original.state in (State.FAILED, State.CANCELLED):
+            raise PermanentError("the original post was never delivered; retry it instead")
+        if original.state != State.DELIVERED:
+            raise RetryableError("waiting for the original post to be delivered", retry_after=5)
+        if channel.correction == Correction.FOLLOW_UP:
+            return channel.send_correction(claim.payload, original.remote_url, attempt)
+        # REPUBLISH: the corrected article takes the place of what followers see now.
+        replaced = claim.remote_id or original.remote_id
+        if replaced and attempt.checkpoint.get("replaced") != replaced:
+            channel.delete(replaced)
+            attempt.step("replaced", replaced)
+        return channel.send(claim.payload, attempt)
+
+    def _remove(self, channel: Channel, claim: Claim, attempt: SendAttempt) -> Receipt:
+        """Delete every post of the article on this channel, each once (checkpointed)."""
+        rows = self.store.siblings(claim.article_id, claim.channel)
+        posts = [rows.get(Kind.PUBLISH), rows.get(Kind.CORRECTION)]
+        if any(row is not None and row.state == State.SENDING for row in posts):
+            raise RetryableError("waiting for the post in flight to land", retry_after=5)
+        removed: list[str] = list(attempt.checkpoint.get("removed", []))
+        for target in _live_posts(channel, rows):
+            if target not in removed:
+                channel.delete(target)
+                removed.append(target)
+                attempt.step("removed", removed)
+        return Receipt(remote_id=",".join(removed) or "-", remote_url=None)
 
     def _checkpoint(self, claim: Claim, data: dict[str, object]) -> None:
         if not self.store.save_checkpoint(claim, dict(data)):
@@ -170,6 +211,24 @@ class DeliveryEngine:
             attempts=claim.attempt,
             at=datetime.now(UTC),
         )
+
+
+def _live_posts(channel: Channel, rows: Mapping[str, DeliveryRow]) -> list[str]:
+    """What followers can still see: the delivered post, the follow-up correction,
+    or, where a correction republished the article, only the republished one."""
+    publish, correction = rows.get(Kind.PUBLISH), rows.get(Kind.CORRECTION)
+    posts: list[str] = []
+    if channel.correction == Correction.REPUBLISH and correction is not None:
+        if correction.remote_id and correction.state == State.DELIVERED:
+            return [correction.remote_id]
+        replaced = (correction.checkpoint or {}).get("replaced")
+        if replaced and publish is not None and replaced == publish.remote_id:
+            return [correction.remote_id] if correction.remote_id else []
+    if publish is not None and publish.remote_id and publish.state == State.DELIVERED:
+        posts.append(publish.remote_id)
+    if correction is not None and correction.remote_id and correction.state == State.DELIVERED:
+        posts.append(correction.remote_id)
+    return posts
 
 
 def _elapsed_ms(clock: float) -> int:

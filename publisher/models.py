@@ -32,9 +32,13 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
             raise ValueError("naive datetime given to the store")
-        return value
+        # SQLite keeps the wall-clock digits and drops the offset, so 08:00+08:00
+        # would read back as 08:00 UTC: store every time as UTC.
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is not None and value.tzinfo is None:
@@ -72,11 +76,12 @@ class ArticleVersionRow(Base):
 
 
 class DeliveryRow(Base):
-    """One row per (article, channel); `article_version` says which version it carries."""
+    """One row per (article, channel, kind): the post itself, its correction and its
+    removal are deliveries of their own; `article_version` says which version each carries."""
 
     __tablename__ = "deliveries"
     __table_args__ = (
-        UniqueConstraint("article_id", "channel", name="uq_delivery_article_channel"),
+        UniqueConstraint("article_id", "channel", "kind", name="uq_delivery_article_channel_kind"),
         ForeignKeyConstraint(
             ["article_id", "article_version"],
             ["article_versions.article_id", "article_versions.version"],
@@ -92,6 +97,7 @@ class DeliveryRow(Base):
     article_version: Mapped[int] = mapped_column(Integer)
     channel: Mapped[str] = mapped_column(String(64))
     channel_type: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16), default="publish", server_default="publish")
     state: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer)
@@ -193,3 +199,67 @@ class NotificationRow(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     delivered_at: Mapped[datetime | None]
+
+
+class IngestFeedRow(Base):
+    """Polling state of one `[ingest.NAME]` partner feed: its conditional-GET
+    validators, when it was first polled (the first poll only takes a baseline
+    unless asked to publish) and when it is next due."""
+
+    __tablename__ = "ingest_feeds"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str | None] = mapped_column(Text)  # polled last; a new URL takes a new baseline
+    etag: Mapped[str | None] = mapped_column(String(512))
+    last_modified: Mapped[str | None] = mapped_column(String(64))
+    first_polled_at: Mapped[datetime | None]
+    last_polled_at: Mapped[datetime | None]
+    next_poll_at: Mapped[datetime | None]
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+
+
+class SeenItemRow(Base):
+    """Every item ever read from a partner feed, by guid, with its normalized link.
+
+    All items are remembered (not a high-water mark), so a feed that is not
+    sorted by date, or that drops and re-adds items, never yields a duplicate
+    or hides a new one; an item is known by its guid *or* its link.
+    """
+
+    __tablename__ = "seen_items"
+    __table_args__ = (Index("ix_seen_items_link", "feed", "link_hash"),)
+
+    feed: Mapped[str] = mapped_column(String(64), primary_key=True)
+    guid: Mapped[str] = mapped_column(String(512), primary_key=True)
+    link: Mapped[str] = mapped_column(Text)  # normalized
+    link_hash: Mapped[str] = mapped_column(String(64))  # sha256 of `link`, indexed
+    article_id: Mapped[str | None] = mapped_column(String(128))
+    outcome: Mapped[str] = mapped_column(String(16))  # published, baseline, duplicate, rejected
+    note: Mapped[str | None] = mapped_column(Text)
+    first_seen_at: Mapped[datetime]
+
+
+class SyndicationRunRow(Base):
+    """One run of a `[syndication.NAME]` job for one scheduled time.
+
+    The unique (job, scheduled_for) pair is the claim: a run happens at most
+    once per scheduled time, whatever beats or workers restart. `items` is
+    chosen when the run is claimed, so a run taken over after a crash sends
+    the same selection.
+    """
+
+    __tablename__ = "syndication_runs"
+    __table_args__ = (UniqueConstraint("job", "scheduled_for", name="uq_syndication_run"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job: Mapped[str] = mapped_column(String(64))
+    scheduled_for: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(16))  # running, done, empty, failed
+    items: Mapped[list[str]] = mapped_column(JSON)
+    article_id: Mapped[str | None] = mapped_column(String(128))  # the digest article
+    lease_until: Mapped[datetime | None]
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)

@@ -13,6 +13,7 @@ from typing import Any
 from channels.base import Channel
 from publisher.article import Article
 from publisher.errors import InputError
+from publisher.states import Correction
 from publisher.store import PlannedDelivery, PublishResult, Store
 
 
@@ -28,7 +29,13 @@ def select_channels(channels: Mapping[str, Channel], wanted: Sequence[str] | Non
 
 def with_stored_media(article: Article, store: Store) -> Article:
     """A local cover file goes into the store, so any machine's worker can read it."""
-    if article.cover_image and article.cover_is_local:
+    # `media/<sha>` is already in the store (an article read back from it and
+    # published again, e.g. by syndication); a local file is an absolute path.
+    if (
+        article.cover_image
+        and article.cover_is_local
+        and not article.cover_image.startswith("media/")
+    ):
         ref = store.save_media_file(Path(article.cover_image))
         return article.model_copy(update={"cover_image": ref})
     return article
@@ -44,11 +51,24 @@ def plan(article: Article, channels: Sequence[Channel]) -> list[PlannedDelivery]
             channel=channel.name,
             channel_type=channel.type_name,
             max_attempts=channel.config.max_attempts,
-            payload=channel.format(article),
-            supports_update=channel.supports_update,
+            payload=(payload := channel.format(article)),
+            correction=channel.correction,
+            correction_payload=_correction_payload(channel, article, payload),
+            can_delete=channel.can_delete,
         )
         for channel in channels
     ]
+
+
+def _correction_payload(
+    channel: Channel, article: Article, payload: dict[str, Any]
+) -> dict[str, Any] | None:
+    """What a correction sends where the delivered post cannot be edited in place."""
+    if channel.correction == Correction.FOLLOW_UP:
+        return channel.format_correction(article)
+    if channel.correction == Correction.REPUBLISH:
+        return payload
+    return None
 
 
 def publish(

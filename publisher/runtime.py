@@ -28,6 +28,11 @@ from publisher.store import PublishResult, Store
 
 log = logging.getLogger(__name__)
 
+#: Scheduled deliveries due within this many seconds get a countdown task, so
+#: they go out on the second. Well inside the broker's visibility timeout (an
+#: ETA task held longer is redelivered) and several sweeper ticks ahead.
+ARM_AHEAD_SECONDS = 60.0
+
 
 class Runtime:
     def __init__(self, settings: Settings, celery: Celery | None = None) -> None:
@@ -54,8 +59,24 @@ class Runtime:
         self, article: Article, *, only: Sequence[str] | None = None, actor: str | None = None
     ) -> PublishResult:
         result = publishing.publish(article, self.store, self.channels, only=only, actor=actor)
-        self.dispatcher.enqueue(result.to_enqueue)
+        armed = (
+            self.store.arm_schedules(within=self.arm_ahead, article_id=result.article_id)
+            if article.publish_at is not None
+            else []
+        )
+        self.dispatcher.enqueue([*result.to_enqueue, *armed])
         return result
+
+    @property
+    def arm_ahead(self) -> float:
+        return max(ARM_AHEAD_SECONDS, 3 * self.settings.sweep_interval)
+
+    def retract(self, article_id: str, *, actor: str | None = None) -> list[int]:
+        """Cancel what has not gone out and remove what has; returns the removal ids."""
+        removable = {name: channel.can_delete for name, channel in self.channels.items()}
+        queued = self.store.retract(article_id, removable, actor=actor)
+        self.dispatcher.enqueue(queued)
+        return [item.delivery_id for item in queued]
 
     def feed_channel(self, name: str) -> FeedChannel:
         channel = self.channels.get(name)
@@ -70,6 +91,7 @@ class Runtime:
     def sweep(self) -> dict[str, Any]:
         """Re-enqueue what is due but may have been lost; rebuild stale feeds."""
         due = self.store.collect_due(requeue_after=self.settings.requeue_after)
+        due += self.store.arm_schedules(within=self.arm_ahead)
         sent = self.dispatcher.enqueue(due)
         notices = self.store.collect_due_notifications(requeue_after=self.settings.requeue_after)
         notified = self.dispatcher.notify(notices)

@@ -16,7 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from publisher.errors import ConfigError
+from publisher.article import load_zone
+from publisher.errors import ConfigError, InputError
+from publisher.jobs import IngestConfig, SyndicationConfig, ingest_tables, syndication_tables
 
 DEFAULT_CONFIG = Path("config/matrix.toml")
 BUILTIN_CONFIG = Path(__file__).with_name("default_matrix.toml")
@@ -123,6 +125,33 @@ def _float_env(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _newsroom_timezone(
+    env: Mapping[str, str], matrix: Mapping[str, Any], config_path: Path
+) -> str | None:
+    """`PUBLISHER_TIMEZONE`, else `[newsroom] timezone`: an IANA name, checked now."""
+    newsroom = matrix.get("newsroom") or {}
+    if not isinstance(newsroom, dict):
+        raise ConfigError(f"{config_path}: [newsroom] must be a table")
+    unknown = sorted(set(newsroom) - {"timezone"})
+    if unknown:
+        raise ConfigError(f"{config_path}: [newsroom] {unknown[0]}: unknown setting")
+    name: Any = env.get("PUBLISHER_TIMEZONE") or newsroom.get("timezone")
+    where = (
+        "PUBLISHER_TIMEZONE"
+        if env.get("PUBLISHER_TIMEZONE")
+        else f"{config_path}: [newsroom] timezone"
+    )
+    if name is None or name == "":
+        return None
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}: must be an IANA time zone name such as Asia/Shanghai")
+    try:
+        load_zone("timezone", name.strip())
+    except InputError as exc:
+        raise ConfigError(f"{where}: {exc.problem}") from None
+    return name.strip()
+
+
 def _parse_tokens(raw: str) -> dict[str, str]:
     """`name:token,name2:token2` → {token: name}. The error never echoes a token."""
     tokens: dict[str, str] = {}
@@ -153,7 +182,12 @@ class Settings:
     requeue_after: float = 30.0
     feed_debounce: float = 0.5
     worker_concurrency: int = 2
+    #: The newsroom's IANA zone: times given without a UTC offset are read in it.
+    timezone: str | None = None
     notifications: dict[str, NotificationConfig] = field(default_factory=dict)
+    ingest: dict[str, IngestConfig] = field(default_factory=dict)
+    syndication: dict[str, SyndicationConfig] = field(default_factory=dict)
+    beat_lock_seconds: float = 30.0
 
     @property
     def feeds_dir(self) -> Path:
@@ -195,6 +229,8 @@ class Settings:
         if not channels:
             raise ConfigError(f"{config_path}: no [channels.NAME] tables")
         notifications = _notifications(matrix, config_path, channels)
+        ingest = ingest_tables(matrix, config_path, channels)
+        syndication = syndication_tables(matrix, config_path, channels)
 
         database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'publisher.db'}"
         port = env.get("PUBLISHER_PORT") or "8000"
@@ -215,7 +251,11 @@ class Settings:
             requeue_after=_float_env(env, "PUBLISHER_REQUEUE_AFTER", 30.0),
             feed_debounce=_float_env(env, "PUBLISHER_FEED_DEBOUNCE", 0.5),
             worker_concurrency=int(_float_env(env, "PUBLISHER_WORKER_CONCURRENCY", 2)),
+            timezone=_newsroom_timezone(env, matrix, config_path),
             notifications=notifications,
+            ingest=ingest,
+            syndication=syndication,
+            beat_lock_seconds=_float_env(env, "PUBLISHER_BEAT_LOCK_SECONDS", 30.0),
         )
 
 

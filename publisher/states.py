@@ -2,6 +2,8 @@
 
 ```
 scheduled → pending → sending → delivered
+scheduled → sending        (claimed by its countdown task the moment it is due)
+scheduled → scheduled / pending (re-posted with another publish_at, or none)
                        sending → retrying → sending
                        sending → failed        (attempts exhausted, permanent error)
 any unfinished state → cancelled (retracted or cancelled by an editor)
@@ -25,8 +27,25 @@ class State(StrEnum):
     CANCELLED = "cancelled"
 
 
+class Kind(StrEnum):
+    """What a delivery does on its channel. One row per (article, channel, kind)."""
+
+    PUBLISH = "publish"  # the article itself (re-sent in place for an EDIT correction)
+    CORRECTION = "correction"  # a follow-up post or the republished article
+    RETRACT = "retract"  # removing what was delivered
+
+
+class Correction(StrEnum):
+    """What a channel does when a delivered article is corrected."""
+
+    EDIT = "edit"  # change the delivered post in place (`update`)
+    FOLLOW_UP = "follow_up"  # a new, short post that links the original (`format_correction`)
+    REPUBLISH = "republish"  # remove the original, publish the corrected article
+    NONE = "none"  # the platform cannot: the correction is reported as failed, with why
+
+
 TRANSITIONS: dict[State, frozenset[State]] = {
-    State.SCHEDULED: frozenset({State.PENDING, State.CANCELLED}),
+    State.SCHEDULED: frozenset({State.PENDING, State.SENDING, State.CANCELLED}),
     State.PENDING: frozenset({State.SENDING, State.CANCELLED, State.SCHEDULED}),
     State.SENDING: frozenset(
         {State.DELIVERED, State.RETRYING, State.FAILED, State.SENDING, State.CANCELLED}
@@ -37,8 +56,8 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.CANCELLED: frozenset({State.PENDING}),
 }
 
-#: States a worker may claim (`sending` only once its lease has expired).
-CLAIMABLE = (State.PENDING, State.RETRYING, State.SENDING)
+#: States a worker may claim (`sending` once its lease has expired, `scheduled` once due).
+CLAIMABLE = (State.PENDING, State.RETRYING, State.SENDING, State.SCHEDULED)
 #: States in which nothing more will happen without an editor.
 SETTLED = frozenset({State.DELIVERED, State.FAILED, State.CANCELLED})
 #: States an editor's retry may restart.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,7 +33,7 @@ from publisher.models import (
     MediaRow,
     NotificationRow,
 )
-from publisher.states import CANCELLABLE, RETRIABLE, State
+from publisher.states import CANCELLABLE, RETRIABLE, Correction, Kind, State
 
 MAX_MEDIA_BYTES = 10 * 1024 * 1024
 
@@ -50,7 +50,10 @@ class PlannedDelivery:
     channel_type: str
     max_attempts: int
     payload: dict[str, Any]
-    supports_update: bool
+    correction: Correction = Correction.EDIT
+    #: The follow-up post (FOLLOW_UP) or the corrected article (REPUBLISH).
+    correction_payload: dict[str, Any] | None = None
+    can_delete: bool = True
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ class Claim:
     payload: dict[str, Any]
     checkpoint: dict[str, Any]
     outcome_unknown: bool
+    kind: str = Kind.PUBLISH
+    remote_id: str | None = None  # set when this row was delivered before (an update)
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,8 @@ class PublishResult:
     created: bool
     changed: bool
     to_enqueue: list[Enqueue] = field(default_factory=list)
+    #: Same content with another `publish_at`: deliveries still waiting were moved.
+    rescheduled: bool = False
 
 
 class Store:
@@ -178,21 +185,30 @@ class Store:
                 )
                 session.flush()
             existing = {
-                d.channel: d
+                (d.channel, d.kind): d
                 for d in session.scalars(
                     select(DeliveryRow).where(DeliveryRow.article_id == article.id)
                 )
             }
             result = PublishResult(article.id, row.current_version, created, changed)
             for plan in plans:
-                delivery = existing.get(plan.channel)
+                delivery = existing.get((plan.channel, Kind.PUBLISH))
                 if delivery is None:
                     delivery = _new_delivery(row, plan, article, now, scheduled)
                     session.add(delivery)
-                elif changed:
-                    if not _apply_new_version(delivery, row, plan, article, now, scheduled):
+                elif not changed:
+                    if not _reschedule(delivery, row, article, now, scheduled):
                         continue
-                else:
+                    _keep_schedule_in_version(current, article)
+                    result.rescheduled = True
+                elif delivery.state in (State.DELIVERED, State.SENDING) and (
+                    plan.correction != Correction.EDIT
+                ):
+                    delivery = _correction(
+                        existing.get((plan.channel, Kind.CORRECTION)), delivery, row, plan, now
+                    )
+                    session.add(delivery)
+                elif not _apply_new_version(delivery, row, plan, article, now, scheduled):
                     continue
                 session.flush()
                 if delivery.state == State.PENDING:
@@ -208,12 +224,15 @@ class Store:
         """Take a delivery for one attempt, or None if it is not ours to take.
 
         Claimable: pending; retrying and due; sending whose lease expired (its
-        worker died, so that attempt's outcome is unknown).
+        worker died, so that attempt's outcome is unknown); scheduled whose
+        time has come (the countdown task `arm_schedules` queued fires on time,
+        without waiting for the sweeper to release it).
         """
         now = now or utcnow()
         token = secrets.token_hex(8)
         claimable = or_(
             DeliveryRow.state == State.PENDING,
+            and_(DeliveryRow.state == State.SCHEDULED, DeliveryRow.publish_at <= now),
             and_(DeliveryRow.state == State.RETRYING, DeliveryRow.next_attempt_at <= now),
             and_(DeliveryRow.state == State.SENDING, DeliveryRow.lease_until <= now),
         )
@@ -249,6 +268,8 @@ class Store:
                 payload=dict(row.payload or {}),
                 checkpoint=dict(row.checkpoint or {}),
                 outcome_unknown=bool(row.outcome_unknown),
+                kind=row.kind,
+                remote_id=row.remote_id,
             )
 
     def save_checkpoint(self, claim: Claim, data: dict[str, Any]) -> bool:
@@ -367,6 +388,44 @@ class Store:
         )
 
     # -- the sweeper's side ---------------------------------------------
+
+    def arm_schedules(
+        self, *, within: float, article_id: str | None = None, now: datetime | None = None
+    ) -> list[Enqueue]:
+        """Scheduled deliveries due within `within` seconds, to enqueue with a countdown.
+
+        The countdown task is claimed the moment its time comes, so a schedule is
+        released on the second rather than on the sweeper's next tick. Each is
+        armed once (`enqueued_at`); rescheduling clears that. If the task is lost
+        the sweeper still releases the delivery when it is due.
+        """
+        now = now or utcnow()
+        horizon = now + timedelta(seconds=within)
+        where = [
+            DeliveryRow.state == State.SCHEDULED,
+            DeliveryRow.next_attempt_at <= horizon,
+            DeliveryRow.enqueued_at.is_(None),
+        ]
+        if article_id is not None:
+            where.append(DeliveryRow.article_id == article_id)
+        with self.session() as session, session.begin():
+            rows = session.execute(
+                select(DeliveryRow.id, DeliveryRow.channel_type, DeliveryRow.next_attempt_at)
+                .where(*where)
+                .order_by(DeliveryRow.next_attempt_at)
+                .limit(1000)
+            ).all()
+            if rows:
+                session.execute(
+                    update(DeliveryRow)
+                    .where(DeliveryRow.id.in_([r.id for r in rows]), *where)
+                    .values(enqueued_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+            return [
+                Enqueue(r.id, r.channel_type, max(0.0, (r.next_attempt_at - now).total_seconds()))
+                for r in rows
+            ]
 
     def collect_due(self, *, requeue_after: float, now: datetime | None = None) -> list[Enqueue]:
         """Release due schedules and pick what the broker may have lost.
@@ -573,6 +632,60 @@ class Store:
             session.add(_editor_entry(row, "retry", actor, now))
             return Enqueue(row.id, row.channel_type)
 
+    def retract(
+        self,
+        article_id: str,
+        removable: Mapping[str, bool],
+        *,
+        actor: str | None = None,
+    ) -> list[Enqueue]:
+        """Retract an article in one transaction: what has not gone out is cancelled;
+        what has (or is going out now) gets a removal delivery of its own, or, on a
+        channel that cannot remove posts (`removable[channel]` False), a failed one
+        saying so, so it is reported rather than hidden."""
+        now = utcnow()
+        with self.session() as session, session.begin():
+            article = session.get(ArticleRow, article_id, with_for_update=True)
+            if article is None:
+                raise NotFound(f"article {article_id!r} does not exist")
+            article.retracted_at = article.retracted_at or now
+            article.updated_at = now
+            rows = list(
+                session.scalars(select(DeliveryRow).where(DeliveryRow.article_id == article_id))
+            )
+            by_key = {(d.channel, d.kind): d for d in rows}
+            queued: list[Enqueue] = []
+            for d in rows:
+                if d.kind != Kind.RETRACT and d.state in CANCELLABLE:
+                    d.state, d.updated_at = State.CANCELLED, now
+                    session.add(_editor_entry(d, "cancelled", actor, now))
+            for d in rows:
+                if d.kind != Kind.PUBLISH:
+                    continue
+                correction = by_key.get((d.channel, Kind.CORRECTION))
+                went_out = [
+                    x for x in (d, correction) if x and x.state in (State.DELIVERED, State.SENDING)
+                ]
+                if not went_out or (d.channel, Kind.RETRACT) in by_key:
+                    continue
+                removal = _removal(d, article, removable.get(d.channel, False), now)
+                session.add(removal)
+                session.flush()
+                session.add(_editor_entry(removal, "retract", actor, now))
+                if removal.state == State.PENDING:
+                    queued.append(Enqueue(removal.id, removal.channel_type))
+            return queued
+
+    def siblings(self, article_id: str, channel: str) -> dict[str, DeliveryRow]:
+        """The publish, correction and retract rows of one article on one channel."""
+        with self.session() as session:
+            rows = session.scalars(
+                select(DeliveryRow).where(
+                    DeliveryRow.article_id == article_id, DeliveryRow.channel == channel
+                )
+            )
+            return {row.kind: row for row in rows}
+
     def failed_ids(self) -> list[int]:
         with self.session() as session:
             return list(
@@ -761,6 +874,7 @@ def _new_delivery(
         article_version=article_row.current_version,
         channel=plan.channel,
         channel_type=plan.channel_type,
+        kind=Kind.PUBLISH,
         state=State.SCHEDULED if scheduled else State.PENDING,
         attempts=0,
         max_attempts=plan.max_attempts,
@@ -783,9 +897,8 @@ def _apply_new_version(
     now: datetime,
     scheduled: bool,
 ) -> bool:
-    """Point a delivery at the new version; False when this channel cannot take it."""
-    if delivery.state == State.DELIVERED and not plan.supports_update:
-        return False
+    """Point a delivery at the new version; False when it is in flight (the
+    worker sees the new version when it records its outcome)."""
     delivery.article_version = article_row.current_version
     delivery.payload = plan.payload
     delivery.published_at = article_row.published_at
@@ -798,6 +911,104 @@ def _apply_new_version(
     delivery.next_attempt_at = article.publish_at if scheduled else now
     delivery.last_error = None
     return True
+
+
+def _correction(
+    row: DeliveryRow | None,
+    original: DeliveryRow,
+    article_row: ArticleRow,
+    plan: PlannedDelivery,
+    now: datetime,
+) -> DeliveryRow:
+    """The correction of a delivered (or in-flight) post on a channel that cannot
+    edit it: a follow-up post, the corrected article republished, or, where the
+    platform can do neither, a failed row saying why, so it is reported."""
+    if row is None:
+        row = DeliveryRow(
+            article_id=original.article_id,
+            channel=original.channel,
+            channel_type=original.channel_type,
+            kind=Kind.CORRECTION,
+            created_at=now,
+            outcome_unknown=0,
+        )
+    row.article_version = article_row.current_version
+    row.published_at = article_row.published_at
+    row.max_attempts = plan.max_attempts
+    row.payload = plan.correction_payload
+    row.checkpoint = {}  # a new version starts its steps afresh
+    row.attempts = 0
+    row.next_attempt_at = now
+    row.updated_at = now
+    row.enqueued_at = None
+    if plan.correction == Correction.NONE or plan.correction_payload is None:
+        where = f" at {original.remote_url}" if original.remote_url else ""
+        row.state = State.FAILED
+        row.last_error = (
+            f"{plan.channel_type} cannot change a delivered post; correct it by hand{where}"
+        )
+    else:
+        row.state = State.PENDING
+        row.last_error = None
+    return row
+
+
+def _removal(
+    original: DeliveryRow, article: ArticleRow, removable: bool, now: datetime
+) -> DeliveryRow:
+    row = DeliveryRow(
+        article_id=original.article_id,
+        article_version=original.article_version,
+        channel=original.channel,
+        channel_type=original.channel_type,
+        kind=Kind.RETRACT,
+        state=State.PENDING if removable else State.FAILED,
+        attempts=0,
+        max_attempts=original.max_attempts,
+        published_at=article.published_at,
+        next_attempt_at=now,
+        enqueued_at=now,
+        outcome_unknown=0,
+        payload={},
+        checkpoint={},
+        created_at=now,
+        updated_at=now,
+    )
+    if not removable:
+        where = f" at {original.remote_url}" if original.remote_url else ""
+        row.last_error = (
+            f"{original.channel_type} cannot remove a delivered post; remove it by hand{where}"
+        )
+    return row
+
+
+def _reschedule(
+    delivery: DeliveryRow,
+    article_row: ArticleRow,
+    article: Article,
+    now: datetime,
+    scheduled: bool,
+) -> bool:
+    """Move a delivery still waiting for its time to the article's new `publish_at`
+    (no time, or one already past, releases it now); False if nothing changes."""
+    if delivery.state != State.SCHEDULED or delivery.publish_at == article.publish_at:
+        return False
+    if article.published_at is None:  # it was dated by its schedule: follow it
+        article_row.published_at = article.publish_at or now
+    delivery.published_at = article_row.published_at
+    delivery.publish_at = article.publish_at
+    delivery.state = State.SCHEDULED if scheduled else State.PENDING
+    delivery.next_attempt_at = article.publish_at if scheduled else now
+    delivery.enqueued_at = None  # arm the new time; a countdown for the old one finds it moved
+    delivery.updated_at = now
+    return True
+
+
+def _keep_schedule_in_version(version: ArticleVersionRow | None, article: Article) -> None:
+    """The stored article shows the schedule it now has (not content: the hash stays)."""
+    if version is not None:
+        schedule = article.model_dump(mode="json", include={"publish_at", "timezone"})
+        version.data = {**version.data, **schedule}
 
 
 def _new_notification(

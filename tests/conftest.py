@@ -15,7 +15,10 @@ from typing import Any
 import pytest
 import redis
 
+from channels import build_channel
+from channels.base import Channel, ChannelContext
 from publisher.settings import Settings
+from publisher.store import Store
 
 SAMPLES = Path(__file__).parent.parent / "publisher" / "demo_samples"
 TEST_REDIS_URL = os.environ.get("PUBLISHER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -85,6 +88,23 @@ def make_settings(tmp_path: Path, redis_prefix: str) -> Callable[..., Settings]:
 POSTGRES_URL = os.environ.get(
     "PUBLISHER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
 )
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    """A migrated store on each database."""
+    s = Store(database_url)
+    s.migrate()
+    yield s
+    s.dispose()
+
+
+@pytest.fixture
+def channels(make_settings: Callable[..., Settings]) -> dict[str, Channel]:
+    """The default matrix's channels, built for formatting (no Redis)."""
+    settings = make_settings()
+    context = ChannelContext(settings)
+    return {n: build_channel(c, context) for n, c in settings.channels.items()}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -19,7 +19,7 @@ import pytest
 import redis
 import requests
 
-from publisher.api import create_app
+from publisher.api import DATE_SETTLES_AFTER, create_app
 from publisher.runtime import Runtime
 from publisher.states import SETTLED
 from sandbox.server import BackgroundServer, free_port
@@ -46,6 +46,9 @@ class Api:
     def post(self, path: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("headers", AS_DESK)
         return requests.post(self.url + path, timeout=30, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.delete(self.url + path, timeout=30, **kwargs)
 
     def wait_settled(self, article_id: str, timeout: float = 60.0) -> dict[str, Any]:
         """Poll the API (as an editor's client would) until every delivery settles."""
@@ -387,6 +390,7 @@ def test_feeds_are_served_with_validators_and_304(make_api: Callable[..., Api]) 
         "atom.xml": "application/atom+xml",
         "app.json": "application/feed+json",
     }
+    time.sleep(DATE_SETTLES_AFTER)  # a fresh build is validated by its ETag alone
     for filename, content_type in types.items():
         response = api.get(f"/feeds/{filename}")
         assert response.status_code == 200
@@ -515,13 +519,13 @@ def test_openapi_describes_auth_errors_and_models(make_api: Callable[..., Api]) 
         ("post", "/api/deliveries/retry"),
         ("post", "/api/deliveries/{delivery_id}/retry"),
         ("post", "/api/deliveries/{delivery_id}/cancel"),
+        ("delete", "/api/articles/{article_id}"),
     ]
     for method, path in mutating:
         operation = paths[path][method]
         assert operation["security"] == [{"HTTPBearer": []}]
         assert "401" in operation["responses"]
     assert "security" not in paths["/api/preview"]["post"]
-    assert "delete" not in paths["/api/articles/{article_id}"]  # retract: a later issue
     error = {"$ref": "#/components/schemas/ErrorOut"}
     assert paths["/api/articles"]["post"]["responses"]["422"]["content"]["application/json"] == {
         "schema": error
@@ -680,3 +684,25 @@ def _curl(*args: str) -> str:
     done = subprocess.run(["curl", "-sS", "-i", *args], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def test_retract_needs_a_token_and_is_tracked(make_api: Callable[..., Api]) -> None:
+    api = make_api()
+    assert api.post("/api/articles", json=article(31)).status_code == 202
+    api.wait_settled("api-31")
+    assert api.delete("/api/articles/api-31").status_code == 401
+    assert api.get("/api/articles/api-31").json()["retracted_at"] is None
+    assert api.delete("/api/articles/nope", headers=AS_DESK).status_code == 404
+    retracted = api.delete("/api/articles/api-31", headers=AS_DESK)
+    assert retracted.status_code == 202
+    body = retracted.json()
+    assert body["retracted_at"] is not None
+    removals = {d["channel"]: d["state"] for d in body["deliveries"] if d["kind"] == "retract"}
+    assert removals["site"] in ("pending", "sending", "delivered")  # the worker is quick
+    assert removals["hook"] == "failed"  # a webhook cannot take a post back: reported
+    detail = api.wait_settled("api-31")
+    log = next(
+        d["log"] for d in detail["deliveries"] if d["kind"] == "retract" and d["channel"] == "site"
+    )
+    assert (log[0]["outcome"], log[0]["actor"]) == ("retract", "desk")
+    assert log[-1]["outcome"] == "delivered"

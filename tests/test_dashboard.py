@@ -230,6 +230,9 @@ def test_editor_publishes_watches_retries_and_cancels_in_a_browser(
     outside: list[str] = []  # anything fetched from somewhere other than the app
 
     def on_dialog(dialog: Any) -> None:
+        if dialog.type == "confirm" and dialog.message.startswith("Withdraw "):
+            dialog.accept()  # the retract button asks first
+            return
         problems.append(f"dialog: {dialog.message}")
         dialog.dismiss()
 
@@ -340,8 +343,6 @@ def test_editor_publishes_watches_retries_and_cancels_in_a_browser(
     expect(page.locator("#detail-payload pre.json")).to_contain_text('"tags": [')
     expect(page.locator("#detail-payload .post-title")).to_have_text(HOSTILE_TITLE)
     expect(page.locator("#detail-cancel")).to_be_disabled()
-    expect(page.locator("#detail-retract")).to_be_disabled()
-    expect(page.locator("#detail-retract")).to_have_attribute("title", "not available yet")
     page.click("#detail-retry")
     expect(cell("dash-hostile", "hook")).to_have_text("delivered", timeout=SETTLE)
     expect(page.locator("#detail-log tr")).to_have_count(3)
@@ -349,6 +350,14 @@ def test_editor_publishes_watches_retries_and_cancels_in_a_browser(
     assert outcomes == ["failed", "retry", "delivered"]
     expect(page.locator("#detail-facts")).to_contain_text("https://archive.example.org/")
     assert len(api.receiver.posts) == 2  # the sample and the retried one; nothing twice
+
+    # Retract it: the feeds take it back, the webhook cannot, and the grid says so.
+    page.click("#detail-retract")
+    expect(page.locator("#detail-message")).to_contain_text("Retracted")
+    for channel in ("site", "app"):
+        expect(cell("dash-hostile", channel)).to_have_text("retract: delivered", timeout=SETTLE)
+    expect(cell("dash-hostile", "hook")).to_have_text("retract: failed", timeout=SETTLE)
+    expect(row("dash-hostile").locator(".meta")).to_contain_text("retracted")
 
     # Chromium paints sandboxed (out-of-process) preview frames only inside the
     # viewport, so the viewport grows to the whole page for the screenshot.

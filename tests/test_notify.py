@@ -257,14 +257,6 @@ def test_notifications_are_planned_per_event_and_channel(tmp_path: Path, redis_p
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    s = Store(database_url)
-    s.migrate()
-    yield s
-    s.dispose()
-
-
-@pytest.fixture
 def hook_settings(tmp_path: Path, redis_prefix: str) -> Settings:
     return load_settings(
         tmp_path,

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from channels import build_channel
-from channels.base import ChannelContext
 from publisher import publishing
 from publisher.article import Article, parse_article
 from publisher.errors import InputError
 from publisher.models import ArticleRow, DeliveryRow
-from publisher.settings import Settings
 from publisher.states import State
 from publisher.store import Store
 
@@ -27,21 +23,6 @@ BASE: dict[str, Any] = {
     "body_html": "<p>Body.</p>",
     "published_at": "2026-11-20T08:30:00+08:00",
 }
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    s = Store(database_url)
-    s.migrate()
-    yield s
-    s.dispose()
-
-
-@pytest.fixture
-def channels(make_settings: Callable[..., Settings]) -> dict[str, Any]:
-    settings = make_settings()
-    context = ChannelContext(settings)
-    return {n: build_channel(c, context) for n, c in settings.channels.items()}
 
 
 def article(**change: Any) -> Article:

@@ -61,9 +61,11 @@
     return document.createTextNode(text || url || "");
   }
 
-  function stateBadge(state, tag = "span", props = {}) {
+  function stateBadge(state, tag = "span", props = {}, kind = "publish") {
     const className = `state state-${String(state).replace(/[^a-z]/g, "")} ${props.className || ""}`;
-    return el(tag, { ...props, className: className.trim(), text: state });
+    // A correction or a removal shows what it is: "retract: delivered".
+    const text = kind && kind !== "publish" ? `${kind}: ${state}` : state;
+    return el(tag, { ...props, className: className.trim(), text });
   }
 
   function when(iso) {
@@ -226,12 +228,17 @@
         return el(
           "td",
           { dataset: { channel: column.name } },
-          stateBadge(delivery.state, "button", {
-            type: "button",
-            className: `cell ${selected}`,
-            title: `${column.name}: ${delivery.state} (delivery ${delivery.id}); details`,
-            dataset: { delivery: String(delivery.id) },
-          }),
+          stateBadge(
+            delivery.state,
+            "button",
+            {
+              type: "button",
+              className: `cell ${selected}`,
+              title: `${column.name}: ${delivery.kind} ${delivery.state} (delivery ${delivery.id}); details`,
+              dataset: { delivery: String(delivery.id) },
+            },
+            delivery.kind,
+          ),
         );
       });
       return el("tr", { dataset: { article: article.id } }, el("td", { className: "article" }, title, meta), ...cells);
@@ -351,7 +358,8 @@
   function renderDetail(d) {
     $("detail-empty").hidden = true;
     $("detail-body").hidden = false;
-    $("detail-heading").textContent = `Delivery ${d.id} · ${d.channel}`;
+    $("detail-heading").textContent = `Delivery ${d.id} · ${d.channel} · ${d.kind}`;
+    view.selectedArticle = d.article_id;
     $("detail-article").textContent = articleTitle(d.article_id);
     const facts = $("detail-facts");
     facts.replaceChildren();
@@ -441,6 +449,22 @@
   function setupDetail() {
     $("detail-retry").addEventListener("click", () => act("retry"));
     $("detail-cancel").addEventListener("click", () => act("cancel"));
+    $("detail-retract").addEventListener("click", retract);
+  }
+
+  async function retract() {
+    const message = $("detail-message");
+    const id = view.selectedArticle;
+    if (!id || needToken(message)) return;
+    if (!window.confirm(`Withdraw ${id} from every channel?`)) return;
+    try {
+      await api("DELETE", `/api/articles/${encodeURIComponent(id)}`);
+      showMessage(message, "Retracted: removals queued on every channel that has it.", "ok");
+    } catch (error) {
+      showMessage(message, error.message, "error");
+    }
+    view.detailKey = "";
+    poke();
   }
 
   // -- previews: how a payload looks on its channel -----------------------------------
@@ -544,10 +568,14 @@
     if (body.trim()) article[f.body_format.value] = body;
     const tagList = f.tags.value.split(",").map((t) => t.trim()).filter(Boolean);
     if (tagList.length) article.tags = tagList;
+    // Wall-clock times go with the browser's IANA zone: the server refuses a time a
+    // daylight-saving change skips or repeats, where `Date` would silently pick one.
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
     for (const name of ["published_at", "publish_at"]) {
-      const value = withOffset(f[name].value);
+      const value = zone ? f[name].value : withOffset(f[name].value);
       if (value) article[name] = value;
     }
+    if (zone && (article.published_at || article.publish_at)) article.timezone = zone;
     const boxes = [...$("channel-boxes").querySelectorAll("input[type=checkbox]")];
     const chosen = boxes.filter((b) => b.checked).map((b) => b.value);
     if (chosen.length !== boxes.length) article.channels = chosen;
@@ -612,7 +640,8 @@
       const result = await api("POST", "/api/articles", { json: article });
       const scheduled = result.deliveries.some((d) => d.state === "scheduled");
       let text;
-      if (!result.changed) text = `No change: ${result.id} already has this content (version ${result.version}).`;
+      if (result.rescheduled) text = `Rescheduled ${result.id} (version ${result.version}).`;
+      else if (!result.changed) text = `No change: ${result.id} already has this content (version ${result.version}).`;
       else if (scheduled) text = `Scheduled ${result.id} (version ${result.version}).`;
       else text = `${result.created ? "Published" : "Updated"} ${result.id} (version ${result.version}).`;
       showMessage(message, text, "ok");
