@@ -13,6 +13,11 @@ The platform facts (reference/channel-apis.md §1) that shape this module:
   checkpointed with `attempt.step`, so a retry resumes where the last attempt
   stopped; a draft or publish request whose outcome is unknown is reconciled
   (looked up by `content_source_url` and title) before it is ever repeated.
+- One draft holds up to 8 articles (a multi-article message). `format_articles`
+  builds one from several articles, each formatted by `format` without its
+  digest (the platform keeps a digest only on single-article drafts); `send`
+  takes either shape through the same checkpointed steps, one cover per
+  article, and reconciles by the whole list of (original URL, title).
 - Publishing is asynchronous: `freepublish/get` says 1 (publishing) until it
   says 0 or a failure. The transport polls briefly, then raises a
   `RetryableError` so the engine polls later, with the publish_id kept.
@@ -30,7 +35,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -48,6 +53,7 @@ from publisher.errors import (
     AuthExpiredError,
     ConfigError,
     DeliveryError,
+    InputError,
     OutcomeUnknownError,
     PermanentError,
     ReauthRequiredError,
@@ -206,6 +212,8 @@ class WechatChannel(Channel):
     title_limit: ClassVar[int] = 32
     author_limit: ClassVar[int] = 16
     digest_limit: ClassVar[int] = 128
+    #: Articles in one draft, i.e. in one multi-article message.
+    max_articles: ClassVar[int] = 8
     #: "< 20 000 characters and < 1 MB": 20 000 characters of UTF-8 stay far below 1 MB.
     content_limit: ClassVar[int] = 20_000 - 1
     #: Room kept per body image: the platform's URL replaces ours after formatting.
@@ -257,6 +265,25 @@ class WechatChannel(Channel):
             "inline_images": inline,
         }
 
+    def format_articles(self, articles: Sequence[Article]) -> dict[str, Any]:
+        """One multi-article message: each article as `format` makes it, in this order.
+
+        `digest` is left out: the platform keeps one only on single-article
+        drafts. Each article keeps its own cover (or the default cover) and
+        its own body images.
+        """
+        if not 1 <= len(articles) <= self.max_articles:
+            raise InputError(
+                "articles",
+                f"a WeChat message holds 1 to {self.max_articles} articles, not {len(articles)}",
+            )
+        parts = []
+        for article in articles:
+            part = self.format(article)
+            part["article"].pop("digest", None)
+            parts.append(part)
+        return {"articles": parts}
+
     def _fit(self, blocks: list[str]) -> list[str]:
         """Whole top-level blocks while they fit; then an ellipsis ("read more" links out)."""
         ending = "<p>…</p>"
@@ -273,10 +300,20 @@ class WechatChannel(Channel):
     # ---- send: resumable ------------------------------------------------------------------
 
     def send(self, post: dict[str, Any], attempt: SendAttempt) -> Receipt:
-        """Cover → body images → draft → publish → poll (→ mass send), each step checkpointed."""
-        cover_id = self._ensure_cover(post, attempt)
-        content = self._ensure_inline_images(post, attempt)
-        draft_id = self._ensure_draft(post, attempt, cover_id, content)
+        """Cover → body images → draft → publish → poll (→ mass send), each step checkpointed.
+
+        `post` is one article (`format`) or a multi-article message
+        (`format_articles`): then each article's cover and body images are
+        uploaded, all articles go into one draft, and the receipt is the
+        message's article_id with the first article's URL.
+        """
+        if "articles" in post:
+            articles = self._prepare_articles(post["articles"], attempt)
+        else:
+            cover_id = self._ensure_cover(post, attempt)
+            content = self._ensure_inline_images(post, attempt)
+            articles = [{**post["article"], "content": content, "thumb_media_id": cover_id}]
+        draft_id = self._ensure_draft(post, attempt, articles)
         article_id, url = self._ensure_published(post, attempt, draft_id)
         if _truthy(self.config.option("mass_send")):
             self._ensure_mass_sent(attempt, draft_id)
@@ -314,6 +351,55 @@ class WechatChannel(Channel):
                 "WeChat articles need a cover image: set cover_image, add an image to the "
                 "body, or set the channel's default_cover"
             )
+        media_id = self._upload_cover(ref)
+        attempt.step("cover_media_id", media_id)
+        return media_id
+
+    def _prepare_articles(
+        self, parts: list[dict[str, Any]], attempt: SendAttempt
+    ) -> list[dict[str, Any]]:
+        """The draft's articles of a multi-article message: covers, then body images."""
+        if not 1 <= len(parts) <= self.max_articles:
+            raise PermanentError(
+                f"a WeChat message holds 1 to {self.max_articles} articles, not {len(parts)}"
+            )
+        covers = self._ensure_covers(parts, attempt)
+        refs = [ref for part in parts for ref in part.get("inline_images", [])]
+        hosted = self._host_images(refs, attempt)
+        return [
+            {
+                **part["article"],
+                "content": rewrite_images(part["article"]["content"], hosted),
+                "thumb_media_id": cover_id,
+            }
+            for part, cover_id in zip(parts, covers, strict=True)
+        ]
+
+    def _ensure_covers(self, parts: list[dict[str, Any]], attempt: SendAttempt) -> list[str]:
+        """One permanent cover per article, checkpointed by position; a cover shared by
+        several articles (the default cover) is uploaded once."""
+        missing = [n for n, part in enumerate(parts, 1) if not part.get("cover_image")]
+        if missing:
+            which = ", ".join(f"{n} ({parts[n - 1]['article']['title']})" for n in missing)
+            raise PermanentError(
+                f"WeChat articles need a cover image; none for article {which}: set "
+                "cover_image, add an image to the body, or set the channel's default_cover"
+            )
+        done: dict[str, str] = dict(attempt.checkpoint.get("cover_media_ids") or {})
+        for index, part in enumerate(parts):
+            if str(index) in done:
+                continue
+            same = [
+                done[str(n)]
+                for n, other in enumerate(parts)
+                if str(n) in done and other["cover_image"] == part["cover_image"]
+            ]
+            done[str(index)] = same[0] if same else self._upload_cover(part["cover_image"])
+            attempt.step("cover_media_ids", dict(done))
+        return [done[str(index)] for index in range(len(parts))]
+
+    def _upload_cover(self, ref: str) -> str:
+        """Upload a cover as permanent material (`type=image`); its media_id."""
         image = fetch_image(
             ref,
             self.context,
@@ -327,17 +413,20 @@ class WechatChannel(Channel):
             params={"type": "image"},
             files={"media": (image.filename, image.data, image.content_type)},
         )
-        media_id = _required(data, "media_id", "upload cover")
-        attempt.step("cover_media_id", media_id)
-        return media_id
+        return _required(data, "media_id", "upload cover")
 
     def _ensure_inline_images(self, post: dict[str, Any], attempt: SendAttempt) -> str:
+        hosted = self._host_images(post.get("inline_images", []), attempt)
+        return rewrite_images(post["article"]["content"], hosted)
+
+    def _host_images(self, refs: list[str], attempt: SendAttempt) -> dict[str, str | None]:
+        """Each body image re-hosted once (checkpointed): reference → platform URL or None."""
         hosted: dict[str, str | None] = dict(attempt.checkpoint.get("inline_images") or {})
-        for ref in post.get("inline_images", []):
+        for ref in refs:
             if ref not in hosted:
                 hosted[ref] = self._rehost(ref)
                 attempt.step("inline_images", dict(hosted))
-        return rewrite_images(post["article"]["content"], hosted)
+        return hosted
 
     def _rehost(self, ref: str) -> str | None:
         """The platform URL for a body image, or None: the image becomes its alt text.
@@ -369,7 +458,7 @@ class WechatChannel(Channel):
         return _required(data, "url", "upload body image")
 
     def _ensure_draft(
-        self, post: dict[str, Any], attempt: SendAttempt, cover_id: str, content: str
+        self, post: dict[str, Any], attempt: SendAttempt, articles: list[dict[str, Any]]
     ) -> str:
         checkpoint = attempt.checkpoint
         if checkpoint.get("draft_media_id"):
@@ -380,9 +469,8 @@ class WechatChannel(Channel):
                 log.info("%s: reconciled: the draft already exists", self.name)
                 attempt.step("draft_media_id", found)
                 return found
-        article = {**post["article"], "content": content, "thumb_media_id": cover_id}
         with _marked(attempt, "draft_requested", True):
-            data = self._call("create draft", "draft/add", payload={"articles": [article]})
+            data = self._call("create draft", "draft/add", payload={"articles": articles})
         media_id = _required(data, "media_id", "create draft")
         attempt.step("draft_media_id", media_id)
         return media_id
@@ -395,15 +483,23 @@ class WechatChannel(Channel):
     def _find(
         self, post: dict[str, Any], what: str, path: str, id_key: str
     ) -> tuple[str, dict[str, Any]] | None:
-        """Page through a listing for this article, matched by original URL and title."""
-        wanted = (post["article"]["content_source_url"], post["article"]["title"])
+        """Page through a listing for this post, matched by original URL and title.
+
+        Every article must match, in order, and nothing more: a multi-article
+        message that starts with an article is not that article's own post.
+        Returns the id and the first article.
+        """
+        wanted = [
+            (part["article"]["content_source_url"], part["article"]["title"])
+            for part in post.get("articles") or [post]
+        ]
         for page in range(self.reconcile_pages):
             payload = {"offset": page * 20, "count": 20, "no_content": 1}
             items = self._call(what, path, payload=payload).get("item") or []
             for item in items:
-                news = ((item.get("content") or {}).get("news_item") or [{}])[0]
-                if (news.get("content_source_url"), news.get("title")) == wanted:
-                    return str(item[id_key]), news
+                news = (item.get("content") or {}).get("news_item") or []
+                if [(n.get("content_source_url"), n.get("title")) for n in news] == wanted:
+                    return str(item[id_key]), news[0]
             if len(items) < 20:
                 break
         return None

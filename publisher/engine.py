@@ -26,6 +26,7 @@ from publisher.errors import (
 )
 from publisher.models import DeliveryRow
 from publisher.notify import event_for, plan_notifications
+from publisher.pacing import COUNTDOWN_LIMIT, Deferral, Pacer
 from publisher.retry_policy import backoff_delay
 from publisher.settings import Settings
 from publisher.states import Correction, Kind, State
@@ -52,6 +53,7 @@ class DeliveryEngine:
         self.store = store
         self.channels = channels
         self.dispatcher = dispatcher
+        self.pacer = Pacer(settings)
 
     def deliver(self, delivery_id: int) -> str:
         """Make one attempt; returns what happened, for logs and tests."""
@@ -64,6 +66,9 @@ class DeliveryEngine:
         try:
             if channel is None:
                 raise PermanentError(f"channel {claim.channel!r} is no longer configured")
+            deferral = self.pacer.deferral(claim, channel)  # quiet hours, account spacing
+            if deferral is not None:
+                return self._defer(claim, deferral)
             receipt = self._send(channel, claim)
         except DeliveryError as error:
             return self._failed(claim, error, started, clock)
@@ -150,6 +155,17 @@ class DeliveryEngine:
                 removed.append(target)
                 attempt.step("removed", removed)
         return Receipt(remote_id=",".join(removed) or "-", remote_url=None)
+
+    def _defer(self, claim: Claim, deferral: Deferral) -> str:
+        """Wait without sending and without spending the attempt; re-enqueued like a retry."""
+        armed = (deferral.until - datetime.now(UTC)).total_seconds() <= COUNTDOWN_LIMIT
+        if not self.store.defer(claim, until=deferral.until, reason=deferral.reason, armed=armed):
+            return "lease-lost"
+        if armed:  # a longer wait is released by the sweeper once due
+            countdown = max(0.0, (deferral.until - datetime.now(UTC)).total_seconds())
+            self.dispatcher.enqueue([Enqueue(claim.delivery_id, claim.channel_type, countdown)])
+        log.info("delivery %s: %s", claim.delivery_id, deferral.reason)
+        return "deferred"
 
     def _checkpoint(self, claim: Claim, data: dict[str, object]) -> None:
         if not self.store.save_checkpoint(claim, dict(data)):

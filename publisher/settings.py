@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from publisher.article import load_zone
 from publisher.errors import ConfigError, InputError
 from publisher.jobs import IngestConfig, SyndicationConfig, ingest_tables, syndication_tables
+from publisher.pacing import check_pacing
 
 DEFAULT_CONFIG = Path("config/matrix.toml")
 BUILTIN_CONFIG = Path(__file__).with_name("default_matrix.toml")
@@ -231,6 +232,8 @@ class Settings:
         notifications = _notifications(matrix, config_path, channels)
         ingest = ingest_tables(matrix, config_path, channels)
         syndication = syndication_tables(matrix, config_path, channels)
+        newsroom_timezone = _newsroom_timezone(env, matrix, config_path)
+        check_pacing(channels, newsroom_timezone, config_path)  # quiet_hours, min_spacing
 
         database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'publisher.db'}"
         port = env.get("PUBLISHER_PORT") or "8000"
@@ -251,7 +254,7 @@ class Settings:
             requeue_after=_float_env(env, "PUBLISHER_REQUEUE_AFTER", 30.0),
             feed_debounce=_float_env(env, "PUBLISHER_FEED_DEBOUNCE", 0.5),
             worker_concurrency=int(_float_env(env, "PUBLISHER_WORKER_CONCURRENCY", 2)),
-            timezone=_newsroom_timezone(env, matrix, config_path),
+            timezone=newsroom_timezone,
             notifications=notifications,
             ingest=ingest,
             syndication=syndication,

@@ -374,6 +374,45 @@ class Store:
             session.flush()
             return [row.id for row in rows]
 
+    def defer(self, claim: Claim, *, until: datetime, reason: str, armed: bool = True) -> bool:
+        """Hold a claimed delivery back until `until`, before anything was sent.
+
+        Quiet hours and account spacing (`publisher.pacing`) are not failures:
+        the claim's attempt is given back, `reason` is logged, and the row
+        waits as `retrying` (claimed, swept, cancelled and retracted like any
+        retry) rather than `scheduled`, whose `publish_at` is the editor's.
+        `armed`: a countdown task is enqueued for `until`; False leaves the
+        release to the sweeper, which takes it the moment it is due. Fenced
+        like every write; False if the lease was lost and nothing was written.
+        """
+        now = utcnow()
+        with self.session() as session, session.begin():
+            done = self._fenced(
+                session,
+                claim,
+                state=State.RETRYING,
+                attempts=claim.attempt - 1,
+                next_attempt_at=until,
+                last_error=reason,
+                lease_token=None,
+                lease_until=None,
+                enqueued_at=now if armed else None,
+                updated_at=now,
+            )
+            if done != 1:
+                return False
+            session.add(
+                AttemptRow(
+                    delivery_id=claim.delivery_id,
+                    number=claim.attempt - 1,
+                    started_at=now,
+                    duration_ms=0,
+                    outcome="deferred",
+                    message=reason,
+                )
+            )
+            return True
+
     @staticmethod
     def _fenced(session: Session, claim: Claim, **values: Any) -> int:
         return _changed(

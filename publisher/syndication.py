@@ -14,7 +14,11 @@ formatted, stored, retried and shown like any article:
 
 - `mode = "digest"`: one article, `digest-<job>-<YYYY-MM-DD-HHMM>` (local
   time of the run), whose body lists the chosen articles (title, link,
-  summary), published to the job's channel;
+  summary), published to the job's channel. On a WeChat channel what is
+  sent is one multi-article message of the chosen articles themselves (each
+  formatted by the channel, newest first, at most 8): it is stored as the
+  digest article's delivery, with that message as its payload, in the same
+  single transaction;
 - `mode = "each"`: each chosen article gets a delivery on the job's channel,
   the first at the scheduled time and the next ones `spacing` seconds apart
   (scheduled deliveries, released by the sweeper). An article already
@@ -37,11 +41,14 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from channels.wechat import WechatChannel
 from publisher.article import Article, parse_article
 from publisher.errors import InputError, NotFound
 from publisher.jobs import SyndicationConfig
 from publisher.models import ArticleRow, ArticleVersionRow, DeliveryRow, SyndicationRunRow
-from publisher.states import State
+from publisher.publishing import with_stored_media
+from publisher.states import Correction, State
+from publisher.store import PlannedDelivery
 
 if TYPE_CHECKING:
     from publisher.runtime import Runtime
@@ -111,8 +118,13 @@ class Syndicator:
             return self._finish(run_id, job, slot, RunState.EMPTY, items, now=now)
         try:
             if job.mode == "digest":
-                article = self.digest_article(job, slot, items)
-                self.runtime.publish(article, only=[job.channel], actor=job.actor)
+                chosen = self._chosen(items)
+                article = self._digest(job, slot, chosen)
+                channel = self.runtime.channels.get(job.channel)
+                if isinstance(channel, WechatChannel):
+                    self._publish_message(job, article, channel, channel.format_articles(chosen))
+                else:
+                    self.runtime.publish(article, only=[job.channel], actor=job.actor)
                 return self._finish(run_id, job, slot, RunState.DONE, items, article.id, now=now)
             self._each(job, slot, items, now)
             return self._finish(run_id, job, slot, RunState.DONE, items, now=now)
@@ -124,9 +136,16 @@ class Syndicator:
     # -- what a run sends ------------------------------------------------------------------
 
     def digest_article(self, job: SyndicationConfig, slot: datetime, items: list[str]) -> Article:
+        return self._digest(job, slot, self._chosen(items))
+
+    def _chosen(self, items: list[str]) -> list[Article]:
+        """The chosen articles as stored now, in the chosen order (newest first)."""
         articles = [a for a in (self._article(i) for i in items) if a is not None]
         if not articles:
             raise InputError("items", "every chosen article was deleted")
+        return articles
+
+    def _digest(self, job: SyndicationConfig, slot: datetime, articles: list[Article]) -> Article:
         local = slot.astimezone(job.cron.zone)
         names = {"date": f"{local:%Y-%m-%d}", "time": f"{local:%H:%M}", "job": job.name}
         parts = [f"<p>{html.escape(job.intro)}</p>"] if job.intro else []
@@ -158,6 +177,34 @@ class Syndicator:
         if digest.cover_image is None and stored_cover:
             digest = digest.model_copy(update={"cover_image": stored_cover})
         return digest
+
+    def _publish_message(
+        self,
+        job: SyndicationConfig,
+        digest: Article,
+        channel: WechatChannel,
+        payload: dict[str, Any],
+    ) -> None:
+        """`Runtime.publish` for the digest, but what the delivery sends is `payload`.
+
+        One `Store.publish` transaction stores the digest article and its one
+        delivery, whose payload is the multi-article message built from the
+        chosen articles (not the digest article formatted); a run taken over
+        publishes the same digest again, which stores nothing new.
+        """
+        planned = PlannedDelivery(
+            channel=channel.name,
+            channel_type=channel.type_name,
+            max_attempts=channel.config.max_attempts,
+            payload=payload,
+            correction=channel.correction,
+            correction_payload=payload if channel.correction == Correction.REPUBLISH else None,
+            can_delete=channel.can_delete,
+        )
+        result = self.store.publish(
+            with_stored_media(digest, self.store), [planned], actor=job.actor
+        )
+        self.runtime.dispatcher.enqueue(result.to_enqueue)
 
     def _each(
         self, job: SyndicationConfig, slot: datetime, items: list[str], now: datetime
