@@ -962,15 +962,7 @@ def _correction(
     """The correction of a delivered (or in-flight) post on a channel that cannot
     edit it: a follow-up post, the corrected article republished, or, where the
     platform can do neither, a failed row saying why, so it is reported."""
-    if row is None:
-        row = DeliveryRow(
-            article_id=original.article_id,
-            channel=original.channel,
-            channel_type=original.channel_type,
-            kind=Kind.CORRECTION,
-            created_at=now,
-            outcome_unknown=0,
-        )
+    row = row or _companion(original, Kind.CORRECTION, now)
     row.article_version = article_row.current_version
     row.published_at = article_row.published_at
     row.max_attempts = plan.max_attempts
@@ -981,11 +973,8 @@ def _correction(
     row.updated_at = now
     row.enqueued_at = None
     if plan.correction == Correction.NONE or plan.correction_payload is None:
-        where = f" at {original.remote_url}" if original.remote_url else ""
         row.state = State.FAILED
-        row.last_error = (
-            f"{plan.channel_type} cannot change a delivered post; correct it by hand{where}"
-        )
+        row.last_error = _by_hand(original, "change", "correct")
     else:
         row.state = State.PENDING
         row.last_error = None
@@ -995,30 +984,38 @@ def _correction(
 def _removal(
     original: DeliveryRow, article: ArticleRow, removable: bool, now: datetime
 ) -> DeliveryRow:
-    row = DeliveryRow(
+    row = _companion(original, Kind.RETRACT, now)
+    row.article_version = original.article_version
+    row.state = State.PENDING if removable else State.FAILED
+    row.max_attempts = original.max_attempts
+    row.published_at = article.published_at
+    row.enqueued_at = now
+    row.payload = {}
+    if not removable:
+        row.last_error = _by_hand(original, "remove", "remove")
+    return row
+
+
+def _companion(original: DeliveryRow, kind: Kind, now: datetime) -> DeliveryRow:
+    """A correction or removal row beside the delivered post it acts on."""
+    return DeliveryRow(
         article_id=original.article_id,
-        article_version=original.article_version,
         channel=original.channel,
         channel_type=original.channel_type,
-        kind=Kind.RETRACT,
-        state=State.PENDING if removable else State.FAILED,
+        kind=kind,
         attempts=0,
-        max_attempts=original.max_attempts,
-        published_at=article.published_at,
-        next_attempt_at=now,
-        enqueued_at=now,
         outcome_unknown=0,
-        payload={},
         checkpoint={},
+        next_attempt_at=now,
         created_at=now,
         updated_at=now,
     )
-    if not removable:
-        where = f" at {original.remote_url}" if original.remote_url else ""
-        row.last_error = (
-            f"{original.channel_type} cannot remove a delivered post; remove it by hand{where}"
-        )
-    return row
+
+
+def _by_hand(original: DeliveryRow, cannot: str, then: str) -> str:
+    """Why a platform cannot do it, and where the editor can do it instead."""
+    where = f" at {original.remote_url}" if original.remote_url else ""
+    return f"{original.channel_type} cannot {cannot} a delivered post; {then} it by hand{where}"
 
 
 def _reschedule(

@@ -477,7 +477,9 @@ def test_a_killed_beat_is_replaced_once_its_lock_expires(
     tmp_path: Path, redis_prefix: str, redis_client: redis.Redis
 ) -> None:
     prefix = f"{redis_prefix}beat-{uuid.uuid4().hex[:8]}:"
-    env = beat_env(tmp_path, prefix)
+    # The lock must outlive the refused beat's start-up (imports take seconds on a
+    # loaded machine), or that beat would find it expired and take it.
+    env = beat_env(tmp_path, prefix, PUBLISHER_BEAT_LOCK_SECONDS="10")
     key = f"{prefix}beat:lock"
     first = start_beat(env)
     beats = [first]
