@@ -231,29 +231,18 @@ class Store:
         now = now or utcnow()
         token = secrets.token_hex(8)
         claimable = or_(
-            DeliveryRow.state == State.PENDING,
+            _claimable(DeliveryRow, now),
             and_(DeliveryRow.state == State.SCHEDULED, DeliveryRow.publish_at <= now),
-            and_(DeliveryRow.state == State.RETRYING, DeliveryRow.next_attempt_at <= now),
-            and_(DeliveryRow.state == State.SENDING, DeliveryRow.lease_until <= now),
         )
         with self.session() as session, session.begin():
-            taken = _changed(
-                session,
-                update(DeliveryRow)
-                .where(DeliveryRow.id == delivery_id, claimable)
-                .values(
-                    state=State.SENDING,
-                    lease_token=token,
-                    lease_until=now + timedelta(seconds=lease_seconds),
-                    attempts=DeliveryRow.attempts + 1,
-                    # Taking over from a worker that died mid-send: it may have sent.
-                    outcome_unknown=case(
-                        (DeliveryRow.state == State.SENDING, 1), else_=DeliveryRow.outcome_unknown
-                    ),
-                    updated_at=now,
+            taken = _take(
+                session, DeliveryRow, delivery_id, claimable, token, lease_seconds, now,
+                # Taking over from a worker that died mid-send: it may have sent.
+                outcome_unknown=case(
+                    (DeliveryRow.state == State.SENDING, 1), else_=DeliveryRow.outcome_unknown
                 ),
-            )
-            if taken != 1:
+            )  # fmt: skip
+            if not taken:
                 return None
             row = session.get_one(DeliveryRow, delivery_id, populate_existing=True)
             return Claim(
@@ -483,12 +472,8 @@ class Store:
                 .values(state=State.PENDING, next_attempt_at=now, enqueued_at=None, updated_at=now)
                 .execution_options(synchronize_session=False),
             )
-            due = or_(
-                and_(DeliveryRow.state == State.PENDING, DeliveryRow.next_attempt_at <= now),
-                and_(DeliveryRow.state == State.RETRYING, DeliveryRow.next_attempt_at <= now),
-                and_(DeliveryRow.state == State.SENDING, DeliveryRow.lease_until <= now),
-            )
-            not_recent = or_(DeliveryRow.enqueued_at.is_(None), DeliveryRow.enqueued_at <= stale)
+            due = _due(DeliveryRow, now)
+            not_recent = _not_enqueued_since(DeliveryRow, stale)
             rows = session.execute(
                 select(DeliveryRow.id, DeliveryRow.channel_type)
                 .where(due, not_recent)
@@ -524,25 +509,12 @@ class Store:
         """Take a notification for one attempt, or None if it is not ours to take."""
         now = now or utcnow()
         token = secrets.token_hex(8)
-        claimable = or_(
-            NotificationRow.state == State.PENDING,
-            and_(NotificationRow.state == State.RETRYING, NotificationRow.next_attempt_at <= now),
-            and_(NotificationRow.state == State.SENDING, NotificationRow.lease_until <= now),
-        )
+        claimable = _claimable(NotificationRow, now)
         with self.session() as session, session.begin():
-            taken = _changed(
-                session,
-                update(NotificationRow)
-                .where(NotificationRow.id == notification_id, claimable)
-                .values(
-                    state=State.SENDING,
-                    lease_token=token,
-                    lease_until=now + timedelta(seconds=lease_seconds),
-                    attempts=NotificationRow.attempts + 1,
-                    updated_at=now,
-                ),
+            taken = _take(
+                session, NotificationRow, notification_id, claimable, token, lease_seconds, now
             )
-            if taken != 1:
+            if not taken:
                 return None
             row = session.get_one(NotificationRow, notification_id, populate_existing=True)
             return NotificationClaim(
@@ -599,14 +571,8 @@ class Store:
         """Notifications the broker may have lost, as `collect_due` finds deliveries."""
         now = now or utcnow()
         stale = now - timedelta(seconds=requeue_after)
-        due = or_(
-            and_(NotificationRow.state == State.PENDING, NotificationRow.next_attempt_at <= now),
-            and_(NotificationRow.state == State.RETRYING, NotificationRow.next_attempt_at <= now),
-            and_(NotificationRow.state == State.SENDING, NotificationRow.lease_until <= now),
-        )
-        not_recent = or_(
-            NotificationRow.enqueued_at.is_(None), NotificationRow.enqueued_at <= stale
-        )
+        due = _due(NotificationRow, now)
+        not_recent = _not_enqueued_since(NotificationRow, stale)
         with self.session() as session, session.begin():
             ids = list(
                 session.scalars(
@@ -1075,6 +1041,61 @@ def _editor_entry(row: DeliveryRow, outcome: str, actor: str | None, now: dateti
         outcome=outcome,
         message=f"by {actor}" if actor else None,
         actor=actor,
+    )
+
+
+# Deliveries and notifications share one ledger discipline: the same states,
+# leases, claims and sweeps. `model` is either table's class.
+
+
+def _claimable(model: Any, now: datetime) -> Any:
+    """A worker may take it: pending; retrying and due; sending whose lease expired
+    (its worker died)."""
+    return or_(
+        model.state == State.PENDING,
+        and_(model.state == State.RETRYING, model.next_attempt_at <= now),
+        and_(model.state == State.SENDING, model.lease_until <= now),
+    )
+
+
+def _due(model: Any, now: datetime) -> Any:
+    """What the sweeper looks at: claimable rows whose time has come."""
+    return or_(
+        and_(model.state.in_([State.PENDING, State.RETRYING]), model.next_attempt_at <= now),
+        and_(model.state == State.SENDING, model.lease_until <= now),
+    )
+
+
+def _not_enqueued_since(model: Any, stale: datetime) -> Any:
+    return or_(model.enqueued_at.is_(None), model.enqueued_at <= stale)
+
+
+def _take(
+    session: Session,
+    model: Any,
+    row_id: int,
+    claimable: Any,
+    token: str,
+    lease_seconds: float,
+    now: datetime,
+    **extra: Any,
+) -> bool:
+    """The compare-and-set claim: sending under a fresh lease token, one more attempt."""
+    return (
+        _changed(
+            session,
+            update(model)
+            .where(model.id == row_id, claimable)
+            .values(
+                state=State.SENDING,
+                lease_token=token,
+                lease_until=now + timedelta(seconds=lease_seconds),
+                attempts=model.attempts + 1,
+                updated_at=now,
+                **extra,
+            ),
+        )
+        == 1
     )
 
 
