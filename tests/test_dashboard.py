@@ -12,21 +12,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
-from publisher.api import create_app
-from sandbox.server import BackgroundServer
-from tests.conftest import SAMPLES, TEST_REDIS_URL
-from tests.receiver import Receiver
-from tests.stack import Stack
-from tests.test_api import AS_CMS, AS_DESK, DESK, TOKENS, Api
+from tests.conftest import SAMPLES
+from tests.test_api import AS_CMS, AS_DESK, DESK, Api, make_api  # noqa: F401 - fixture
 
 REPO = Path(__file__).parent.parent
 SCREENSHOT = REPO / "test-output" / "dashboard.png"
@@ -48,47 +42,9 @@ SETTLE = 60_000  # ms: how long the page may take to show a settled state
 
 
 @pytest.fixture
-def make_board(
-    tmp_path: Path, redis_prefix: str, redis_client: redis.Redis
-) -> Iterator[Callable[..., Api]]:
+def make_board(make_api: Callable[..., Api]) -> Callable[..., Api]:  # noqa: F811
     """The API (with the dashboard) on loopback over feeds and a webhook channel."""
-    cleanups: list[Callable[[], None]] = []
-
-    def build(*, worker: bool = True, **env: str) -> Api:
-        receiver = Receiver()
-        hook_server = BackgroundServer(receiver.app()).start()
-        cleanups.append(hook_server.stop)
-        hook_url = f"{hook_server.url}/hook"
-        prefix = f"{redis_prefix}{uuid.uuid4().hex[:8]}:"
-        root = tmp_path / uuid.uuid4().hex[:6]
-        root.mkdir()
-        stack = Stack(
-            root,
-            {
-                "site": {"type": "rss"},
-                "app": {"type": "app_feed"},
-                "hook": {"type": "webhook", "base_url": hook_url, "backoff_base": 0.2},
-            },
-            redis_url=TEST_REDIS_URL,
-            prefix=prefix,
-            env={"PUBLISHER_API_TOKENS": TOKENS, **env},
-        )
-
-        def close_stack() -> None:
-            stack.close()
-            for key in redis_client.scan_iter(match=f"{prefix}*"):
-                redis_client.delete(key)
-
-        cleanups.append(close_stack)
-        if worker:
-            stack.start_worker()
-        server = BackgroundServer(create_app(stack.runtime)).start()
-        cleanups.append(server.stop)
-        return Api(server.url, stack, receiver, hook_url)
-
-    yield build
-    for cleanup in reversed(cleanups):
-        cleanup()
+    return make_api
 
 
 def story(n: str, **fields: Any) -> dict[str, Any]:
