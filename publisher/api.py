@@ -162,6 +162,8 @@ class AttemptOut(BaseModel):
 
 
 class DeliveryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     article_id: str
     article_version: int
@@ -513,26 +515,10 @@ def delivery_ids_in(store: Store, state: State, channel: str | None) -> list[int
 
 
 def delivery_out(row: DeliveryRow) -> DeliveryOut:
-    return DeliveryOut(
-        id=row.id,
-        article_id=row.article_id,
-        article_version=row.article_version,
-        channel=row.channel,
-        channel_type=row.channel_type,
-        kind=Kind(row.kind),
-        state=State(row.state),
-        attempts=row.attempts,
-        max_attempts=row.max_attempts,
-        next_attempt_at=None if row.state in SETTLED else row.next_attempt_at,
-        publish_at=row.publish_at,
-        last_error=row.last_error,
-        last_code=row.last_code,
-        remote_id=row.remote_id,
-        remote_url=row.remote_url,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        delivered_at=row.delivered_at,
-    )
+    out = DeliveryOut.model_validate(row)
+    if row.state in SETTLED:  # a stale due time would read as "will try again"
+        out.next_attempt_at = None
+    return out
 
 
 def delivery_detail(row: DeliveryRow, log: Iterable[AttemptRow]) -> DeliveryDetail:

@@ -30,73 +30,52 @@ class Dispatcher:
         self.settings = settings
 
     def enqueue(self, items: Iterable[Enqueue]) -> int:
-        sent = 0
-        for item in items:
-            try:
-                self.celery.send_task(
-                    "publisher.deliver",
-                    args=[item.delivery_id],
-                    queue=queue_for(item.channel_type),
-                    countdown=item.countdown or None,
-                    retry=False,
-                )
-                sent += 1
-            except (OperationalError, redis.RedisError, OSError) as exc:
-                log.warning(
-                    "broker unavailable, delivery %s left for the sweeper: %s",
-                    item.delivery_id,
-                    type(exc).__name__,
-                )
-        return sent
+        """Queue deliveries on their channel type's queue; returns how many were sent."""
+        return sum(self._deliver(item) for item in items)
+
+    def _deliver(self, item: Enqueue) -> bool:
+        queue, what = queue_for(item.channel_type), f"delivery {item.delivery_id}"
+        return self._send("publisher.deliver", item.delivery_id, queue, item.countdown, what)
 
     def notify(self, notification_ids: Iterable[int], countdown: float = 0.0) -> int:
         """Hand failure notifications to the broker, on the control queue."""
-        sent = 0
-        for notification_id in notification_ids:
-            try:
-                self.celery.send_task(
-                    "publisher.notify",
-                    args=[notification_id],
-                    queue=CONTROL_QUEUE,
-                    countdown=countdown or None,
-                    retry=False,
-                )
-                sent += 1
-            except (OperationalError, redis.RedisError, OSError) as exc:
-                log.warning(
-                    "broker unavailable, notification %s left for the sweeper: %s",
-                    notification_id,
-                    type(exc).__name__,
-                )
-        return sent
+        return sum(
+            self._send("publisher.notify", n, CONTROL_QUEUE, countdown, f"notification {n}")
+            for n in notification_ids
+        )
 
     def request_feed_rebuild(self, channel: str) -> bool:
         """Coalesce rebuilds: one is scheduled per burst of deliveries, not one each.
 
         The flag is cleared by the rebuild as it starts, so a delivery that
-        lands during a rebuild schedules the next one.
+        lands during a rebuild schedules the next one. It outlives the debounce
+        only briefly: if the rebuild task is lost with a killed worker, the
+        sweeper's next request gets through.
         """
         key = self.settings.key("feed-rebuild", channel)
+        ttl = max(5, int(self.settings.feed_debounce * 10))
         try:
-            # The flag outlives the debounce only briefly: if the rebuild task is
-            # lost with a killed worker, the sweeper's next request gets through.
-            ttl = max(5, int(self.settings.feed_debounce * 10))
             if not self.redis.set(key, "1", nx=True, ex=ttl):
                 return False
+        except redis.RedisError as exc:
+            log.warning("broker unavailable, rebuild of %s left for the sweeper: %s", channel,
+                        type(exc).__name__)  # fmt: skip
+            return False
+        return self._send(
+            "publisher.rebuild_feed", channel, CONTROL_QUEUE, self.settings.feed_debounce,
+            f"rebuild of {channel}",
+        )  # fmt: skip
+
+    def _send(self, task: str, arg: object, queue: str, countdown: float, what: str) -> bool:
+        """One task to the broker; an outage is logged, not raised (the sweeper retries)."""
+        try:
             self.celery.send_task(
-                "publisher.rebuild_feed",
-                args=[channel],
-                queue=CONTROL_QUEUE,
-                countdown=self.settings.feed_debounce,
-                retry=False,
+                task, args=[arg], queue=queue, countdown=countdown or None, retry=False
             )
             return True
         except (OperationalError, redis.RedisError, OSError) as exc:
-            log.warning(
-                "could not schedule a rebuild of %s (%s); the sweeper will",
-                channel,
-                type(exc).__name__,
-            )
+            log.warning("broker unavailable, %s left for the sweeper: %s", what,
+                        type(exc).__name__)  # fmt: skip
             return False
 
     def rebuild_started(self, channel: str) -> None:

@@ -442,6 +442,7 @@ def test_spacing_on_one_account_through_a_real_worker(
 
     assert len(rec.posts) == 3
     arrivals = sorted(at for at, _ in rec.requests)
+    print(f"gaps between posts (s): {[round(b - a, 4) for a, b in itertools.pairwise(arrivals)]}")
     assert all(b - a >= 1.0 for a, b in itertools.pairwise(arrivals)), arrivals
     deferred = 0
     for delivery in stack.runtime.store.deliveries(article_ids=ids):
