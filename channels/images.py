@@ -14,7 +14,8 @@ HTML served as `image/png` should fail here, with a clear reason, not there.
 
 Failures are classified like any delivery failure: `PermanentError` for
 what retrying cannot fix (too large, not an allowed type, refused
-reference, missing, 4xx), `RetryableError` for network trouble and 5xx.
+reference, missing, 4xx, an address the fetch guard refuses), `RetryableError`
+for network trouble and 5xx.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import requests
 from channels.base import ChannelContext
 from channels.http import request
 from publisher.errors import NotFound, OutcomeUnknownError, PermanentError, RetryableError
+from publisher.net.guard import Allowlist, PublicSession
 
 JPEG = "image/jpeg"
 PNG = "image/png"
@@ -80,7 +82,8 @@ def fetch_image(
 ) -> Image:
     """The image `ref` points at, checked against `max_bytes` and `allowed_types`."""
     if ref.startswith(("http://", "https://")):
-        data, name = _download(ref, max_bytes=max_bytes, timeout=timeout)
+        allow = Allowlist.of(context.settings.fetch_allow)
+        data, name = _download(ref, allow=allow, max_bytes=max_bytes, timeout=timeout)
     elif ref.startswith("media/"):
         data, name = _from_media_store(ref, context)
     elif ref.startswith("/") and "://" not in ref:
@@ -105,12 +108,16 @@ def _checked(data: bytes, name: str, *, max_bytes: int, allowed_types: frozenset
     return Image(data=data, content_type=kind, filename=_filename(name, kind))
 
 
-def _download(url: str, *, max_bytes: int, timeout: float) -> tuple[bytes, str]:
-    """Stream the body, giving up once it passes `max_bytes` or the total `timeout`."""
+def _download(url: str, *, allow: Allowlist, max_bytes: int, timeout: float) -> tuple[bytes, str]:
+    """Stream the body, giving up once it passes `max_bytes` or the total `timeout`.
+
+    The URL came from content, so it goes through the fetch guard: public
+    addresses only (or the operator's allowlist), every redirect re-checked.
+    """
     name = _url_name(url)
     what = f"download image {name}"
     deadline = time.monotonic() + timeout
-    with requests.Session() as session:
+    with PublicSession(allow) as session:
         try:
             response = request(session, "GET", url, timeout=timeout, what=what, stream=True)
         except OutcomeUnknownError as exc:  # a GET changes nothing: plain retry

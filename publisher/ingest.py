@@ -38,9 +38,10 @@ from sqlalchemy.exc import IntegrityError
 
 from publisher import html as htmlkit
 from publisher.article import LANGUAGE_PATTERN, Article, parse_article
-from publisher.errors import ConfigError, InputError, PublisherError
+from publisher.errors import ConfigError, InputError, PermanentError, PublisherError
 from publisher.jobs import IngestConfig
 from publisher.models import IngestFeedRow, SeenItemRow
+from publisher.net.guard import Allowlist, PublicSession
 from publisher.text import cut
 
 if TYPE_CHECKING:
@@ -282,14 +283,26 @@ class Fetched:
     last_modified: str | None = None
 
 
-def fetch(url: str, *, etag: str | None, last_modified: str | None, timeout: float) -> Fetched:
+def fetch(
+    url: str,
+    *,
+    etag: str | None,
+    last_modified: str | None,
+    timeout: float,
+    allow: Allowlist | None = None,
+) -> Fetched:
+    """GET the partner's feed through the fetch guard (a partner's URL, or its
+    redirects, may point anywhere): public addresses only, unless `allow`."""
     headers = {"User-Agent": USER_AGENT, "Accept": ACCEPT}
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
     try:
-        with requests.get(url, headers=headers, timeout=timeout, stream=True) as response:
+        with (
+            PublicSession(allow or Allowlist()) as session,
+            session.get(url, headers=headers, timeout=timeout, stream=True) as response,
+        ):
             if response.status_code == 304:
                 return Fetched(304, etag=etag, last_modified=last_modified)
             if response.status_code != 200:
@@ -310,6 +323,8 @@ def fetch(url: str, *, etag: str | None, last_modified: str | None, timeout: flo
             )
     except requests.RequestException as exc:
         raise IngestError(f"cannot fetch the feed: {type(exc).__name__}") from None
+    except PermanentError as exc:  # the guard refused the address or a redirect
+        raise IngestError(exc.reason) from None
 
 
 def _header(value: str | None, limit: int) -> str | None:
@@ -448,6 +463,7 @@ class Ingestor:
                 etag=None if moved else state.etag,
                 last_modified=None if moved else state.last_modified,
                 timeout=config.timeout,
+                allow=Allowlist.of(self.settings.fetch_allow),
             )
             if fetched.status == 304:
                 self._record(config.name, now, status=304)

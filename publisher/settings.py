@@ -189,6 +189,9 @@ class Settings:
     ingest: dict[str, IngestConfig] = field(default_factory=dict)
     syndication: dict[str, SyndicationConfig] = field(default_factory=dict)
     beat_lock_seconds: float = 30.0
+    #: `PUBLISHER_FETCH_ALLOW`: hosts and CIDRs that URLs from content may reach even
+    #: though they are not public (see `publisher.net.guard`, which parses them).
+    fetch_allow: tuple[str, ...] = ()
 
     @property
     def feeds_dir(self) -> Path:
@@ -259,6 +262,9 @@ class Settings:
             ingest=ingest,
             syndication=syndication,
             beat_lock_seconds=_float_env(env, "PUBLISHER_BEAT_LOCK_SECONDS", 30.0),
+            fetch_allow=tuple(
+                e for e in env.get("PUBLISHER_FETCH_ALLOW", "").replace(",", " ").split() if e
+            ),
         )
 
 

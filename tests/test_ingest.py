@@ -170,6 +170,7 @@ def load(tmp_path: Path, prefix: str, tables: dict[str, Any], **env: str) -> Set
             "PUBLISHER_DATA_DIR": str(tmp_path / "var"),
             "PUBLISHER_REDIS_PREFIX": prefix,
             "REDIS_URL": TEST_REDIS_URL,
+            "PUBLISHER_FETCH_ALLOW": "127.0.0.1",  # the partner's feed server, on loopback
             **env,
         }
     )
@@ -514,7 +515,9 @@ def test_a_partner_story_reaches_the_site_feed_through_worker_and_beat(
         {"ingest": {"wire": {"url": url, "every": 1, "channels": ["site"]}}},
         channels={"site": {"type": "rss"}},
     )
-    stack = make_stack({"site": {"type": "rss"}}, PUBLISHER_CONFIG=str(matrix))
+    stack = make_stack(
+        {"site": {"type": "rss"}}, PUBLISHER_CONFIG=str(matrix), PUBLISHER_FETCH_ALLOW="127.0.0.1"
+    )
     stack.start_worker()
     ingestor = Ingestor(stack.runtime)
     stack.wait_until(lambda: bool(ingestor.seen("wire")), timeout=60)  # the baseline

@@ -406,7 +406,9 @@ def test_a_digest_reaches_wechat_as_one_message_through_worker_and_beat(
     }  # fmt: skip
     matrix = write_ingest_matrix(tmp_path / f"digest-{uuid.uuid4().hex[:6]}.toml",
                                  {"syndication": {"evening": job}}, channels)  # fmt: skip
-    stack = make_stack(channels, PUBLISHER_CONFIG=str(matrix), **SECRETS)
+    stack = make_stack(
+        channels, PUBLISHER_CONFIG=str(matrix), PUBLISHER_FETCH_ALLOW="127.0.0.1", **SECRETS
+    )
     evening = stack.settings.syndication["evening"]
     slot = evening.cron.previous(now)
     assert slot is not None

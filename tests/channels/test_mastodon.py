@@ -245,7 +245,7 @@ def channel_for(
             "timeout": 5.0,
             **options,
         }
-        settings = make_settings(channels={"masto": table})
+        settings = make_settings(channels={"masto": table}, PUBLISHER_FETCH_ALLOW="127.0.0.1")
         context = ChannelContext(settings=settings, redis=redis_client if use_redis else None)
         return MastodonChannel(settings.channel("masto"), context)
 

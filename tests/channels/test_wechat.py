@@ -112,7 +112,11 @@ class Harness:
             "publish_poll_interval": 0.1,
             **options,
         }
-        settings = self.make_settings({"wx": table}, PUBLISHER_REDIS_PREFIX=self.prefix)
+        settings = self.make_settings(
+            {"wx": table},
+            PUBLISHER_REDIS_PREFIX=self.prefix,
+            PUBLISHER_FETCH_ALLOW="127.0.0.1",  # the image servers of these tests
+        )
         context = ChannelContext(settings=settings, redis=self.redis_client)
         return WechatChannel(settings.channel("wx"), context)
 
