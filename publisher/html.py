@@ -7,6 +7,7 @@ further from here, so hostile markup is removed once, at the door.
 
 from __future__ import annotations
 
+import functools
 import re
 from html.parser import HTMLParser
 
@@ -85,8 +86,13 @@ class _TextExtractor(HTMLParser):
             self.parts.append(data)
 
 
+@functools.lru_cache(maxsize=16)
 def to_text(html: str) -> str:
-    """Plain text with paragraphs separated by one blank line."""
+    """Plain text with paragraphs separated by one blank line.
+
+    Cached: parsing, the summary, and every channel's formatter ask for the
+    text of the same body, and `html.parser` costs ~3 µs a tag.
+    """
     parser = _TextExtractor()
     parser.feed(html)
     parser.close()
