@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict
 
-from publisher import budgets, frontmatter, markdown
+from publisher import budgets, frontmatter, markdown, validchars
 from publisher import html as htmlkit
 from publisher.errors import InputError
 from publisher.text import cut
@@ -145,6 +145,7 @@ def parse_article(
     (the newsroom's, from settings) reads times without an offset when the
     article names no `timezone` of its own.
     """
+    validchars.check_fields(data)  # before anything else reads a string
     unknown = sorted(set(data) - KNOWN_FIELDS)
     if unknown:
         raise InputError(unknown[0], "is not an article field")
@@ -206,19 +207,20 @@ def _url(field: str, value: Any, *, required: bool) -> str | None:
         return None
     if not isinstance(value, str):
         raise InputError(field, "must be a string")
-    bad = htmlkit.find_control(value)
-    if bad is not None:
-        raise InputError(field, f"contains the control character U+{ord(bad):04X}")
+    value = value.strip(" ")
     try:
-        parts = urlsplit(value.strip())
+        parts = urlsplit(value)
         scheme, host = parts.scheme, parts.hostname
     except ValueError:  # e.g. an unclosed IPv6 bracket
         scheme, host = "", None
-    if scheme not in ("http", "https") or not host or " " in value.strip():
+    if scheme not in ("http", "https") or not host:
         raise InputError(field, f"{value[:80]!r} is not an absolute http(s) URL")
+    bad = next((c for c in value if c.isspace() or htmlkit.find_control(c)), None)
+    if bad is not None:  # CR, LF, TAB would flow raw into feeds and posts
+        raise InputError(field, f"contains whitespace or a control character (U+{ord(bad):04X})")
     if len(value) > 2000:
         raise InputError(field, "is longer than 2,000 characters")
-    return value.strip()
+    return value
 
 
 def _body(data: Mapping[str, Any]) -> str:
@@ -347,7 +349,28 @@ def parse_time(
                 "has no time zone; add an offset such as +08:00 or Z, "
                 f"or give {zone_field} (an IANA name such as Asia/Shanghai)",
             )
-        return local_time(field, value.replace(tzinfo=None), zone)
+        try:
+            value = local_time(field, value.replace(tzinfo=None), zone)
+        except OverflowError:  # a wall time at the edge of year 1 or 9999
+            raise InputError(field, OUT_OF_RANGE) from None
+    return in_range(field, value)
+
+
+#: The instants the store, the feeds and every platform can represent.
+OUT_OF_RANGE = "is out of range: times must fall between 1970 and 9999 (UTC)"
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
+
+def in_range(field: str, value: datetime) -> datetime:
+    """`value` if its instant lies in 1970–9999 UTC; else `InputError`, never an
+    OverflowError later (converting 9999-12-31T23:59:59-12:00 to UTC overflows)."""
+    try:
+        instant = value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise InputError(field, OUT_OF_RANGE) from None
+    if not EARLIEST <= instant <= LATEST:
+        raise InputError(field, OUT_OF_RANGE)
     return value
 
 

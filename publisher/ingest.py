@@ -37,6 +37,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from publisher import html as htmlkit
+from publisher import validchars
 from publisher.article import LANGUAGE_PATTERN, Article, parse_article
 from publisher.errors import ConfigError, InputError, PermanentError, PublisherError
 from publisher.jobs import IngestConfig
@@ -83,23 +84,27 @@ def normalize_link(url: str) -> str:
     slash. `HTTPS://News.Example.org:443/a/?utm_source=x&id=3#top` →
     `https://news.example.org/a?id=3`.
     """
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:  # a bad port or IPv6 bracket: the link is its own key
+        return validchars.scrub(url.strip())
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
-    if parts.port and (scheme, parts.port) not in (("http", 80), ("https", 443)):
-        host = f"{host}:{parts.port}"
+    if port and (scheme, port) not in (("http", 80), ("https", 443)):
+        host = f"{host}:{port}"
     query = urlencode(
         [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
          if not k.lower().startswith("utm_")]
     )  # fmt: skip
     path = parts.path.rstrip("/")
-    return urlunsplit((scheme, host, path, query, ""))
+    return validchars.scrub(urlunsplit((scheme, host, path, query, "")))
 
 
 def link_key(link: str, guid: str) -> str:
     """sha256 of the normalized link; an item without a link is keyed by its guid only."""
     basis = normalize_link(link) if link else "\0guid:" + guid
-    return hashlib.sha256(basis.encode()).hexdigest()
+    return hashlib.sha256(basis.encode("utf-8", "replace")).hexdigest()
 
 
 # ---- reading a feed ----------------------------------------------------------------------
@@ -152,7 +157,7 @@ def _parse_json_feed(body: bytes, base_url: str) -> ParsedFeed:
         if not isinstance(raw, dict):
             continue
         link = _str(raw.get("url")) or _str(raw.get("external_url")) or ""
-        link = urljoin(base_url, link) if link else ""
+        link = _joined(base_url, link) if link else ""
         guid_value = raw.get("id")
         guid = str(guid_value).strip() if isinstance(guid_value, str | int) else ""
         content_html = _str(raw.get("content_html"))
@@ -215,6 +220,10 @@ def _parse_xml_feed(body: bytes, content_type: str, base_url: str) -> ParsedFeed
 
 
 def _item(*, guid: str, link: str, **fields: Any) -> FeedItem:
+    """The item, its guid made storable: a partner's guid is an identity, so
+    characters no database or XML can hold become U+FFFD (its content is
+    judged, and refused, by the article rules instead)."""
+    guid = validchars.scrub(guid)
     link = link.strip()
     if not link and guid.startswith(("http://", "https://")):
         link = guid
@@ -222,7 +231,7 @@ def _item(*, guid: str, link: str, **fields: Any) -> FeedItem:
         basis = (
             normalize_link(link) if link else f"{fields.get('title')}\0{fields.get('body_html')}"
         )
-        guid = "sha256:" + hashlib.sha256(basis.encode()).hexdigest()
+        guid = "sha256:" + hashlib.sha256(basis.encode("utf-8", "replace")).hexdigest()
     elif len(guid) > MAX_GUID_CHARS:
         guid = "sha256:" + hashlib.sha256(guid.encode()).hexdigest()
     fields["tags"] = tuple(str(t) for t in fields.get("tags") or ())
@@ -241,6 +250,15 @@ def _entry_image(entry: Mapping[str, Any]) -> str | None:
         if link.get("rel") == "enclosure" and str(link.get("type") or "").startswith("image/"):
             return _str(link.get("href"))
     return None
+
+
+def _joined(base_url: str, link: str) -> str:
+    """`link` resolved against the feed's URL; as given if it cannot be parsed
+    (the article rules then refuse it, as that item's problem only)."""
+    try:
+        return urljoin(base_url, link)
+    except ValueError:
+        return link
 
 
 def _str(value: Any) -> str | None:
@@ -344,6 +362,7 @@ def build_article(config: IngestConfig, item: FeedItem, feed: ParsedFeed) -> Art
     if title and config.title_prefix:
         title = cut(config.title_prefix + title, 300, measure=len)
     body = item.body_html or (_text_to_html(item.summary) if item.summary else None)
+    body = htmlkit.strip_controls(body) if body else body  # partners' stray C0 bytes, as before
     if body is None and title:
         body = f"<p>{html.escape(title)}</p>"
     tags = [t for t in (_clean(t, 50) for t in (*config.tags, *item.tags)) if t][:30]
@@ -364,6 +383,18 @@ def build_article(config: IngestConfig, item: FeedItem, feed: ParsedFeed) -> Art
         "channels": list(config.channels) if config.channels else None,
     }
     return parse_article({k: v for k, v in data.items() if v not in (None, "", [])})
+
+
+def _buildable(config: IngestConfig, item: FeedItem, feed: ParsedFeed) -> Article:
+    """`build_article`, where anything an item makes go wrong is that item's
+    rejection (an `InputError`), never the end of the poll for the others."""
+    try:
+        return build_article(config, item, feed)
+    except InputError:
+        raise
+    except Exception as exc:  # a partner's data found a case the rules did not expect
+        log.exception("ingest %s: item %s could not be read", config.name, item.guid)
+        raise InputError("item", f"cannot be read as an article ({type(exc).__name__})") from None
 
 
 def _clean(text: str | None, limit: int) -> str | None:
@@ -523,7 +554,7 @@ class Ingestor:
                 result.baseline += 1
                 continue
             try:
-                article = build_article(config, item, feed)
+                article = _buildable(config, item, feed)
                 self.runtime.publish(article, actor=config.actor)
             except InputError as exc:
                 log.warning("ingest %s: item %s rejected: %s", config.name, item.guid, exc)

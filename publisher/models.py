@@ -38,7 +38,10 @@ class UTCDateTime(TypeDecorator[datetime]):
             raise ValueError("naive datetime given to the store")
         # SQLite keeps the wall-clock digits and drops the offset, so 08:00+08:00
         # would read back as 08:00 UTC: store every time as UTC.
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # inputs are range-checked (article.in_range); say what it was
+            raise ValueError("a time outside the range the store keeps") from None
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is not None and value.tzinfo is None:
