@@ -9,6 +9,7 @@ each document it kept: the hub fetches what the API now serves.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from datetime import UTC, datetime
@@ -19,6 +20,8 @@ from publisher import websub
 from publisher.settings import Settings
 from publisher.store import Store
 
+log = logging.getLogger(__name__)
+
 
 def rebuild_feed(settings: Settings, store: Store, channel: FeedChannel) -> list[FeedDocument]:
     built_at = datetime.now(UTC)  # taken before reading: later changes trigger another build
@@ -26,7 +29,7 @@ def rebuild_feed(settings: Settings, store: Store, channel: FeedChannel) -> list
         FeedItem(payload, updated)
         for payload, updated in store.feed_payloads(channel.name, settings.feeds.items)
     ]
-    documents = channel.render(items, built_at)
+    documents = render_without_bad_items(channel, items, built_at)
     live: list[str] = []
     for document in documents:
         kept = store.save_feed_document(
@@ -42,6 +45,40 @@ def rebuild_feed(settings: Settings, store: Store, channel: FeedChannel) -> list
             live.append(channel.feed_url(document.filename))
     websub.ping_hub(settings.feeds.hub_url, live)
     return documents
+
+
+# -- defence in depth: one item never freezes a feed ------------------------------------------
+
+
+def render_without_bad_items(
+    channel: FeedChannel, items: list[FeedItem], built_at: datetime
+) -> list[FeedDocument]:
+    """The channel's documents; if rendering fails, without the items that cannot render.
+
+    Article validation refuses what lxml cannot write (U+FFFF and friends), so
+    this only catches what slipped past it: a payload stored before that rule,
+    or a rule nobody thought of. Each item is then tried alone, the ones that
+    fail are left out and logged with the reason, and the rest are published,
+    rather than every later rebuild raising and the feed never changing again.
+    """
+    try:
+        return channel.render(items, built_at)
+    except Exception as exc:  # any renderer failure: find the item behind it
+        first = exc
+    kept: list[FeedItem] = []
+    for item in items:
+        try:
+            channel.render([item], built_at)
+        except Exception as exc:
+            log.error(
+                "feed %s: left out article %s, it cannot be rendered (%s: %s)",
+                channel.name, item.get("article_id"), type(exc).__name__, exc,
+            )  # fmt: skip
+            continue
+        kept.append(item)
+    if len(kept) == len(items):
+        raise first  # not an item's fault: let the rebuild fail and be retried
+    return channel.render(kept, built_at)
 
 
 def write_atomically(path: Path, body: bytes) -> None:
