@@ -30,7 +30,7 @@ def payload(channel: FeedChannel, n: int, title: str) -> FeedItem:
             "image": None,
             "language": None,
             "published": WHEN.isoformat(),
-        },  # fmt: skip
+        },
         WHEN,
     )
 
