@@ -23,6 +23,7 @@ from publisher.errors import (
     PermanentError,
     RetryableError,
 )
+from publisher.net.reading import MAX_ANSWER_BYTES, ReadFailed, TooLarge, TooSlow, read_capped
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,10 @@ def request(
     for the editor ("upload cover", "create draft"); URLs are never put in
     reasons because some platforms carry credentials in the query string.
     """
+    streamed = bool(kwargs.pop("stream", False))
+    deadline = time.monotonic() + timeout
     try:
-        response = session.request(method, url, timeout=timeout, **kwargs)
+        response = session.request(method, url, timeout=timeout, stream=True, **kwargs)
     except requests.ConnectTimeout:
         raise RetryableError(f"{what}: could not connect (timeout)") from None
     except requests.ConnectionError as exc:
@@ -111,7 +114,27 @@ def request(
             http_status=response.status_code,
             retry_after=retry_after_seconds(response.headers),
         )
+    if not streamed:
+        _read_answer(response, what, timeout, deadline)
     return response
+
+
+def _read_answer(response: requests.Response, what: str, timeout: float, deadline: float) -> None:
+    """Read the answer now, up to `MAX_ANSWER_BYTES` and by the deadline: an endless
+    or dribbling body must not hold a worker or its memory. The request has been
+    sent, so a body not read whole leaves the outcome unknown (reconcile first)."""
+    try:
+        body = read_capped(response, max_bytes=MAX_ANSWER_BYTES, deadline=deadline)
+    except TooLarge:
+        raise OutcomeUnknownError(
+            f"{what}: the answer is larger than {MAX_ANSWER_BYTES:,} bytes",
+            http_status=response.status_code,
+        ) from None
+    except TooSlow:
+        raise OutcomeUnknownError(f"{what}: the answer was not read within {timeout:g}s") from None
+    except ReadFailed:
+        raise OutcomeUnknownError(f"{what}: connection dropped while reading the answer") from None
+    response._content = body  # what `.content`, `.text` and `.json()` read
 
 
 def json_body(response: requests.Response, what: str) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from channels.base import ChannelContext
 from channels.http import request
 from publisher.errors import NotFound, OutcomeUnknownError, PermanentError, RetryableError
 from publisher.net.guard import Allowlist, PublicSession
+from publisher.net.reading import ReadFailed, TooLarge, TooSlow, read_capped
 
 JPEG = "image/jpeg"
 PNG = "image/png"
@@ -40,7 +41,6 @@ WEBP = "image/webp"
 BMP = "image/bmp"
 
 EXTENSIONS = {JPEG: ".jpg", PNG: ".png", GIF: ".gif", WEBP: ".webp", BMP: ".bmp"}
-_CHUNK = 64 * 1024
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -136,19 +136,15 @@ def _download(url: str, *, allow: Allowlist, max_bytes: int, timeout: float) -> 
 
 
 def _read_capped(response: requests.Response, what: str, max_bytes: int, deadline: float) -> bytes:
-    body = bytearray()
+    """The body by `deadline` (wall clock, however slowly bytes arrive), up to `max_bytes`."""
     try:
-        for chunk in response.iter_content(_CHUNK):
-            body += chunk
-            if len(body) > max_bytes:
-                raise PermanentError(f"{what}: larger than the limit of {max_bytes:,} bytes")
-            if time.monotonic() > deadline:
-                raise RetryableError(f"{what}: too slow, gave up")
-    except requests.RequestException as exc:
-        raise RetryableError(
-            f"{what}: connection failed while reading ({type(exc).__name__})"
-        ) from None
-    return bytes(body)
+        return read_capped(response, max_bytes=max_bytes, deadline=deadline)
+    except TooLarge:
+        raise PermanentError(f"{what}: larger than the limit of {max_bytes:,} bytes") from None
+    except TooSlow:
+        raise RetryableError(f"{what}: too slow, gave up") from None
+    except ReadFailed:
+        raise RetryableError(f"{what}: connection failed while reading") from None
 
 
 def _from_file(path: Path, max_bytes: int) -> tuple[bytes, str]:

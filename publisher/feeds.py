@@ -9,6 +9,7 @@ each document it kept: the hub fetches what the API now serves.
 
 from __future__ import annotations
 
+import html
 import logging
 import os
 import tempfile
@@ -29,6 +30,7 @@ def rebuild_feed(settings: Settings, store: Store, channel: FeedChannel) -> list
         FeedItem(payload, updated)
         for payload, updated in store.feed_payloads(channel.name, settings.feeds.items)
     ]
+    items = within_byte_budget(items, settings.feeds.max_bytes)
     documents = render_without_bad_items(channel, items, built_at)
     live: list[str] = []
     for document in documents:
@@ -45,6 +47,22 @@ def rebuild_feed(settings: Settings, store: Store, channel: FeedChannel) -> list
             live.append(channel.feed_url(document.filename))
     websub.ping_hub(settings.feeds.hub_url, live)
     return documents
+
+
+def within_byte_budget(items: list[FeedItem], budget: int) -> list[FeedItem]:
+    """Items (newest first) whose full HTML fits `[feeds] max_bytes` together; every
+    later item carries its summary as its content, so a few huge articles can
+    neither make a document of tens of MB nor a rebuild of hundreds."""
+    spent = 0
+    kept: list[FeedItem] = []
+    for item in items:
+        content = str(item.get("content_html") or "")
+        spent += len(content.encode("utf-8", "replace"))
+        if spent > budget:
+            summary = html.escape(str(item.get("summary") or item.get("title") or ""))
+            item = FeedItem({**item.payload, "content_html": f"<p>{summary}</p>"}, item.updated)
+        kept.append(item)
+    return kept
 
 
 # -- defence in depth: one item never freezes a feed ------------------------------------------

@@ -26,6 +26,7 @@ import html
 import json
 import logging
 import secrets
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,6 +44,7 @@ from publisher.errors import ConfigError, InputError, PermanentError, PublisherE
 from publisher.jobs import IngestConfig
 from publisher.models import IngestFeedRow, SeenItemRow
 from publisher.net.guard import Allowlist, PublicSession
+from publisher.net.reading import ReadProblem, TooLarge, read_capped
 from publisher.text import cut
 
 if TYPE_CHECKING:
@@ -316,6 +318,7 @@ def fetch(
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
+    deadline = time.monotonic() + timeout  # for the whole answer, not each read
     try:
         with (
             PublicSession(allow or Allowlist()) as session,
@@ -327,14 +330,15 @@ def fetch(
                 raise IngestError(
                     f"HTTP {response.status_code} from the feed", http_status=response.status_code
                 )
-            body = bytearray()
-            for chunk in response.iter_content(64 * 1024):
-                body += chunk
-                if len(body) > MAX_FEED_BYTES:
-                    raise IngestError(f"the feed is larger than {MAX_FEED_BYTES:,} bytes")
+            try:
+                body = read_capped(response, max_bytes=MAX_FEED_BYTES, deadline=deadline)
+            except TooLarge:
+                raise IngestError(f"the feed is larger than {MAX_FEED_BYTES:,} bytes") from None
+            except ReadProblem:
+                raise IngestError(f"the feed was not read within {timeout:g}s") from None
             return Fetched(
                 200,
-                bytes(body),
+                body,
                 response.headers.get("Content-Type", ""),
                 _header(response.headers.get("ETag"), 512),
                 _header(response.headers.get("Last-Modified"), 64),

@@ -36,6 +36,8 @@ class FeedSettings(BaseModel):
     language: str | None = None
     items: int = Field(default=50, ge=1, le=10_000)
     hub_url: str | None = None
+    #: Bytes of item content one document may carry; past it, items carry their summary.
+    max_bytes: int = Field(default=4_000_000, ge=10_000)
 
 
 class ChannelConfig(BaseModel):

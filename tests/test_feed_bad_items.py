@@ -54,3 +54,19 @@ def test_the_rss_renderer_really_refuses_such_an_item(channels: dict[str, Channe
     assert isinstance(channel, FeedChannel)
     with pytest.raises(ValueError):
         channel.render([payload(channel, 2, "Bad\uffff")], WHEN)
+
+
+def test_past_the_byte_budget_items_carry_their_summary_only(channels: dict[str, Channel]) -> None:
+    from publisher.feeds import within_byte_budget
+
+    channel = channels["site"]
+    assert isinstance(channel, FeedChannel)
+    big = [payload(channel, n, f"Story {n}") for n in range(1, 21)]
+    big = [FeedItem({**i.payload, "content_html": "<p>" + "x" * 1_000_000 + "</p>"}, WHEN)
+           for i in big]  # fmt: skip
+    kept = within_byte_budget(big, 4_000_000)
+    full = [i for i in kept if len(i.get("content_html")) > 1000]
+    assert len(full) == 3 and kept[:3] == big[:3]  # the newest, whole
+    assert all(i.get("content_html") == "<p>S</p>" for i in kept[3:])
+    documents = channel.render(kept, WHEN)
+    assert all(len(d.body) < 4 * 3_200_000 for d in documents)
