@@ -9,7 +9,10 @@ Workers and the one beat run elsewhere (`publisher worker`, `publisher beat`);
 from __future__ import annotations
 
 from publisher.api import create_app
+from publisher.net.redact import install_log_redaction
 from publisher.runtime import Runtime
 from publisher.settings import Settings
 
-app = create_app(Runtime(Settings.load()))
+settings = Settings.load()
+install_log_redaction(settings)  # uvicorn's and urllib3's records too
+app = create_app(Runtime(settings))

@@ -44,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    _redact_logs()
     try:
         return int(args.handler(args) or 0)
     except InputError as exc:
@@ -57,6 +58,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _redact_logs() -> None:
+    """Every command (worker, beat and serve included) logs through the redactor,
+    which also learns this deployment's secrets when its settings load."""
+    from publisher.net.redact import install_log_redaction
+
+    try:
+        settings = Settings.load()
+    except (ConfigError, InputError):  # the command itself reports it
+        settings = None
+    install_log_redaction(settings)
 
 
 def _parser() -> argparse.ArgumentParser:
