@@ -111,6 +111,10 @@ _IMG = re.compile(r'<img src="([^"]*)" alt="([^"]*)">')
 _TOKEN_IN_TEXT = re.compile(r"access_token=[^&\s]+")
 
 
+#: A payload's name for the channel's own `default_cover` file (never its path).
+DEFAULT_COVER_REF = "channel:default_cover"
+
+
 @dataclass
 class _Reduced:
     """Article HTML reduced to the WeChat subset, in top-level blocks (cut points)."""
@@ -242,6 +246,13 @@ class WechatChannel(Channel):
             return str(value) if value else None
         return str((self.context.settings.config_path.parent / str(value)).resolve())
 
+    def default_cover_ref(self) -> str | None:
+        """What a payload holds for the default cover: its URL, or `DEFAULT_COVER_REF`
+        for a file on this server, resolved at send time, so a payload (shown by
+        preview and the dashboard) never holds a server path."""
+        value = self.default_cover()
+        return DEFAULT_COVER_REF if value and "://" not in value else value
+
     def format(self, article: Article) -> dict[str, Any]:
         """The draft article payload, plus the image references `send` must upload."""
         reduced = reduce_html(article.body_html)
@@ -249,7 +260,7 @@ class WechatChannel(Channel):
         content = "".join(blocks)
         inline = [src for src in reduced.images if f'src="{html.escape(src)}"' in content]
         author = article.author or str(self.config.option("author") or "")
-        cover = article.cover_image or self.default_cover()
+        cover = article.cover_image or self.default_cover_ref()
         return {
             "article": {
                 "article_type": "news",
@@ -400,6 +411,8 @@ class WechatChannel(Channel):
 
     def _upload_cover(self, ref: str) -> str:
         """Upload a cover as permanent material (`type=image`); its media_id."""
+        if ref == DEFAULT_COVER_REF:
+            ref = self.default_cover() or ref
         image = fetch_image(
             ref,
             self.context,

@@ -214,7 +214,9 @@ class ArticleDetail(BaseModel):
     published_at: datetime
     retracted_at: datetime | None
     actor: str | None
-    article: Article
+    article: Article | None = Field(
+        description="null for an anonymous reader while a delivery is scheduled (embargo)"
+    )
     deliveries: list[DeliveryDetail]
 
 
@@ -414,6 +416,47 @@ def editor(
 
 
 Editor = Annotated[str, Depends(editor)]
+
+
+def reader(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str | None:
+    """The token name of a read, or None for an anonymous one (a bad token is a 401)."""
+    return editor(request, credentials) if credentials else None
+
+
+Reader = Annotated[str | None, Depends(reader)]
+
+
+def reads_restricted(settings: Any, who: str | None) -> bool:
+    """Whether this read must leave out embargoed content and attempt logs: once
+    tokens are configured, an anonymous reader sees states, not what is behind
+    them, unless the operator set `PUBLISHER_OPEN_READS`."""
+    return who is None and bool(settings.api_tokens) and not settings.open_reads
+
+
+def _embargoed(detail: ArticleDetail) -> bool:
+    return any(d.state == State.SCHEDULED for d in detail.deliveries)
+
+
+def restricted_detail(detail: ArticleDetail) -> ArticleDetail:
+    """`detail` for an anonymous reader: no attempt log (its messages map a network),
+    and no article content while any of its deliveries is still scheduled."""
+    deliveries = [restricted_delivery(d) for d in detail.deliveries]
+    article = None if _embargoed(detail) else detail.article
+    return detail.model_copy(update={"deliveries": deliveries, "article": article})
+
+
+def restricted_summary(summary: ArticleSummary) -> ArticleSummary:
+    """A list row for an anonymous reader: an embargoed article shows no title or URL."""
+    if any(d.state == State.SCHEDULED for d in summary.deliveries):
+        return summary.model_copy(update={"title": None, "url": None})
+    return summary
+
+
+def restricted_delivery(detail: DeliveryDetail) -> DeliveryDetail:
+    return detail.model_copy(update={"log": [], "last_error": None, "last_code": None})
 
 
 # -- reads the store does not offer (candidates for moving into Store) -----------
@@ -720,6 +763,8 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
             "One article in, every channel out, every delivery tracked. "
             "Mutating calls need `Authorization: Bearer <token>`."
         ),
+        docs_url=None,  # served from local assets below (publisher.docs_page)
+        redoc_url=None,
     )
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
@@ -788,6 +833,7 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
         ] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=MAX_DB_INT)] = 0,
+        who: Reader = None,
     ) -> ArticlePage:
         rows, total = list_articles(
             store, states=state, channel=channel,
@@ -811,6 +857,8 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
             )
             for row, title, url in rows
         ]
+        if reads_restricted(settings, who):
+            items = [restricted_summary(i) for i in items]
         return ArticlePage(items=items, total=total, limit=limit, offset=offset)
 
     @app.get(
@@ -821,8 +869,9 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
         tags=["articles"],
         summary="One article, each delivery and its attempt log",
     )
-    def get_article(article_id: ArticleId) -> ArticleDetail:
-        return article_detail(article_id)
+    def get_article(article_id: ArticleId, who: Reader) -> ArticleDetail:
+        detail = article_detail(article_id)
+        return restricted_detail(detail) if reads_restricted(settings, who) else detail
 
     @app.delete(
         "/api/articles/{article_id}",
@@ -893,8 +942,9 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
         tags=["deliveries"],
         summary="One delivery with its attempt log",
     )
-    def get_delivery(delivery_id: DeliveryId) -> DeliveryDetail:
-        return delivery_detail(store.delivery(delivery_id), store.attempts(delivery_id))
+    def get_delivery(delivery_id: DeliveryId, who: Reader) -> DeliveryDetail:
+        detail = delivery_detail(store.delivery(delivery_id), store.attempts(delivery_id))
+        return restricted_delivery(detail) if reads_restricted(settings, who) else detail
 
     @app.post(
         "/api/deliveries/retry",
@@ -961,12 +1011,15 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
             for name, payload in payloads.items()
         }
 
+    # Preview does the full parse and format work for anyone who calls it: a token,
+    # unless the operator opened reads on purpose.
+    preview_dependencies = read_dependencies if settings.open_reads else [Depends(editor)]
     for path in ("/api/preview", "/api/articles/preview"):
         app.post(
             path,
             response_model=dict[str, ChannelPreview],
-            responses={**read_errors, **_errors(413, 422)},
-            dependencies=read_dependencies,
+            responses={**_errors(401, 413, 422)},
+            dependencies=preview_dependencies,
             tags=["articles"],
             summary="Preview each channel's output",
             operation_id="preview" if path == "/api/preview" else "preview_under_articles",
@@ -1084,8 +1137,10 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     from publisher.dashboard import dashboard_router  # it builds on this module
+    from publisher.docs_page import docs_router
 
     app.include_router(dashboard_router(runtime))
+    app.include_router(docs_router())
     return app
 
 

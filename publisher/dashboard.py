@@ -23,10 +23,9 @@ from string import Template
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from publisher.api import ApiError, DeliveryId, Editor, editor
 from publisher.article import parse_front_matter
@@ -91,6 +90,23 @@ class StoredPayload(BaseModel):
     channel_type: str
     article_version: int
     payload: dict[str, Any] | None = Field(description="formatted once, at publishing")
+
+
+class SourceIn(BaseModel):
+    """`POST /dashboard/api/source`: the text of a Markdown article file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+
+
+def payload_reads(runtime: Runtime) -> list[Any]:
+    """A stored payload is the article's content: a token once tokens are configured
+    (it may be embargoed), unless reads are open on purpose (`PUBLISHER_OPEN_READS`)."""
+    settings = runtime.settings
+    if settings.read_requires_token or (settings.api_tokens and not settings.open_reads):
+        return [Depends(editor)]
+    return []
 
 
 class Asset:
@@ -183,7 +199,9 @@ def dashboard_router(runtime: Runtime) -> APIRouter:
         """Lets the page check a pasted token before the editor relies on it."""
         return Who(name=actor)
 
-    @router.get("/dashboard/api/deliveries/{delivery_id}/payload", dependencies=reads)
+    @router.get(
+        "/dashboard/api/deliveries/{delivery_id}/payload", dependencies=payload_reads(runtime)
+    )
     def payload(delivery_id: DeliveryId) -> StoredPayload:
         row = store.delivery(delivery_id)
         return StoredPayload(
@@ -194,14 +212,13 @@ def dashboard_router(runtime: Runtime) -> APIRouter:
             payload=row.payload,
         )
 
-    @router.post("/dashboard/api/source", dependencies=reads)
-    async def source(request: Request) -> dict[str, Any]:
-        """Markdown with front matter → article fields. Nothing is stored."""
-        raw = await request.body()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InputError("source", "is not valid UTF-8") from None
-        return await run_in_threadpool(article_fields_from_markdown, text)
+    @router.post("/dashboard/api/source")
+    def source(body: SourceIn, actor: Editor) -> dict[str, Any]:
+        """Markdown with front matter → article fields. Nothing is stored.
+
+        A token and a JSON body: with neither, any page an editor visits could
+        make the server parse YAML and Markdown for it (a form cannot send JSON
+        cross-origin without a preflight, and the token lives in the tab)."""
+        return article_fields_from_markdown(body.text)
 
     return router

@@ -180,6 +180,9 @@ class Settings:
     public_url: str
     api_tokens: dict[str, str] = field(default_factory=dict, repr=False)
     read_requires_token: bool = False
+    #: `PUBLISHER_OPEN_READS`: preview, embargoed content and attempt logs readable
+    #: without a token even when tokens are configured (the old behaviour).
+    open_reads: bool = False
     lease_seconds: float = 120.0
     sweep_interval: float = 1.0
     requeue_after: float = 30.0
@@ -254,6 +257,7 @@ class Settings:
             public_url=public_url,
             api_tokens=_parse_tokens(env.get("PUBLISHER_API_TOKENS", "")),
             read_requires_token=env.get("PUBLISHER_READ_REQUIRES_TOKEN", "") in ("1", "true"),
+            open_reads=env.get("PUBLISHER_OPEN_READS", "") in ("1", "true"),
             lease_seconds=_float_env(env, "PUBLISHER_LEASE_SECONDS", 120.0),
             sweep_interval=_float_env(env, "PUBLISHER_SWEEP_INTERVAL", 1.0),
             requeue_after=_float_env(env, "PUBLISHER_REQUEUE_AFTER", 30.0),

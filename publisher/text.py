@@ -8,8 +8,9 @@ URL. Channels differ only in the measure they pass.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import regex
 
@@ -82,16 +83,17 @@ def _weibo_units(text: str) -> int:
     return sum(1 if ord(ch) < 128 else 2 for ch in text)
 
 
-def _atoms(text: str) -> list[str]:
-    """Graphemes, except that each URL is one indivisible atom."""
-    atoms: list[str] = []
+def _atoms(text: str) -> Iterator[str]:
+    """Graphemes, except that each URL is one indivisible atom; lazily, so a cut of
+    a huge text reads only the start it can keep."""
     last = 0
     for match in URL_PATTERN.finditer(text):
-        atoms.extend(graphemes(text[last : match.start()]))
-        atoms.append(match.group())
+        for grapheme in _GRAPHEME.finditer(text, last, match.start()):
+            yield grapheme.group()
+        yield match.group()
         last = match.end()
-    atoms.extend(graphemes(text[last:]))
-    return atoms
+    for grapheme in _GRAPHEME.finditer(text, last):
+        yield grapheme.group()
 
 
 def cut(text: str, limit: int, measure: Measure = grapheme_length, ellipsis: str = ELLIPSIS) -> str:
@@ -101,14 +103,15 @@ def cut(text: str, limit: int, measure: Measure = grapheme_length, ellipsis: str
     space, provided the cut keeps at least half of what would fit; otherwise
     cuts between graphemes. A URL is never cut.
     """
-    if measure(text) <= limit:
+    # Every measure here gives an atom at least half a unit (Weibo's ASCII), so
+    # no prefix longer than 2 × limit atoms can fit: reading only that many keeps
+    # a cut of a huge text (a 250,000-character paragraph) cheap.
+    cap = 2 * limit + 2
+    atoms = list(itertools.islice(_atoms(text), cap))
+    if len(atoms) < cap and measure(text) <= limit:
         return text
-    atoms = _atoms(text)
-    # Longest prefix (in atoms) that fits together with the ellipsis. Every
-    # measure here gives an atom at least half a unit (Weibo's ASCII), so no
-    # prefix longer than 2 × limit atoms can fit: searching only those keeps a
-    # cut of a huge text (a 250,000-character paragraph) cheap.
-    lo, hi = 0, min(len(atoms), 2 * limit + 1)
+    # Longest prefix (in atoms) that fits together with the ellipsis.
+    lo, hi = 0, min(len(atoms), cap - 1)
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if measure("".join(atoms[:mid]).rstrip() + ellipsis) <= limit:

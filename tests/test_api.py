@@ -86,7 +86,9 @@ def make_api(
             },
             redis_url=TEST_REDIS_URL,
             prefix=prefix,
-            env={"PUBLISHER_API_TOKENS": TOKENS, **env},
+            # These tests read as the old open API did; tests/test_read_access.py
+            # covers what an anonymous reader sees once reads are not open.
+            env={"PUBLISHER_API_TOKENS": TOKENS, "PUBLISHER_OPEN_READS": "true", **env},
         )
 
         def close_stack() -> None:

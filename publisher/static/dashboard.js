@@ -592,7 +592,7 @@
         throw new Problem(422, "source", `is not valid JSON: ${error.message}`);
       }
     }
-    return api("POST", "/dashboard/api/source", { text });
+    return api("POST", "/dashboard/api/source", { json: { text } });
   }
 
   function currentArticle() {
