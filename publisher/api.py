@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
@@ -585,6 +586,32 @@ def _conditional(
     return Response(body, media_type=content_type, headers=headers)
 
 
+def _byte_range(
+    request: Request, body: bytes, content_type: str, headers: dict[str, str]
+) -> Response:
+    """200 with the whole body, or 206 with the one range asked for (podcast apps
+    seek and resume with `Range`; RFC 9110 §14). Several ranges, or an `If-Range`
+    that no longer matches, get the whole body, as the RFC allows."""
+    wanted = request.headers.get("range", "")
+    if_range = request.headers.get("if-range")
+    match = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", wanted)
+    if not match or (if_range is not None and if_range != headers["ETag"]):
+        return Response(body, media_type=content_type, headers=headers)
+    first, last, size = match[1], match[2], len(body)
+    if first and last and int(last) < int(first):
+        return Response(body, media_type=content_type, headers=headers)  # not a valid range
+    if first:
+        start, end = int(first), min(int(last), size - 1) if last else size - 1
+    elif last:
+        start, end = max(0, size - int(last)), size - 1
+    else:
+        return Response(body, media_type=content_type, headers=headers)
+    if start >= size or start > end:
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    ranged = {**headers, "Content-Range": f"bytes {start}-{end}/{size}"}
+    return Response(body[start : end + 1], 206, media_type=content_type, headers=ranged)
+
+
 # -- metrics ------------------------------------------------------------------------
 
 
@@ -1017,16 +1044,19 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
             _dated_once_settled(document.built_at), headers,
         )  # fmt: skip
 
-    @app.get(
+    @app.api_route(
         "/media/{media_id}",
+        methods=["GET", "HEAD"],
         response_class=Response,
         responses={
-            200: {"description": "the image", "content": {"image/*": {}}},
+            200: {"description": "the file", "content": {"image/*": {}, "audio/mpeg": {}}},
+            206: {"description": "the byte range asked for with Range"},
             304: {"description": "not modified"},
+            416: {"description": "the range is outside the file"},
             **_errors(404, 422, 503),
         },
         tags=["feeds"],
-        summary="A cover image kept in the store",
+        summary="A cover image or podcast episode kept in the store",
     )
     def get_media(
         request: Request, media_id: Annotated[str, Path(pattern=MEDIA_ID, max_length=80)]
@@ -1038,8 +1068,16 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
             "Cache-Control": "public, max-age=31536000, immutable",
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+            "Accept-Ranges": "bytes",
         }
-        return _conditional(request, data, content_type, etag, None, headers)
+        response = _conditional(request, data, content_type, etag, None, headers)
+        if response.status_code == 200:
+            response = _byte_range(request, data, content_type, {"ETag": etag, **headers})
+        if request.method == "HEAD":  # the headers of the GET, with its Content-Length
+            length = response.headers.get("content-length", "0")
+            response = Response(status_code=response.status_code, headers=dict(response.headers))
+            response.headers["content-length"] = length
+        return response
 
     # -- operators ----------------------------------------------------------------
 

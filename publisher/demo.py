@@ -17,11 +17,12 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from channels.feed import FeedChannel
+from channels.voice import VoiceChannel
 from publisher.article import load_article_file
 from publisher.local import LocalStack, local_stack
 from publisher.runtime import Runtime
 from publisher.settings import Settings
-from publisher.states import SETTLED, State
+from publisher.states import SETTLED, Kind, State
 from sandbox.runner import Sandboxes
 
 SAMPLES = Path(__file__).with_name("demo_samples")
@@ -118,5 +119,25 @@ def _report(runtime: Runtime, ids: list[str], sandboxes: Sandboxes, console: Con
         if isinstance(channel, FeedChannel):
             for filename in channel.filenames():
                 console.print(f"  {name}: {runtime.settings.feeds_dir / filename}")
+        if isinstance(channel, VoiceChannel):
+            console.print(f"  {name}: {channel.feed_url(channel.filenames()[0])} (publisher serve)")
+            for path in _export_episodes(runtime, ids, channel):
+                console.print(f"  {name}: listen to {path}")
         elif name in sandboxes.urls:
             console.print(f"  {name}: {sandboxes.urls[name]}/ (the {channel.type_name} sandbox)")
+
+
+def _export_episodes(runtime: Runtime, ids: list[str], channel: VoiceChannel) -> list[Path]:
+    """The delivered episodes' MP3s copied out of the store to `<data dir>/media/`, so the
+    demo's listener can play them without the API running."""
+    paths: list[Path] = []
+    for d in runtime.store.deliveries(article_ids=ids):
+        ref = channel.episode_audio(d.remote_id) if d.channel == channel.name else None
+        if d.state != State.DELIVERED or d.kind != Kind.PUBLISH or ref is None:
+            continue
+        data, _ = runtime.store.read_media(ref)
+        path = runtime.settings.data_dir / "media" / f"{d.article_id}.mp3"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        paths.append(path)
+    return paths

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, func, or_, select, update
+from sqlalchemy import Engine, and_, case, delete, func, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -850,13 +850,32 @@ class Store:
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         if not content_type.startswith("image/"):
             raise InputError("cover_image", f"{path.name} is not an image")
-        media_id = hashlib.sha256(data).hexdigest() + (path.suffix.lower() or "")
+        return self.save_media(data, content_type, path.suffix.lower())
+
+    def save_media(
+        self, data: bytes, content_type: str, suffix: str = "", *, name: str | None = None
+    ) -> str:
+        """Keep bytes in the store, served under /media/; returns `media/<id><suffix>`.
+
+        The id is the bytes' sha256, so one reference always means the same bytes
+        (the API serves media as immutable). A caller that must find the file
+        again from something else passes its own 64-hex `name`: the first write
+        under a name wins and later writes leave it as it is.
+        """
+        media_id = (name or hashlib.sha256(data).hexdigest()) + suffix
         with self.session() as session, session.begin():
             if session.get(MediaRow, media_id) is None:
                 session.add(
                     MediaRow(id=media_id, content_type=content_type, data=data, created_at=utcnow())
                 )
         return f"media/{media_id}"
+
+    def delete_media(self, refs: Sequence[str]) -> None:
+        """Remove media files (a retracted episode's audio); missing ones are ignored."""
+        ids = [ref.removeprefix("media/") for ref in refs]
+        if ids:
+            with self.session() as session, session.begin():
+                session.execute(delete(MediaRow).where(MediaRow.id.in_(ids)))
 
     def read_media(self, ref: str) -> tuple[bytes, str]:
         media_id = ref.removeprefix("media/")

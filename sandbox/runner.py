@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from publisher.errors import ConfigError
 from publisher.settings import ChannelConfig, Settings
-from sandbox import wechat, weibo
+from sandbox import speech, wechat, weibo
 from sandbox.server import BackgroundServer
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -34,6 +34,8 @@ KINDS: dict[str, SandboxKind] = {
     "wechat": SandboxKind(
         wechat.create_app, {"appid": "wx-sandbox", "secret": wechat.DEFAULT_SECRET}
     ),
+    # A voice channel with `engine = "http"` pointing here gets the speech stand-in.
+    "voice": SandboxKind(speech.create_app, {"api_key": speech.DEFAULT_KEY}),
 }
 
 
