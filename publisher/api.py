@@ -1044,9 +1044,7 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
             _dated_once_settled(document.built_at), headers,
         )  # fmt: skip
 
-    @app.api_route(
-        "/media/{media_id}",
-        methods=["GET", "HEAD"],
+    media_route: dict[str, Any] = dict(
         response_class=Response,
         responses={
             200: {"description": "the file", "content": {"image/*": {}, "audio/mpeg": {}}},
@@ -1058,6 +1056,7 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
         tags=["feeds"],
         summary="A cover image or podcast episode kept in the store",
     )
+
     def get_media(
         request: Request, media_id: Annotated[str, Path(pattern=MEDIA_ID, max_length=80)]
     ) -> Response:
@@ -1078,6 +1077,9 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
             response = Response(status_code=response.status_code, headers=dict(response.headers))
             response.headers["content-length"] = length
         return response
+
+    app.get("/media/{media_id}", operation_id="get_media", **media_route)(get_media)
+    app.head("/media/{media_id}", operation_id="head_media", **media_route)(get_media)
 
     # -- operators ----------------------------------------------------------------
 

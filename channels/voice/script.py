@@ -166,14 +166,15 @@ def speakable(text: str, language: str) -> str:
     """`text` with what must not or cannot be read taken out or spelled for the ear.
 
     URLs and email addresses are dropped, emoji too. Mandarin years are read
-    digit by digit (2024年 → 二〇二四年, as announcers do) and percentages as
-    百分之…; English ISO dates become "22 April 2024" and year ranges "2024 to
+    digit by digit (2024年 → 二〇二四年, as announcers do), ISO dates as 年月日 and
+    percentages as 百分之…; English ISO dates become "22 April 2024" and year ranges "2024 to
     2026". Everything else is left to the engine (see the README).
     """
     text = URL_PATTERN.sub("", text)
     text = _EMAIL.sub("", text)
     text = _PICTOGRAPH.sub("", text)
     if language.lower().startswith("zh"):
+        text = re.sub(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)", _chinese_date, text)
         text = re.sub(r"(\d{4})\s*[-–~至到]\s*(\d{4})\s*年", r"\1年至\2年", text)
         text = re.sub(r"(\d{4})(?=年)", lambda m: "".join(_ZH_DIGITS[d] for d in m[1]), text)
         text = re.sub(r"(\d+(?:\.\d+)?)\s*[%％]", r"百分之\1", text)
@@ -191,6 +192,10 @@ _MONTHS = (
     "January", "February", "March", "April", "May", "June", "July", "August",
     "September", "October", "November", "December",
 )  # fmt: skip
+
+
+def _chinese_date(match: re.Match[str]) -> str:
+    return f"{match[1]}年{int(match[2])}月{int(match[3])}日"
 
 
 def _english_date(match: re.Match[str]) -> str:

@@ -82,6 +82,8 @@ def test_mandarin_script_numbers_and_pauses() -> None:
     assert [p.text for p in pieces] == ["Headline。", "二〇二四年GDP增长百分之5.2。"]
     assert pieces[0].pause > pieces[1].pause > 0
     assert speakable("2024-04-22 and 2024-2026", "en") == "22 April 2024 and 2024 to 2026"
+    spoken = "二〇二四年4月22日发布，二〇二四年至二〇二六年"
+    assert speakable("2024-04-22发布，2024-2026年", "zh") == spoken
 
 
 def test_long_sentences_are_chunked_at_clause_breaks() -> None:
