@@ -179,8 +179,8 @@ def _item(fg: FeedGenerator, episode: Episode) -> None:
 def generate_artwork(name: str, size: int = ARTWORK_SIZE) -> bytes:
     """Square JPEG show art from the newsroom's name, for a matrix that names none.
 
-    Pillow's bundled font has Latin glyphs only, so a name in another script is
-    drawn by its initials' code points missing; set `image` for such a newsroom.
+    Pillow's bundled font has Latin glyphs only: a name in another script would
+    come out as empty boxes, so such a newsroom should set `image`.
     """
     from PIL import Image, ImageDraw, ImageFont
 
