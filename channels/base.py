@@ -57,6 +57,24 @@ class SendAttempt:
         self.checkpoint[name] = value
         self.save_checkpoint(dict(self.checkpoint))
 
+    def note(self, text: str) -> None:
+        """Tell the editor about something the send did differently (an image left out,
+        a generated cover). Kept in the checkpoint, so a note made by an attempt
+        that later failed still reaches the attempt log of the one that delivers."""
+        notes = notes_of(self.checkpoint)
+        if text not in notes:
+            self.step(NOTES_KEY, [*notes, text])
+
+
+#: Where `SendAttempt.note` keeps its notes in the checkpoint.
+NOTES_KEY = "notes"
+
+
+def notes_of(checkpoint: dict[str, Any] | None) -> list[str]:
+    """The notes a delivery's attempts made, oldest first, for the attempt log."""
+    notes = (checkpoint or {}).get(NOTES_KEY)
+    return [str(n) for n in notes] if isinstance(notes, list) else []
+
 
 @dataclass
 class ChannelContext:

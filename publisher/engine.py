@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from channels.base import Channel, Receipt, SendAttempt
+from channels.base import Channel, Receipt, SendAttempt, notes_of
 from publisher.dispatch import Dispatcher
 from publisher.errors import (
     AuthExpiredError,
@@ -87,6 +87,7 @@ class DeliveryEngine:
             remote_url=receipt.remote_url,
             started_at=started,
             duration_ms=_elapsed_ms(clock),
+            notes=notes_of(claim.checkpoint),  # what the channel did differently, named
         )
         if not recorded:
             log.warning("delivery %s: lease lost before recording delivered", delivery_id)

@@ -38,6 +38,17 @@ class FeedSettings(BaseModel):
     hub_url: str | None = None
 
 
+class Branding(BaseModel):
+    """The newsroom's name and colours, from `[newsroom]`: what a generated cover card
+    shows when a channel needs a cover and the article has none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    brand_color: str = Field(default="#b3261e", pattern=r"^#[0-9a-fA-F]{6}$")
+    text_color: str = Field(default="#ffffff", pattern=r"^#[0-9a-fA-F]{6}$")
+
+
 class ChannelConfig(BaseModel):
     """One `[channels.NAME]` table. Unknown keys are the channel type's own options."""
 
@@ -133,7 +144,7 @@ def _newsroom_timezone(
     newsroom = matrix.get("newsroom") or {}
     if not isinstance(newsroom, dict):
         raise ConfigError(f"{config_path}: [newsroom] must be a table")
-    unknown = sorted(set(newsroom) - {"timezone"})
+    unknown = sorted(set(newsroom) - {"timezone", *BRANDING_KEYS})
     if unknown:
         raise ConfigError(f"{config_path}: [newsroom] {unknown[0]}: unknown setting")
     name: Any = env.get("PUBLISHER_TIMEZONE") or newsroom.get("timezone")
@@ -151,6 +162,19 @@ def _newsroom_timezone(
     except InputError as exc:
         raise ConfigError(f"{where}: {exc.problem}") from None
     return name.strip()
+
+
+BRANDING_KEYS = frozenset({"name", "brand_color", "text_color"})
+
+
+def _branding(matrix: Mapping[str, Any], feeds: FeedSettings, config_path: Path) -> Branding:
+    """`[newsroom] name, brand_color, text_color`; the name defaults to the feeds' title."""
+    newsroom = matrix.get("newsroom") or {}
+    given = {k: v for k, v in newsroom.items() if k in BRANDING_KEYS}
+    try:
+        return Branding(**{"name": feeds.title, **given})
+    except ValidationError as exc:
+        raise ConfigError(f"{config_path}: [newsroom] {_first_error(exc)}") from None
 
 
 def _parse_tokens(raw: str) -> dict[str, str]:
@@ -189,6 +213,7 @@ class Settings:
     ingest: dict[str, IngestConfig] = field(default_factory=dict)
     syndication: dict[str, SyndicationConfig] = field(default_factory=dict)
     beat_lock_seconds: float = 30.0
+    branding: Branding = field(default_factory=lambda: Branding(name="Newsroom"))
 
     @property
     def feeds_dir(self) -> Path:
@@ -259,6 +284,7 @@ class Settings:
             ingest=ingest,
             syndication=syndication,
             beat_lock_seconds=_float_env(env, "PUBLISHER_BEAT_LOCK_SECONDS", 30.0),
+            branding=_branding(matrix, feeds, config_path),
         )
 
 

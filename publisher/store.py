@@ -274,8 +274,13 @@ class Store:
         started_at: datetime,
         duration_ms: int,
         actor: str | None = None,
+        notes: list[str] | None = None,
     ) -> bool:
-        """Mark delivered; if the article changed meanwhile, go again with the new version."""
+        """Mark delivered; if the article changed meanwhile, go again with the new version.
+
+        The attempt's message is where the post lives, followed by the
+        channel's `notes` (e.g. "body image x.jpg left out"), so the log
+        says what was delivered differently from what was written."""
         now = utcnow()
         with self.session() as session, session.begin():
             current = session.scalar(
@@ -305,7 +310,7 @@ class Store:
                     started_at=started_at,
                     duration_ms=duration_ms,
                     outcome="delivered",
-                    message=remote_url,
+                    message="; ".join(p for p in (remote_url, *(notes or [])) if p) or None,
                     actor=actor,
                 )
             )

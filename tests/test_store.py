@@ -135,3 +135,20 @@ def test_retry_and_cancel_follow_the_state_machine(store: Store, channels: dict)
     assert store.delivery(delivery_id).state == State.PENDING
     assert [a.outcome for a in store.attempts(delivery_id)] == ["cancelled", "retry"]
     assert {a.actor for a in store.attempts(delivery_id)} == {"desk"}
+
+
+def test_a_channels_notes_reach_the_delivered_attempt_in_the_log(
+    store: Store, channels: dict
+) -> None:
+    """What a channel did differently (an image left out) is named where the editor looks."""
+    delivery_id = publishing.publish(article(), store, channels).to_enqueue[0].delivery_id
+    claim = store.claim(delivery_id, 60)
+    assert claim is not None
+    notes = ["body image photo.jpg left out, its alt text kept: could not connect"]
+    assert store.record_delivered(
+        claim, remote_id="x", remote_url="https://example.org/p/1",
+        started_at=datetime.now(UTC), duration_ms=1, notes=notes,
+    )  # fmt: skip
+    logged = store.attempts(delivery_id)[-1]
+    assert logged.outcome == "delivered"
+    assert logged.message == "https://example.org/p/1; " + notes[0]

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
+from channels.base import notes_of
 from channels.wechat import WechatChannel
 from publisher.article import Article, parse_article
 from publisher.errors import InputError, OutcomeUnknownError, PermanentError
@@ -232,7 +233,7 @@ def test_timeout_after_the_draft_is_stored_does_not_make_a_second_draft(
     with pytest.raises(OutcomeUnknownError):
         delivery.attempt()
     assert wx.stats()["drafts"] == 1  # stored, though the client never heard
-    assert delivery.checkpoint["draft_requested"] is True
+    assert 0 < delivery.checkpoint["draft_requested"] <= time.time()  # when it was sent
 
     delivery.until_delivered()
     stats = wx.stats()
@@ -283,11 +284,23 @@ def test_an_article_is_never_reconciled_to_a_message_that_starts_with_it(
 
 
 def test_an_article_without_any_cover_is_named(wx: Harness) -> None:  # noqa: F811
-    channel = wx.channel()
+    channel = wx.channel(generated_cover=False)
     delivery = Delivery(channel, channel.format_articles([story(1), story(2)]))
     with pytest.raises(PermanentError, match=r"none for article 1 \(第1条新闻\), 2 \(第2条新闻\)"):
         delivery.attempt()
     assert wx.stats()["materials"] == 0  # refused before anything was uploaded
+
+
+def test_articles_without_any_cover_get_a_card_each(wx: Harness) -> None:  # noqa: F811
+    channel = wx.channel()
+    delivery = Delivery(channel, channel.format_articles([story(1), story(2)]))
+    delivery.until_delivered()
+    covers = delivery.checkpoint["cover_media_ids"]
+    assert covers["0"] != covers["1"]  # one card per title
+    assert notes_of(delivery.checkpoint) == [
+        "cover: generated a card with the title for '第1条新闻'",
+        "cover: generated a card with the title for '第2条新闻'",
+    ]
 
 
 # ---- the syndication run: one stored delivery carrying the message ----------------------------
