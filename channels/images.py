@@ -28,6 +28,7 @@ import io
 import re
 import time
 from dataclasses import dataclass
+from html import unescape
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
@@ -52,6 +53,7 @@ BMP = "image/bmp"
 EXTENSIONS = {JPEG: ".jpg", PNG: ".png", GIF: ".gif", WEBP: ".webp", BMP: ".bmp"}
 _CHUNK = 64 * 1024
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_IMG_SRC = re.compile(r"<img\b[^>]*?\ssrc=\"([^\"]+)\"", re.I)
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,14 @@ def _describe(ref: str) -> str:
 def _filename(name: str, kind: str) -> str:
     stem = _SAFE_NAME.sub("-", PurePosixPath(name).stem).strip("-.")[:60] or "image"
     return stem + EXTENSIONS.get(kind, "")
+
+
+def first_image(body_html: str) -> str | None:
+    """The first body image a worker may fetch (http(s) or the media store), if any."""
+    for src in _IMG_SRC.findall(body_html):
+        if src.startswith(("http://", "https://", "media/")):
+            return unescape(src)
+    return None
 
 
 #: Where `fetch_bounded` counts each image's failed tries in the checkpoint.

@@ -27,10 +27,21 @@ What it reproduces, because the channel's correctness depends on it:
 - `message/mass/sendall` de-duplicates `clientmsgid` (45065 with the first
   `msg_id`), enforces a daily quota (45028) and 60 calls a minute (45011).
 
-Faults come from `sandbox/faults.py`: queue one for an endpoint path. One
+- Listings (`draft/batchget`, `freepublish/batchget`) page newest first
+  with `update_time`, ties kept in publishing order; `/_control/published`
+  adds history published by someone else (`count`, `age_seconds`), so a
+  lookup can be made to walk hundreds of items. `draft/get` answers 40007
+  once a draft has left the box.
+- `daily_quota` (per `/cgi-bin/...` path) makes an API answer 45009 once the
+  day's calls are used (Beijing days), with `openapi/quota/get` and
+  `clear_quota` as on the platform.
+
+The package: `platform` (limits, error codes, records), `state` (the rules),
+`app` (HTTP). Faults come from `sandbox/faults.py`: queue one for an endpoint path. One
 extra pseudo-path, `job:freepublish`, is consumed when a publish job is
 accepted: mode `error` with `code` 2, 3 or 4 makes that job end with that
-`publish_status`. `/_control/stats` gives the counts tests check, above all
+`publish_status`. `/_control/stats` gives the counts tests check (`published_pages` and
+`draft_pages`: listing pages served; `quota_refusals`), above all
 `duplicate_posts`: drafts or published articles that are a second copy of
 one article (same `content_source_url`), which must stay zero.
 """
