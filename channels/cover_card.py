@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import io
 from functools import lru_cache
-
-from PIL import Image as PILImage
-from PIL import ImageDraw, ImageFont
+from typing import TYPE_CHECKING
 
 from channels.images import JPEG, Image
 from publisher.settings import Branding
+
+if TYPE_CHECKING:  # Pillow is imported when a card is drawn: workers start without it
+    from PIL.ImageFont import FreeTypeFont
 
 #: 2.35:1, the crop WeChat shows in the feed (`pic_crop_235_1`).
 CARD_SIZE = (900, 383)
@@ -31,15 +32,19 @@ _MAX_LINES = 3
 
 
 @lru_cache(maxsize=8)
-def _font(size: int) -> ImageFont.FreeTypeFont:
+def _font(size: int) -> FreeTypeFont:
     """The CJK font at `size` (cached: the file is 16 MB and parsed once per size)."""
     import cvttf_NotoSansCJK_Regular
+    from PIL import ImageFont
 
     return ImageFont.truetype(cvttf_NotoSansCJK_Regular.get_TTF_path(), size)
 
 
 def cover_card(title: str, branding: Branding) -> Image:
     """A JPEG card for `title` in `branding`'s colours, well under every platform's limits."""
+    from PIL import Image as PILImage
+    from PIL import ImageDraw
+
     width, height = CARD_SIZE
     card = PILImage.new("RGB", CARD_SIZE, branding.brand_color)
     draw = ImageDraw.Draw(card)
@@ -68,7 +73,7 @@ def cover_card(title: str, branding: Branding) -> Image:
     return Image(data=out.getvalue(), content_type=JPEG, filename="cover-card.jpg")
 
 
-def wrap(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
+def wrap(text: str, font: FreeTypeFont, width: int) -> list[str]:
     """Lines no wider than `width`: breaks between words, and anywhere in CJK text
     (which has no spaces), never before closing punctuation."""
     lines: list[str] = []
@@ -112,7 +117,7 @@ def _tokens(text: str) -> list[str]:
     return tokens
 
 
-def _ellipsized(line: str, font: ImageFont.FreeTypeFont, width: int) -> str:
+def _ellipsized(line: str, font: FreeTypeFont, width: int) -> str:
     while line and font.getlength(line + "…") > width:
         line = line[:-1]
     return line.rstrip() + "…"
