@@ -29,7 +29,7 @@ import requests
 
 from channels.base import ChannelContext
 from channels.http import request
-from publisher.errors import NotFound, OutcomeUnknownError, PermanentError, RetryableError
+from publisher.domain.errors import NotFound, OutcomeUnknownError, PermanentError, RetryableError
 
 JPEG = "image/jpeg"
 PNG = "image/png"

@@ -22,7 +22,7 @@ The platform facts (reference/channel-apis.md §1) that shape this module:
   says 0 or a failure. The transport polls briefly, then raises a
   `RetryableError` so the engine polls later, with the publish_id kept.
 - Tokens come from `stable_token`, shared by all workers through
-  `publisher.tokencache`; 40001/40014/42001 are `AuthExpiredError`.
+  `publisher.coord.tokencache`; 40001/40014/42001 are `AuthExpiredError`.
 - The access token travels in the query string and the app secret in a JSON
   body, so reasons never contain URLs, and platform messages are scrubbed.
 """
@@ -47,9 +47,11 @@ import requests
 from channels.base import Channel, ChannelContext, Correction, Receipt, SendAttempt
 from channels.http import CodeTable, classify_code, json_body, request
 from channels.images import BMP, GIF, JPEG, PNG, fetch_image
-from publisher import html as htmlkit
-from publisher.article import Article
-from publisher.errors import (
+from publisher.config.settings import ChannelConfig
+from publisher.coord.tokencache import FreshToken, TokenCache
+from publisher.domain import html as htmlkit
+from publisher.domain.article import Article
+from publisher.domain.errors import (
     AuthExpiredError,
     ConfigError,
     DeliveryError,
@@ -59,9 +61,7 @@ from publisher.errors import (
     ReauthRequiredError,
     RetryableError,
 )
-from publisher.settings import ChannelConfig
-from publisher.text import cut
-from publisher.tokencache import FreshToken, TokenCache
+from publisher.domain.text import cut
 
 log = logging.getLogger(__name__)
 

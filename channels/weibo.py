@@ -28,17 +28,17 @@ import requests
 
 from channels.base import Channel, ChannelContext, Correction, Receipt, SendAttempt
 from channels.http import CodeTable, classify_code, json_body, request
-from publisher.article import Article
-from publisher.errors import (
+from publisher.config.settings import ChannelConfig
+from publisher.coord.ratelimit import TokenBucket
+from publisher.domain.article import Article
+from publisher.domain.errors import (
     ConfigError,
     DeliveryError,
     PermanentError,
     ReauthRequiredError,
     RetryableError,
 )
-from publisher.ratelimit import TokenBucket
-from publisher.settings import ChannelConfig
-from publisher.text import ELLIPSIS, WEIBO_URL_PATTERN, cut, weibo_length
+from publisher.domain.text import ELLIPSIS, WEIBO_URL_PATTERN, cut, weibo_length
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def compose_status(article: Article, limit: int = MAX_LENGTH) -> str:
 
     Room goes first to the link and the title (cut only if it alone is too
     long), then tags while the summary keeps `MIN_SUMMARY`, then the summary,
-    cut at a sentence or clause boundary by `publisher.text.cut`.
+    cut at a sentence or clause boundary by `publisher.domain.text.cut`.
     """
     title, url = plain(article.title), article.url
     summary = plain(article.summary) if article.summary != article.title else ""

@@ -24,8 +24,9 @@ from fastapi import FastAPI, Response
 
 from channels.base import ChannelContext, Receipt, SendAttempt
 from channels.wechat import WechatChannel, clientmsgid, utf16_length
-from publisher.article import Article, load_article_file, parse_article
-from publisher.errors import (
+from publisher.config.settings import BUILTIN_CONFIG, ChannelConfig, Settings
+from publisher.domain.article import Article, load_article_file, parse_article
+from publisher.domain.errors import (
     AuthExpiredError,
     DeliveryError,
     OutcomeUnknownError,
@@ -33,7 +34,6 @@ from publisher.errors import (
     ReauthRequiredError,
     RetryableError,
 )
-from publisher.settings import BUILTIN_CONFIG, ChannelConfig, Settings
 from sandbox.server import BackgroundServer
 from sandbox.wechat import DEFAULT_SECRET, create_app
 from tests.conftest import SAMPLES
