@@ -4,7 +4,7 @@ A channel type declares its facts as class attributes (what it can do on an
 update or a retraction, how many attempts a send deserves); the engine does
 the shared work (claiming, retries, backoff, the attempt log) once. A
 transport either returns a `Receipt` or raises one of the classified
-`DeliveryError`s from `publisher.errors`; it never returns a bare bool.
+`DeliveryError`s from `publisher.domain.errors`; it never returns a bare bool.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from publisher.article import Article
-from publisher.errors import PermanentError
-from publisher.settings import ChannelConfig, Settings
-from publisher.states import Correction
+from publisher.config.settings import ChannelConfig, Settings
+from publisher.domain.article import Article
+from publisher.domain.errors import PermanentError
+from publisher.domain.states import Correction
 
 if TYPE_CHECKING:
     import redis

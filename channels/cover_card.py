@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from channels.images import JPEG, Image
-from publisher.settings import Branding
+from publisher.config.settings import Branding
 
 if TYPE_CHECKING:  # Pillow is imported when a card is drawn: workers start without it
     from PIL.ImageFont import FreeTypeFont

@@ -36,7 +36,7 @@ import requests
 
 from channels.base import ChannelContext, SendAttempt
 from channels.http import request
-from publisher.errors import (
+from publisher.domain.errors import (
     DeliveryError,
     NotFound,
     OutcomeUnknownError,

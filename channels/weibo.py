@@ -50,8 +50,10 @@ from channels.images import (
     fit_image,
     image_name,
 )
-from publisher.article import Article
-from publisher.errors import (
+from publisher.config.settings import ChannelConfig
+from publisher.coord.ratelimit import TokenBucket
+from publisher.domain.article import Article
+from publisher.domain.errors import (
     ConfigError,
     DeliveryError,
     OutcomeUnknownError,
@@ -59,9 +61,7 @@ from publisher.errors import (
     ReauthRequiredError,
     RetryableError,
 )
-from publisher.ratelimit import TokenBucket
-from publisher.settings import ChannelConfig
-from publisher.text import ELLIPSIS, WEIBO_URL_PATTERN, cut, weibo_length
+from publisher.domain.text import ELLIPSIS, WEIBO_URL_PATTERN, cut, weibo_length
 
 log = logging.getLogger(__name__)
 

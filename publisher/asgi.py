@@ -8,8 +8,8 @@ Workers and the one beat run elsewhere (`publisher worker`, `publisher beat`);
 
 from __future__ import annotations
 
-from publisher.api import create_app
-from publisher.runtime import Runtime
-from publisher.settings import Settings
+from publisher.config.settings import Settings
+from publisher.web.api import create_app
+from publisher.worker.runtime import Runtime
 
 app = create_app(Runtime(Settings.load()))

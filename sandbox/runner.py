@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 
-from publisher.errors import ConfigError
-from publisher.settings import ChannelConfig, Settings
+from publisher.config.settings import ChannelConfig, Settings
+from publisher.domain.errors import ConfigError
 from sandbox import wechat, weibo
 from sandbox.server import BackgroundServer
 

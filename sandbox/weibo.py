@@ -45,7 +45,7 @@ from PIL import Image as PILImage
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
-from publisher.text import WEIBO_URL_PATTERN, weibo_length
+from publisher.domain.text import WEIBO_URL_PATTERN, weibo_length
 from sandbox.faults import FaultInjector, control_router, install_fault_middleware
 
 SHARE_PATH = "/2/statuses/share.json"

@@ -20,10 +20,10 @@ from channels.wechat.digest import MAX_ARTICLES, format_message, prepare_message
 from channels.wechat.formatting import fit_blocks, reduce_html, rewrite_images, utf16_length
 from channels.wechat.media import WechatMedia
 from channels.wechat.publishing import Publisher
-from publisher.article import Article
-from publisher.errors import PermanentError
-from publisher.settings import ChannelConfig
-from publisher.text import cut
+from publisher.config.settings import ChannelConfig
+from publisher.domain.article import Article
+from publisher.domain.errors import PermanentError
+from publisher.domain.text import cut
 
 log = logging.getLogger(__name__)
 

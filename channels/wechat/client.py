@@ -21,7 +21,9 @@ import requests
 
 from channels.base import ChannelContext
 from channels.http import CodeTable, classify_code, json_body, request
-from publisher.errors import (
+from publisher.config.settings import ChannelConfig
+from publisher.coord.tokencache import FreshToken, TokenCache
+from publisher.domain.errors import (
     AuthExpiredError,
     ConfigError,
     OutcomeUnknownError,
@@ -29,8 +31,6 @@ from publisher.errors import (
     ReauthRequiredError,
     RetryableError,
 )
-from publisher.settings import ChannelConfig
-from publisher.tokencache import FreshToken, TokenCache
 
 DEFAULT_BASE_URL = "https://api.weixin.qq.com"
 BEIJING = timezone(timedelta(hours=8))

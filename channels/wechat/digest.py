@@ -15,8 +15,8 @@ from typing import Any
 from channels.base import SendAttempt
 from channels.wechat.formatting import rewrite_images
 from channels.wechat.media import WechatMedia
-from publisher.article import Article
-from publisher.errors import InputError, PermanentError
+from publisher.domain.article import Article
+from publisher.domain.errors import InputError, PermanentError
 
 #: Articles in one draft, i.e. in one multi-article message.
 MAX_ARTICLES = 8

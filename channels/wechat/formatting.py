@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
-from publisher import html as htmlkit
+from publisher.domain import html as htmlkit
 
 # The HTML the platform keeps (in practice; reference §1 "Allowed HTML").
 KEPT_TAGS = frozenset(

@@ -29,7 +29,7 @@ from typing import Any
 
 from channels.base import SendAttempt
 from channels.wechat.client import WechatApi
-from publisher.errors import RetryableError
+from publisher.domain.errors import RetryableError
 
 PAGE_SIZE = 20  # the most `batchget` returns
 

@@ -35,8 +35,8 @@ from channels.images import (
     image_name,
 )
 from channels.wechat.client import WechatApi, required, truthy
-from publisher.errors import PermanentError, RetryableError
-from publisher.settings import ChannelConfig
+from publisher.config.settings import ChannelConfig
+from publisher.domain.errors import PermanentError, RetryableError
 
 log = logging.getLogger(__name__)
 

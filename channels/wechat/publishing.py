@@ -33,7 +33,12 @@ from typing import Any, NoReturn
 from channels.base import SendAttempt
 from channels.wechat.client import WechatApi, as_int, required
 from channels.wechat.lookup import DRAFTS, PUBLISHED, Found, Listing, find_in_listing
-from publisher.errors import DeliveryError, OutcomeUnknownError, PermanentError, RetryableError
+from publisher.domain.errors import (
+    DeliveryError,
+    OutcomeUnknownError,
+    PermanentError,
+    RetryableError,
+)
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from PIL import Image as PILImage
 from PIL import ImageChops
 
 from channels.cover_card import CARD_SIZE, _font, cover_card, wrap
-from publisher.settings import Branding
+from publisher.config.settings import Branding
 
 BRAND = Branding(name="工人日报", brand_color="#123456", text_color="#ffffff")
 NOT_A_CHARACTER = "\U0010fffd"  # no font has it: what a missing glyph (tofu) looks like

@@ -26,8 +26,9 @@ from PIL import Image as PILImage
 
 from channels.base import ChannelContext, Receipt, SendAttempt, notes_of
 from channels.wechat import WechatChannel, clientmsgid, utf16_length
-from publisher.article import Article, load_article_file, parse_article
-from publisher.errors import (
+from publisher.config.settings import BUILTIN_CONFIG, ChannelConfig, Settings
+from publisher.domain.article import Article, load_article_file, parse_article
+from publisher.domain.errors import (
     AuthExpiredError,
     DeliveryError,
     OutcomeUnknownError,
@@ -35,7 +36,6 @@ from publisher.errors import (
     ReauthRequiredError,
     RetryableError,
 )
-from publisher.settings import BUILTIN_CONFIG, ChannelConfig, Settings
 from sandbox.server import BackgroundServer, free_port
 from sandbox.wechat import DEFAULT_SECRET, create_app
 from tests.conftest import SAMPLES

@@ -23,8 +23,9 @@ from PIL import Image as PILImage
 
 from channels.base import ChannelContext, Receipt, SendAttempt, notes_of
 from channels.weibo import MAX_LENGTH, WeiboApi, WeiboChannel, compose_status, status_url
-from publisher.article import Article, load_article_file, parse_article
-from publisher.errors import (
+from publisher.config.settings import ChannelConfig, Settings
+from publisher.domain.article import Article, load_article_file, parse_article
+from publisher.domain.errors import (
     ConfigError,
     DeliveryError,
     OutcomeUnknownError,
@@ -32,8 +33,7 @@ from publisher.errors import (
     ReauthRequiredError,
     RetryableError,
 )
-from publisher.settings import ChannelConfig, Settings
-from publisher.text import cut, graphemes, weibo_length
+from publisher.domain.text import cut, graphemes, weibo_length
 from sandbox.server import BackgroundServer, free_port
 from sandbox.weibo import WeiboState, create_app
 from tests.conftest import SAMPLES
