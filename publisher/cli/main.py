@@ -298,7 +298,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     settings = Settings.load()
     sandboxes = start_sandboxes(settings)
     if not sandboxes.servers:
-        raise ConfigError("no weibo or wechat channel in the matrix has a base_url on this machine")
+        raise ConfigError("no channel in the matrix says `sandbox = true`")
     for name, url in sandboxes.urls.items():
         console.print(f"{name}: {url}/  (follower view; fault control at {url}/_control/)")
     for variable, value in sandbox_credentials(settings, {}).items():
