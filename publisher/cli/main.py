@@ -24,6 +24,8 @@ from publisher.domain.states import State
 
 console = Console()
 errors = Console(stderr=True)
+#: `status --wide`: as wide as the content needs (tables size to their content).
+WIDE_COLUMNS = 10_000
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
         help="only deliveries in this state (all articles, unless ARTICLE_ID is given)",
     )
     p.add_argument("--json", action="store_true", help="print JSON for scripts (see README)")
+    p.add_argument(
+        "--wide", action="store_true", help="show every column in full, wider than the terminal"
+    )
     p.set_defaults(handler=cmd_status)
 
     p = sub.add_parser("retry", help="retry a failed delivery, or every failed one")
@@ -178,6 +183,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from publisher.cli import status
 
     runtime = _runtime()
+    out = Console(width=WIDE_COLUMNS) if args.wide else console
     if args.json:
         if args.article_id:
             data = status.article_json(runtime, args.article_id, state=args.state)
@@ -185,9 +191,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             data = status.status_json(runtime, limit=args.limit, state=args.state)
         status.print_json(data)
     elif args.article_id:
-        status.print_article(runtime, console, args.article_id, detail=True, state=args.state)
+        status.print_article(runtime, out, args.article_id, detail=True, state=args.state)
     else:
-        status.print_overview(runtime, console, limit=args.limit, state=args.state)
+        status.print_overview(runtime, out, limit=args.limit, state=args.state)
     return 0
 
 

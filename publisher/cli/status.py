@@ -13,7 +13,7 @@ one shape for both, newest first. With an article id the object also has
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -90,7 +90,9 @@ def print_overview(runtime: Runtime, console: Console, *, limit: int, state: str
     rows = store.recent_articles(limit)
     channels = list(runtime.settings.channels)
     table = Table(title="Deliveries", show_lines=False)
-    table.add_column("article")
+    # An id is what a person copies into `status ID`: the other columns give
+    # way first, so an id that fits the terminal is never cut.
+    table.add_column("article", no_wrap=True, min_width=_longest(r.id for r in rows))
     for name in channels:
         table.add_column(name)
     deliveries = store.deliveries(article_ids=[r.id for r in rows], limit=STATE_LIMIT)
@@ -111,7 +113,9 @@ def print_overview(runtime: Runtime, console: Console, *, limit: int, state: str
 
 def print_deliveries(console: Console, rows: Sequence[DeliveryRow], state: str) -> None:
     table = Table(title=f"Deliveries {state}", title_justify="left")
-    for column in ("id", "article", "channel", "kind", "attempts", "last error"):
+    table.add_column("id", no_wrap=True)
+    table.add_column("article", no_wrap=True, min_width=_longest(d.article_id for d in rows))
+    for column in ("channel", "kind", "attempts", "last error"):
         table.add_column(column)
     for d in rows:
         table.add_row(
@@ -120,6 +124,10 @@ def print_deliveries(console: Console, rows: Sequence[DeliveryRow], state: str) 
         )  # fmt: skip
     console.print(table)
     console.print(f"{len(rows)} {state}")
+
+
+def _longest(ids: Iterable[str]) -> int:
+    return max((len(i) for i in ids), default=0)
 
 
 def print_article(

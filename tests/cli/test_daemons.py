@@ -40,10 +40,11 @@ def embedded_cli(tmp_path: Path, redis_prefix: str) -> Iterator[tuple[Run, Embed
     env.pop("REDIS_URL", None)
     embedded = EmbeddedRedis(tmp_path / "var")
 
-    def run(*args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+    def run(*args: str, code: int = 0, columns: int = 200) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             [sys.executable, "-m", "publisher", *args],
-            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+            env={**env, "COLUMNS": str(columns)}, cwd=tmp_path, capture_output=True,
+            text=True, timeout=120,
         )  # fmt: skip
         assert done.returncode == code, done.stdout + done.stderr
         return done
@@ -106,3 +107,20 @@ def test_stop_stops_the_data_dirs_embedded_redis(embedded_cli: tuple[Run, Embedd
     assert f"stopped the embedded Redis at {embedded.socket}" in out
     assert servers_for(embedded) == []
     assert not embedded.socket.exists()
+
+
+def test_status_never_cuts_an_id_that_fits_and_wide_shows_it_all(
+    embedded_cli: tuple[Run, EmbeddedRedis], tmp_path: Path
+) -> None:
+    run, _ = embedded_cli
+    article_id = "2026-11-20-national-skills-contest-final-results"  # 48 characters
+    article = tmp_path / "long.json"
+    article.write_text(json.dumps({
+        "id": article_id, "url": "https://news.example.org/long", "title": "Long id",
+        "body_html": "<p>Body.</p>",
+    }))  # fmt: skip
+    run("publish", str(article))
+    for columns in (80, 60):
+        assert article_id in run("status", columns=columns).stdout, columns
+    assert article_id not in run("status", columns=40).stdout  # it does not fit: cut
+    assert article_id in run("status", "--wide", columns=40).stdout
