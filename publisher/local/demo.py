@@ -106,12 +106,22 @@ def _wait(
     return False
 
 
+def _where(runtime: Runtime, channel_name: str, remote_url: str | None) -> str | None:
+    """What a newcomer can open while the demo runs: a feed item's URL is on the
+    API, which only `serve` runs, so the demo names the feed file instead."""
+    channel = runtime.channels.get(channel_name)
+    if remote_url and isinstance(channel, FeedChannel):
+        return ", ".join(str(runtime.settings.feeds_dir / f) for f in channel.filenames())
+    return remote_url
+
+
 def _report(runtime: Runtime, ids: list[str], sandboxes: Sandboxes, console: Console) -> None:
     table = Table(title="Deliveries", title_justify="left")
     for column in ("article", "channel", "state", "remote"):
         table.add_column(column, overflow="fold")
     for d in runtime.store.deliveries(article_ids=ids):
-        table.add_row(d.article_id, d.channel, d.state, d.remote_url or d.last_error or "")
+        table.add_row(d.article_id, d.channel, d.state, _where(runtime, d.channel, d.remote_url)
+                      or d.last_error or "")  # fmt: skip
     console.print(table)
     console.print("[bold]Where followers read each channel:[/]")
     for name, channel in runtime.channels.items():
