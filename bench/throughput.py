@@ -14,7 +14,7 @@
 3. Latency of every pipeline delivery: `delivered_at` minus the time this
    script took just before calling `Runtime.publish` (p50 / p99), for the
    burst and for articles published one at a time into an idle system.
-4. Feed regeneration (`publisher.feeds.rebuild_feed`) for the rss and the
+4. Feed regeneration (`publisher.delivery.feeds.rebuild_feed`) for the rss and the
    app_feed channel with 100 and with `--big` articles in a separate store,
    whose rows are bulk-inserted in the shape `Store.publish` plus
    `Store.record_delivered` leave them (median of several rebuilds).
@@ -64,15 +64,15 @@ from sqlalchemy.engine import make_url
 from channels import build_channel
 from channels.base import ChannelContext
 from channels.feed import FeedChannel, FeedItem
-from publisher.article import Article, parse_article
-from publisher.broker import EmbeddedRedis
-from publisher.db import normalize_url
-from publisher.feeds import rebuild_feed
-from publisher.models import ArticleRow, ArticleVersionRow, DeliveryRow
-from publisher.runtime import Runtime
-from publisher.settings import Settings
-from publisher.states import SETTLED, State
+from publisher.config.settings import Settings
+from publisher.coord.broker import EmbeddedRedis
+from publisher.delivery.feeds import rebuild_feed
+from publisher.domain.article import Article, parse_article
+from publisher.domain.states import SETTLED, State
 from publisher.store import Store
+from publisher.store.db import normalize_url
+from publisher.store.models import ArticleRow, ArticleVersionRow, DeliveryRow
+from publisher.worker.runtime import Runtime
 
 REPO = Path(__file__).resolve().parent.parent
 CONCURRENCY = 2
@@ -646,8 +646,8 @@ def run_serial(runtime: Runtime, n: int) -> Serial:
 
 def noop_worker() -> None:
     """`--noop-worker`: a Celery worker of the publisher's own app, on the no-op queue only."""
-    from publisher.broker import locate_redis
-    from publisher.celery_app import create_celery
+    from publisher.coord.broker import locate_redis
+    from publisher.worker.app import create_celery
 
     settings = Settings.load()
     app = create_celery(settings)

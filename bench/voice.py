@@ -38,10 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from channels.voice.audio import EpisodeTags, assemble, encode_mp3, tag_mp3
 from channels.voice.engines import EspeakEngine, HttpEngine, PiperEngine, SpeechEngine
 from channels.voice.script import build_script
-from publisher.article import Article, load_article_file
-from publisher.broker import EmbeddedRedis
-from publisher.runtime import Runtime
-from publisher.settings import ChannelConfig, Settings
+from publisher.config.settings import ChannelConfig, Settings
+from publisher.coord.broker import EmbeddedRedis
+from publisher.domain.article import Article, load_article_file
+from publisher.worker.runtime import Runtime
 from sandbox import speech
 from sandbox.server import BackgroundServer
 

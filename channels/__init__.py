@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from channels.app_feed import AppFeedChannel
 from channels.base import Channel, ChannelContext
 from channels.mastodon import MastodonChannel
@@ -10,8 +12,9 @@ from channels.voice import VoiceChannel
 from channels.webhook import WebhookChannel
 from channels.wechat import WechatChannel
 from channels.weibo import WeiboChannel
-from publisher.errors import ConfigError
-from publisher.settings import ChannelConfig
+from publisher.config.pacing import paced_option
+from publisher.config.settings import ChannelConfig
+from publisher.domain.errors import ConfigError
 
 CHANNEL_TYPES: dict[str, type[Channel]] = {
     RssChannel.type_name: RssChannel,
@@ -33,3 +36,20 @@ def build_channel(config: ChannelConfig, context: ChannelContext) -> Channel:
             f"channels.{config.name}: unknown type {config.type!r} (known: {known})"
         ) from None
     return kind(config, context)
+
+
+def check_matrix(channels: Mapping[str, ChannelConfig]) -> None:
+    """Refuse what a channel type cannot do, before anything is built or sent.
+
+    Settings are checked key by key when they load; what depends on the type's
+    own facts (a feed is a document: it is never paced) is checked here, by
+    every process that builds channels (`Runtime`, `publisher preview`).
+    """
+    for config in channels.values():
+        kind = CHANNEL_TYPES.get(config.type)
+        option = paced_option(config)
+        if option is not None and kind is not None and kind.is_feed:
+            raise ConfigError(
+                f"channels.{config.name}.{option}: a {config.type} feed is a "
+                "document, not a post pushed to anyone: feeds are never paced"
+            )

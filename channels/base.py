@@ -4,7 +4,7 @@ A channel type declares its facts as class attributes (what it can do on an
 update or a retraction, how many attempts a send deserves); the engine does
 the shared work (claiming, retries, backoff, the attempt log) once. A
 transport either returns a `Receipt` or raises one of the classified
-`DeliveryError`s from `publisher.errors`; it never returns a bare bool.
+`DeliveryError`s from `publisher.domain.errors`; it never returns a bare bool.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from publisher.article import Article
-from publisher.errors import PermanentError
-from publisher.settings import ChannelConfig, Settings
-from publisher.states import Correction
+from publisher.config.settings import ChannelConfig, Settings
+from publisher.domain.article import Article
+from publisher.domain.errors import PermanentError
+from publisher.domain.states import Correction
 
 if TYPE_CHECKING:
     import redis
@@ -56,6 +56,24 @@ class SendAttempt:
         """Record one completed step and persist the whole checkpoint."""
         self.checkpoint[name] = value
         self.save_checkpoint(dict(self.checkpoint))
+
+    def note(self, text: str) -> None:
+        """Tell the editor about something the send did differently (an image left out,
+        a generated cover). Kept in the checkpoint, so a note made by an attempt
+        that later failed still reaches the attempt log of the one that delivers."""
+        notes = notes_of(self.checkpoint)
+        if text not in notes:
+            self.step(NOTES_KEY, [*notes, text])
+
+
+#: Where `SendAttempt.note` keeps its notes in the checkpoint.
+NOTES_KEY = "notes"
+
+
+def notes_of(checkpoint: dict[str, Any] | None) -> list[str]:
+    """The notes a delivery's attempts made, oldest first, for the attempt log."""
+    notes = (checkpoint or {}).get(NOTES_KEY)
+    return [str(n) for n in notes] if isinstance(notes, list) else []
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 A feed delivery does not call anyone: delivering means the item joins the
 channel's feed, and the documents are rebuilt once per burst by
-`publisher.feeds`. The payload is formatted once at publish time, so a
+`publisher.delivery.feeds`. The payload is formatted once at publish time, so a
 rebuild renders exactly what `preview` showed.
 """
 
@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from channels.base import Channel, Correction, Receipt, SendAttempt
-from publisher.article import Article
+from publisher.domain.article import Article
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from publisher.errors import (
+from publisher.domain.errors import (
     AuthExpiredError,
     DeliveryError,
     OutcomeUnknownError,

@@ -36,16 +36,16 @@ import requests
 from channels.base import Channel, ChannelContext, Correction, Receipt, SendAttempt
 from channels.http import json_body, request
 from channels.images import fetch_image
-from publisher.article import Article
-from publisher.errors import (
+from publisher.config.settings import ChannelConfig
+from publisher.domain.article import Article
+from publisher.domain.errors import (
     ConfigError,
     DeliveryError,
     PermanentError,
     ReauthRequiredError,
     RetryableError,
 )
-from publisher.settings import ChannelConfig
-from publisher.text import ELLIPSIS, cut, mastodon_length
+from publisher.domain.text import ELLIPSIS, cut, mastodon_length
 
 log = logging.getLogger(__name__)
 

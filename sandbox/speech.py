@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from channels.voice.audio import encode_mp3
 from channels.voice.engines import SPEECH_PATH, EspeakEngine
-from publisher.settings import ChannelConfig
+from publisher.config.settings import ChannelConfig
 from sandbox.faults import FaultInjector, control_router, install_fault_middleware
 
 DEFAULT_KEY = "sandbox-speech-key"

@@ -17,10 +17,10 @@ import redis
 
 from channels import build_channel
 from channels.base import Channel, ChannelContext
-from publisher.settings import Settings
+from publisher.config.settings import Settings
 from publisher.store import Store
 
-SAMPLES = Path(__file__).parent.parent / "publisher" / "demo_samples"
+SAMPLES = Path(__file__).parent.parent / "publisher" / "local" / "demo_samples"
 TEST_REDIS_URL = os.environ.get("PUBLISHER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 

@@ -18,7 +18,7 @@ from mutagen.id3 import APIC, ID3, TALB, TDRC, TIT2, TLAN, TPE1, TXXX, ID3NoHead
 from mutagen.mp3 import MP3, HeaderNotFoundError
 
 from channels.voice.engines import Pcm
-from publisher.errors import PermanentError
+from publisher.domain.errors import PermanentError
 
 MIN_BITRATE = 64
 MAX_BITRATE = 96

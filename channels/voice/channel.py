@@ -47,9 +47,9 @@ from channels.voice.script import (
     script_text,
     spoken_language,
 )
-from publisher.article import Article
-from publisher.errors import ConfigError, DeliveryError, NotFound, PermanentError
-from publisher.settings import ChannelConfig
+from publisher.config.settings import ChannelConfig
+from publisher.domain.article import Article
+from publisher.domain.errors import ConfigError, DeliveryError, NotFound, PermanentError
 
 log = logging.getLogger(__name__)
 

@@ -32,8 +32,8 @@ from typing import Any, ClassVar
 import requests
 
 from channels.http import json_body, request
-from publisher.errors import ConfigError, PermanentError, ReauthRequiredError, RetryableError
-from publisher.settings import ChannelConfig
+from publisher.config.settings import ChannelConfig
+from publisher.domain.errors import ConfigError, PermanentError, ReauthRequiredError, RetryableError
 
 
 @dataclass(frozen=True)

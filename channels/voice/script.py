@@ -20,8 +20,8 @@ from html.parser import HTMLParser
 
 import regex
 
-from publisher.article import Article
-from publisher.text import URL_PATTERN, cut, grapheme_length, sentences
+from publisher.domain.article import Article
+from publisher.domain.text import URL_PATTERN, cut, grapheme_length, sentences
 
 #: Seconds of silence after each kind of piece.
 PAUSE_TITLE = 1.0

@@ -36,8 +36,9 @@ from channels.mastodon import (
     hashtags,
     seconds_until_reset,
 )
-from publisher.article import Article, load_article_file, parse_article
-from publisher.errors import (
+from publisher.config.settings import Settings
+from publisher.domain.article import Article, load_article_file, parse_article
+from publisher.domain.errors import (
     ConfigError,
     DeliveryError,
     OutcomeUnknownError,
@@ -45,8 +46,7 @@ from publisher.errors import (
     ReauthRequiredError,
     RetryableError,
 )
-from publisher.settings import Settings
-from publisher.text import mastodon_length
+from publisher.domain.text import mastodon_length
 from sandbox.server import BackgroundServer
 from tests.conftest import SAMPLES
 

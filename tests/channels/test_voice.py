@@ -26,11 +26,11 @@ from channels.voice import VoiceChannel
 from channels.voice.audio import assemble, encode_mp3, measure_seconds
 from channels.voice.engines import EspeakEngine, HttpEngine, Pcm, PiperEngine
 from channels.voice.script import build_script, estimate_seconds, script_text, speakable
-from publisher.article import load_article_file, parse_article
-from publisher.errors import ConfigError, PermanentError, ReauthRequiredError, RetryableError
-from publisher.settings import ChannelConfig, Settings
+from publisher.config.settings import ChannelConfig, Settings
+from publisher.domain.article import load_article_file, parse_article
+from publisher.domain.errors import ConfigError, PermanentError, ReauthRequiredError, RetryableError
+from publisher.domain.text import grapheme_length, sentences
 from publisher.store import Store
-from publisher.text import grapheme_length, sentences
 from sandbox import speech
 from sandbox.server import BackgroundServer
 from tests.channels.speech_checks import listen, looks_like_speech
@@ -277,7 +277,7 @@ def test_missing_engine_package_fails_the_delivery_with_a_readable_reason(
         "import sys; sys.modules['piper'] = None\n"  # as on a machine without the extra
         "from channels import build_channel\n"
         "from channels.base import ChannelContext\n"
-        "from publisher.settings import Settings\n"
+        "from publisher.config.settings import Settings\n"
         "settings = Settings.load()\n"
         "channel = build_channel(settings.channels['voice'], ChannelContext(settings))\n"
         "channel.engine.synthesize('Hello.', channel.engine.voice_for('en'))\n"

@@ -1,0 +1,365 @@
+"""`publisher`: the command line editors and operators use.
+
+Exit codes: 0 success, 1 the operation ran but did not succeed (a delivery
+failed, the demo did not settle), 2 bad input or configuration, with a
+one-line message naming the problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from publisher.config.settings import Settings
+from publisher.domain.article import Article, load_article_file, load_zone, parse_time
+from publisher.domain.errors import ConfigError, InputError, NotFound, PublisherError
+from publisher.domain.states import State
+
+console = Console()
+errors = Console(stderr=True)
+#: `status --wide`: as wide as the content needs (tables size to their content).
+WIDE_COLUMNS = 10_000
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except InputError as exc:
+        errors.print(f"error: {exc}", markup=False, highlight=False)
+        return 2
+    except (ConfigError, NotFound) as exc:
+        errors.print(f"error: {exc}", markup=False, highlight=False)
+        return 2
+    except PublisherError as exc:
+        errors.print(f"error: {exc}", markup=False, highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="publisher",
+        description="Publish one article to every channel of a media matrix, and track it.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    p = sub.add_parser("publish", help="publish (or schedule) an article file")
+    p.add_argument("file", type=Path, help="article as .json or Markdown with front matter")
+    p.add_argument(
+        "--at",
+        metavar="ISO-TIME",
+        help="publish at this time: with a UTC offset, or local time in the article's zone",
+    )
+    p.add_argument(
+        "--tz",
+        metavar="ZONE",
+        help="IANA zone (e.g. Asia/Shanghai) for times without an offset, in --at and the file; "
+        "replaces the file's timezone (default: [newsroom] timezone / PUBLISHER_TIMEZONE)",
+    )
+    p.add_argument(
+        "--channel", action="append", metavar="NAME", help="only this channel (repeatable)"
+    )
+    p.set_defaults(handler=cmd_publish)
+
+    p = sub.add_parser("status", help="deliveries: all recent articles, or one in detail")
+    p.add_argument("article_id", nargs="?", help="an article id")
+    p.add_argument("--limit", type=int, default=20, help="how many recent articles")
+    p.add_argument(
+        "--state",
+        choices=[s.value for s in State],
+        help="only deliveries in this state (all articles, unless ARTICLE_ID is given)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON for scripts (see README)")
+    p.add_argument(
+        "--wide", action="store_true", help="show every column in full, wider than the terminal"
+    )
+    p.set_defaults(handler=cmd_status)
+
+    p = sub.add_parser("retry", help="retry a failed delivery, or every failed one")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("delivery_id", nargs="?", type=int, help="a delivery id")
+    group.add_argument("--failed", action="store_true", help="retry every failed delivery")
+    p.set_defaults(handler=cmd_retry)
+
+    p = sub.add_parser("retract", help="withdraw an article from every channel")
+    p.add_argument("article_id")
+    p.set_defaults(handler=cmd_retract)
+
+    p = sub.add_parser("preview", help="show each channel's formatted output; nothing is sent")
+    p.add_argument("file", type=Path)
+    p.add_argument("--channel", action="append", metavar="NAME")
+    p.add_argument("--json", action="store_true", help="print the payloads as JSON")
+    p.set_defaults(handler=cmd_preview)
+
+    p = sub.add_parser("worker", help="run a Celery worker (all channel queues by default)")
+    p.add_argument("--concurrency", type=int, help="worker processes (default: settings)")
+    p.add_argument("--queues", help="comma-separated queues (default: all)")
+    p.add_argument(
+        "--beat", action="store_true", help="also run the sweeper schedule (one machine)"
+    )
+    p.add_argument("--loglevel", default="INFO")
+    p.set_defaults(handler=cmd_worker)
+
+    p = sub.add_parser("beat", help="run the sweeper schedule (exactly one per deployment)")
+    p.add_argument("--loglevel", default="INFO")
+    p.add_argument(
+        "--standby",
+        action="store_true",
+        help="if another beat is running, wait and take over when it stops (default: refuse)",
+    )
+    p.set_defaults(handler=cmd_beat)
+
+    p = sub.add_parser("migrate", help="bring the database schema up to date")
+    p.set_defaults(handler=cmd_migrate)
+
+    p = sub.add_parser("demo", help="start everything embedded and distribute the samples")
+    p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for settling")
+    p.add_argument("--keep", action="store_true", help="keep running (sandboxes up) until Ctrl-C")
+    p.set_defaults(handler=cmd_demo)
+
+    p = sub.add_parser("serve", help="run the API and a worker on this machine (Ctrl-C stops both)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    p.set_defaults(handler=cmd_serve)
+
+    p = sub.add_parser("sandbox", help="run the platform sandboxes the matrix points at")
+    p.set_defaults(handler=cmd_sandbox)
+
+    p = sub.add_parser("stop", help="stop the data dir's embedded Redis (demo, serve, worker)")
+    p.set_defaults(handler=cmd_stop)
+    return parser
+
+
+# -- commands ---------------------------------------------------------------
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    settings = Settings.load()
+    if args.tz:
+        load_zone("--tz", args.tz)
+    article = load_article_file(args.file, default_timezone=settings.timezone, timezone=args.tz)
+    if args.at:
+        article = _with_publish_at(article, args.at, settings.timezone)
+    runtime = _runtime(settings)
+    result = runtime.publish(article, only=args.channel, actor="cli")
+    if result.rescheduled:
+        console.print(f"[bold]{result.article_id}[/]: rescheduled (version {result.version})")
+    elif not result.changed:
+        console.print(
+            f"[bold]{result.article_id}[/]: unchanged (version {result.version}), nothing new"
+        )
+    else:
+        verb = "published" if result.created else "updated to"
+        console.print(f"[bold]{result.article_id}[/]: {verb} version {result.version}")
+    _print_article(runtime, result.article_id)
+    return 0
+
+
+def _with_publish_at(article: Article, at: str, default_timezone: str | None) -> Article:
+    zone_name = article.timezone or default_timezone
+    zone = load_zone("--tz", zone_name) if zone_name else None
+    when = parse_time("--at", at, zone, zone_field="--tz")
+    if when is None:
+        raise InputError("--at", "is empty")
+    return article.model_copy(update={"publish_at": when})
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from publisher.cli import status
+
+    runtime = _runtime()
+    out = Console(width=WIDE_COLUMNS) if args.wide else console
+    if args.json:
+        if args.article_id:
+            data = status.article_json(runtime, args.article_id, state=args.state)
+        else:
+            data = status.status_json(runtime, limit=args.limit, state=args.state)
+        status.print_json(data)
+    elif args.article_id:
+        status.print_article(runtime, out, args.article_id, detail=True, state=args.state)
+    else:
+        status.print_overview(runtime, out, limit=args.limit, state=args.state)
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    runtime = _runtime()
+    ids = runtime.store.failed_ids() if args.failed else [args.delivery_id]
+    queued = [runtime.store.retry(i, actor="cli") for i in ids]
+    runtime.dispatcher.enqueue(queued)
+    console.print(f"queued {len(queued)} deliveries for retry: {', '.join(map(str, ids)) or '-'}")
+    _note_offline(runtime)
+    return 0
+
+
+def cmd_retract(args: argparse.Namespace) -> int:
+    runtime = _runtime()
+    removals = runtime.retract(args.article_id, actor="cli")
+    console.print(f"[bold]{args.article_id}[/]: retracted; {len(removals)} removals queued")
+    _print_article(runtime, args.article_id)
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from channels import build_channel, check_matrix
+    from channels.base import ChannelContext
+    from publisher.delivery.publishing import preview, select_channels
+
+    settings = Settings.load()
+    article = load_article_file(args.file, default_timezone=settings.timezone)
+    context = ChannelContext(settings)  # no Redis, no store: nothing is sent
+    check_matrix(settings.channels)
+    channels = {n: build_channel(c, context) for n, c in settings.channels.items()}
+    payloads = preview(article, select_channels(channels, args.channel or article.channels))
+    if args.json:
+        print(json.dumps(payloads, ensure_ascii=False, indent=2))
+        return 0
+    for name, payload in payloads.items():
+        console.rule(f"[bold]{name}[/] ({settings.channels[name].type})")
+        console.print_json(data=payload)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from publisher.store import Store
+    from publisher.worker.app import create_celery
+    from publisher.worker.celery_app import all_queues
+
+    settings = Settings.load()
+    Store(settings.database_url).migrate()
+    app = create_celery(settings)
+    argv = [
+        "worker",
+        f"--loglevel={args.loglevel}",
+        "-Q", args.queues or ",".join(all_queues()),
+        "-c", str(args.concurrency or settings.worker_concurrency),
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]  # fmt: skip
+    if args.beat:
+        argv += ["--beat", "-s", str(settings.data_dir / "beat-schedule")]
+    app.worker_main(argv)
+    return 0
+
+
+def cmd_beat(args: argparse.Namespace) -> int:
+    from publisher.store import Store
+    from publisher.worker.app import create_celery
+    from publisher.worker.beatlock import BeatLock
+
+    settings = Settings.load()
+    app = create_celery(settings)
+    lock = BeatLock.for_settings(settings)
+    if not args.standby:
+        lock.refuse_if_held()  # a second beat exits 1, naming the one that runs
+    app.publisher_beat_lock = lock
+    Store(settings.database_url).migrate()
+    app.start(
+        ["beat", f"--loglevel={args.loglevel}", "-s", str(settings.data_dir / "beat-schedule")]
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from publisher.store import Store
+
+    Store(Settings.load().database_url).migrate()
+    console.print("schema up to date")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from publisher.local.demo import run_demo
+
+    return run_demo(Settings.load(), timeout=args.timeout, console=console, keep=args.keep)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from publisher.local.serve import serve
+
+    # Feed and cover links follow --port unless PUBLISHER_PUBLIC_URL is set.
+    env = {**os.environ, "PUBLISHER_PORT": str(args.port)}
+    return serve(Settings.load(env), args.host, args.port, env=env)
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    import time
+
+    from sandbox.runner import sandbox_credentials, start_sandboxes
+
+    settings = Settings.load()
+    sandboxes = start_sandboxes(settings)
+    if not sandboxes.servers:
+        raise ConfigError("no channel in the matrix says `sandbox = true`")
+    for name, url in sandboxes.urls.items():
+        console.print(f"{name}: {url}/  (follower view; fault control at {url}/_control/)")
+    for variable, value in sandbox_credentials(settings, {}).items():
+        console.print(f"  accepts {variable}={value}")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        sandboxes.stop()
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from publisher.coord.broker import EmbeddedRedis
+
+    settings = Settings.load()
+    if settings.redis_url:
+        console.print("REDIS_URL is set: that Redis is not this data dir's to stop")
+        return 0
+    embedded = EmbeddedRedis(settings.data_dir)
+    if not embedded.is_running():
+        console.print(f"no embedded Redis is running for {settings.data_dir}")
+        return 0
+    embedded.stop()
+    if embedded.is_running():
+        raise PublisherError(f"the embedded Redis at {embedded.socket} did not stop")
+    console.print(f"stopped the embedded Redis at {embedded.socket}")
+    return 0
+
+
+# -- output -----------------------------------------------------------------
+
+
+def _runtime(settings: Settings | None = None) -> Any:
+    """The wiring for a short command: it never starts the embedded Redis (nothing
+    would stop it); what it cannot hand to a broker waits in the store, and the
+    sweeper of the next worker to start enqueues it."""
+    from publisher.worker.runtime import Runtime
+
+    runtime = Runtime(settings or Settings.load(), start_redis=False)
+    runtime.store.migrate()
+    return runtime
+
+
+def _print_article(runtime: Any, article_id: str) -> None:
+    from publisher.cli.status import print_article
+
+    print_article(runtime, console, article_id)
+    _note_offline(runtime)
+
+
+def _note_offline(runtime: Any) -> None:
+    if runtime.dispatcher.offline:
+        console.print(
+            "no broker is running for this data dir: the deliveries wait in the store "
+            "until a worker starts (`publisher worker`, `serve` or `demo`)"
+        )

@@ -1,0 +1,209 @@
+"""The editors' dashboard: one page over the JSON API.
+
+`dashboard_router(runtime)` serves `GET /`, a static page with its script and
+stylesheet, and the three reads the public API does not offer: the channel
+matrix (the grid's columns), a delivery's stored payload (what was or will be
+sent), and Markdown-with-front-matter turned into article fields. Everything
+else the page does goes through the public API (`/api/...`), with the bearer
+token the editor pastes into the page; the token lives in the tab's
+sessionStorage and is never part of any HTML served here.
+
+The page holds no data of its own: the script renders whatever the API
+returns as text nodes, never as markup, so a hostile title stays a title.
+Article HTML (previews, stored payloads) is shown only inside a sandboxed
+iframe, where it cannot run scripts. None of these routes are in the OpenAPI
+schema: they are the page's plumbing, not an API to build on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path as FilePath
+from string import Template
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
+
+from publisher.domain.article import parse_front_matter
+from publisher.domain.errors import InputError
+from publisher.domain.states import CANCELLABLE, RETRIABLE, SETTLED, State
+from publisher.web.auth import Editor, editor
+from publisher.web.errors import ApiError
+from publisher.web.params import DeliveryId
+from publisher.worker.runtime import Runtime
+
+HERE = FilePath(__file__).parent
+STATIC = HERE / "static"
+PAGE = HERE / "templates" / "dashboard.html"
+ASSET_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+
+#: The page loads only its own script and stylesheet and talks only to this
+#: origin. Images may come from anywhere on the web because article previews
+#: show the article's own images; inline styles are allowed for the sandboxed
+#: preview frames, which inherit this policy.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: https: http:",
+        "connect-src 'self'",
+        "frame-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+class ChannelColumn(BaseModel):
+    name: str
+    type: str
+
+
+class DashboardConfig(BaseModel):
+    """What the page needs before it can draw the grid."""
+
+    title: str
+    channels: list[ChannelColumn] = Field(description="the grid's columns, in matrix order")
+    states: list[State]
+    settled: list[State]
+    retriable: list[State] = Field(description="states an editor's retry may restart")
+    cancellable: list[State]
+    read_requires_token: bool
+
+
+class Who(BaseModel):
+    name: str = Field(description="the name of the token presented")
+
+
+class StoredPayload(BaseModel):
+    delivery_id: int
+    channel: str
+    channel_type: str
+    article_version: int
+    payload: dict[str, Any] | None = Field(description="formatted once, at publishing")
+
+
+class Asset:
+    """A static file, read once; its hash is its ETag and its URL's cache-buster."""
+
+    def __init__(self, path: FilePath) -> None:
+        self.body = path.read_bytes()
+        self.content_type = ASSET_TYPES[path.suffix]
+        version = hashlib.sha256(self.body).hexdigest()[:20]
+        self.etag = f'"{version}"'
+        self.url = f"/dashboard/static/{path.name}?v={version}"
+
+    def response(self, request: Request) -> Response:
+        headers = {
+            "ETag": self.etag,
+            "Cache-Control": "no-cache",
+            "X-Content-Type-Options": "nosniff",
+        }
+        if request.headers.get("if-none-match") == self.etag:
+            return Response(status_code=304, headers=headers)
+        return Response(self.body, media_type=self.content_type, headers=headers)
+
+
+def load_assets() -> dict[str, Asset]:
+    return {p.name: Asset(p) for p in sorted(STATIC.iterdir()) if p.suffix in ASSET_TYPES}
+
+
+def render_page(assets: dict[str, Asset]) -> str:
+    """The page; it interpolates nothing but the asset URLs (no data, no token)."""
+    return Template(PAGE.read_text(encoding="utf-8")).substitute(
+        script=assets["dashboard.js"].url, stylesheet=assets["dashboard.css"].url
+    )
+
+
+def article_fields_from_markdown(source: str) -> dict[str, Any]:
+    """The fields of a Markdown article file (YAML front matter, then the body), as
+    JSON for `POST /api/articles`. YAML dates become ISO strings; the API judges them."""
+    try:
+        fields = parse_front_matter(source)
+    except InputError as exc:
+        raise InputError("source", exc.problem) from None
+    try:
+        encoded = jsonable_encoder(fields)
+    except (TypeError, ValueError):
+        raise InputError("source", "front matter holds values JSON cannot carry") from None
+    if not isinstance(encoded, dict):
+        raise InputError("source", "must hold a mapping of article fields")
+    return encoded
+
+
+def dashboard_router(runtime: Runtime) -> APIRouter:
+    """`GET /` and the dashboard's own routes, for `create_app` to include."""
+    settings = runtime.settings
+    store = runtime.store
+    reads = [Depends(editor)] if settings.read_requires_token else []
+    assets = load_assets()
+    page = render_page(assets)
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/", response_class=HTMLResponse)
+    def index() -> HTMLResponse:
+        return HTMLResponse(page, headers=PAGE_HEADERS)
+
+    @router.get("/dashboard/static/{name}")
+    def asset(
+        request: Request, name: Annotated[str, Path(pattern=r"^[a-z-]+\.(js|css)$")]
+    ) -> Response:
+        found = assets.get(name)
+        if found is None:
+            raise ApiError(404, "name", f"there is no dashboard file {name!r}")
+        return found.response(request)
+
+    @router.get("/dashboard/api/config", dependencies=reads)
+    def config() -> DashboardConfig:
+        return DashboardConfig(
+            title=settings.feeds.title,
+            channels=[
+                ChannelColumn(name=name, type=channel.type_name)
+                for name, channel in runtime.channels.items()
+            ],
+            states=list(State),
+            settled=sorted(SETTLED),
+            retriable=sorted(RETRIABLE),
+            cancellable=sorted(CANCELLABLE),
+            read_requires_token=settings.read_requires_token,
+        )
+
+    @router.get("/dashboard/api/whoami")
+    def whoami(actor: Editor) -> Who:
+        """Lets the page check a pasted token before the editor relies on it."""
+        return Who(name=actor)
+
+    @router.get("/dashboard/api/deliveries/{delivery_id}/payload", dependencies=reads)
+    def payload(delivery_id: DeliveryId) -> StoredPayload:
+        row = store.delivery(delivery_id)
+        return StoredPayload(
+            delivery_id=row.id,
+            channel=row.channel,
+            channel_type=row.channel_type,
+            article_version=row.article_version,
+            payload=row.payload,
+        )
+
+    @router.post("/dashboard/api/source", dependencies=reads)
+    async def source(request: Request) -> dict[str, Any]:
+        """Markdown with front matter → article fields. Nothing is stored."""
+        raw = await request.body()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError("source", "is not valid UTF-8") from None
+        return await run_in_threadpool(article_fields_from_markdown, text)
+
+    return router

@@ -1,0 +1,16 @@
+"""Path and query parameter rules shared by the API's routers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Path
+
+ARTICLE_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+NAME = r"^[^\x00-\x1f\x7f]+$"  # channel names: anything printable
+FILENAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+MEDIA_ID = r"^[0-9a-f]{64}(\.[^/\x00-\x1f\x7f]*)?$"  # sha256 + the file's suffix
+HTTP_URL = r"^https?://[^\s/?#@]+([/?#]\S*)?$"  # documented; parse_article enforces the rule
+MAX_DB_INT = 2**31 - 1
+DeliveryId = Annotated[int, Path(ge=1, le=MAX_DB_INT, description="a delivery id")]
+ArticleId = Annotated[str, Path(pattern=ARTICLE_ID, max_length=128, description="an article id")]
