@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, or_
+from sqlalchemy import and_, case, exists, or_
 
-from publisher.domain.states import State
+from publisher.domain.states import Kind, State
 from publisher.store.base import StoreBase
 from publisher.store.ledger import claimable as ledger_claimable
 from publisher.store.ledger import fenced, take
-from publisher.store.models import AttemptRow, DeliveryRow
+from publisher.store.models import ArticleRow, AttemptRow, DeliveryRow
 from publisher.store.notifications import new_notification
 from publisher.store.records import Claim, PlannedNotification, utcnow
 from publisher.store.transitions import keep, move
@@ -175,12 +175,28 @@ class WorkerSide(StoreBase):
             enqueued_at=now if retry_at else None,
             updated_at=now,
         )
+        mine = fenced(DeliveryRow, claim.delivery_id, claim.token)
+        # A post that was in flight when its article was retracted is not tried
+        # again: the retraction already cancelled everything that had not gone out.
+        retracted = exists().where(
+            ArticleRow.id == DeliveryRow.article_id, ArticleRow.retracted_at.is_not(None)
+        )
+        posts = DeliveryRow.kind != Kind.RETRACT
         with self.session() as session, session.begin():
-            moved = move(
-                session, DeliveryRow, State.RETRYING if retry_at else State.FAILED,
-                where=fenced(DeliveryRow, claim.delivery_id, claim.token),
-                source=State.SENDING, values=values,
-            )  # fmt: skip
+            if retry_at is None:
+                moved = move(
+                    session, DeliveryRow, State.FAILED, where=mine, source=State.SENDING,
+                    values=values,
+                )  # fmt: skip
+            else:
+                moved = move(
+                    session, DeliveryRow, State.RETRYING,
+                    where=[*mine, ~and_(posts, retracted)], source=State.SENDING, values=values,
+                ) or move(
+                    session, DeliveryRow, State.CANCELLED,
+                    where=[*mine, posts, retracted], source=State.SENDING,
+                    values={**values, "enqueued_at": None},
+                )  # fmt: skip
             if not moved:
                 return None
             session.add(

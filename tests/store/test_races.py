@@ -112,3 +112,19 @@ def test_a_new_version_against_a_workers_claim_is_never_lost(store: Store, chann
             assert after.state == State.DELIVERED
         else:  # it sent version 1 while version 2 was written: it goes again
             assert after.state == State.PENDING and after.article_version == 2
+
+
+def test_a_post_in_flight_when_retracted_is_not_retried_after_it_fails(
+    store: Store, channels: dict
+) -> None:
+    delivery_id = publishing.publish(_article(0), store, channels).to_enqueue[0].delivery_id
+    claim = store.claim(delivery_id, 60)
+    assert claim is not None
+    store.retract("race-0", {name: True for name in channels}, actor="desk")
+    now = datetime.now(UTC)
+    assert store.record_failure(
+        claim, outcome="retry", reason="timeout", code=None, http_status=None,
+        started_at=now, duration_ms=1, retry_at=now, outcome_unknown=True,
+    ) == []  # fmt: skip
+    assert store.delivery(delivery_id).state == State.CANCELLED
+    assert store.claim(delivery_id, 60) is None
