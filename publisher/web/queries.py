@@ -22,7 +22,13 @@ from sqlalchemy import and_, case, exists, func, select
 
 from publisher.domain.states import State
 from publisher.store import Store
-from publisher.store.models import ArticleRow, ArticleVersionRow, AttemptRow, DeliveryRow
+from publisher.store.models import (
+    ArticleRow,
+    ArticleVersionRow,
+    AttemptRow,
+    DeliveryRow,
+    MediaRow,
+)
 from publisher.worker.celery_app import all_queues
 from publisher.worker.runtime import Runtime
 
@@ -117,6 +123,13 @@ def delivery_ids_in(store: Store, state: State, channel: str | None) -> list[int
         query = query.where(DeliveryRow.channel == channel)
     with store.session() as session:
         return list(session.scalars(query))
+
+
+def media_created_at(store: Store, media_id: str) -> datetime | None:
+    """When these bytes were first stored: /media's Last-Modified. `Store.read_media`
+    returns the bytes and their type only."""
+    with store.session() as session:
+        return session.scalar(select(MediaRow.created_at).where(MediaRow.id == media_id))
 
 
 class StoreCollector:

@@ -1,9 +1,10 @@
 """The OpenAPI schema is a contract: clients are generated from it.
 
-The fixtures were written from the API as it stood before its split into
-routers; moving code must not move a path, a model or a documented response.
-A change that means to alter the schema regenerates the fixtures with
-`python -m tests.web.test_openapi_schema` and shows the diff in review.
+The fixtures were first written from the API as it stood before its split
+into routers: moving code must not move a path, a model or a documented
+response. A change that means to alter the schema (since then: byte ranges,
+206 and 416 on /feeds and /media) regenerates the fixtures with
+`python -m tests.web.test_openapi_schema`, so the diff shows in review.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""/feeds and /media: what followers' readers fetch. Always open: readers carry no token."""
+"""/feeds and /media: what followers' readers fetch. Always open: readers carry no token.
+
+Both answer GET and HEAD (HEAD stays out of the schema: it is GET without the
+body), with validators and byte ranges (`publisher.web.conditional`).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from publisher.web.conditional import conditional_response, dated_once_settled
 from publisher.web.context import CurrentRuntime
 from publisher.web.errors import ApiError, documented_errors
 from publisher.web.params import FILENAME, MEDIA_ID
+from publisher.web.queries import media_created_at
 from publisher.worker.runtime import Runtime
 
 router = APIRouter(tags=["feeds"])
@@ -20,6 +25,16 @@ FEED_TYPES: dict[str, Any] = {
     "application/rss+xml": {},
     "application/atom+xml": {},
     "application/feed+json": {},
+}
+#: A range request's answer, for the schema.
+PARTIAL = {
+    "description": "the one byte range asked for with `Range`",
+    "headers": {
+        "Content-Range": {
+            "description": "which bytes, of how many: `bytes 0-1023/48213`",
+            "schema": {"type": "string"},
+        }
+    },
 }
 #: Media ids are content hashes, so a media URL's bytes never change.
 MEDIA_HEADERS = {
@@ -34,11 +49,13 @@ MEDIA_HEADERS = {
     response_class=Response,
     responses={
         200: {"description": "the feed document", "content": FEED_TYPES},
+        206: PARTIAL,
         304: {"description": "not modified since the ETag or date given"},
-        **documented_errors(404, 422, 503),
+        **documented_errors(404, 416, 422, 503),
     },
     summary="A feed document: rss.xml, atom.xml or app.json by default",
 )
+@router.head("/feeds/{filename}", include_in_schema=False)
 def get_feed(
     request: Request,
     runtime: CurrentRuntime,
@@ -47,6 +64,8 @@ def get_feed(
         Path(pattern=FILENAME, max_length=128, examples=["rss.xml", "atom.xml", "app.json"]),
     ],
 ) -> Response:
+    """HEAD answers the same headers without the body. `Range: bytes=…` (one range)
+    gets 206; `If-None-Match` or `If-Modified-Since` on an unchanged document, 304."""
     store = runtime.store
     document = store.feed_document(filename)
     if document is None:
@@ -74,19 +93,26 @@ def get_feed(
     response_class=Response,
     responses={
         200: {"description": "the image", "content": {"image/*": {}}},
+        206: PARTIAL,
         304: {"description": "not modified"},
-        **documented_errors(404, 422, 503),
+        **documented_errors(404, 416, 422, 503),
     },
     summary="A cover image kept in the store",
 )
+@router.head("/media/{media_id}", include_in_schema=False)
 def get_media(
     request: Request,
     runtime: CurrentRuntime,
     media_id: Annotated[str, Path(pattern=MEDIA_ID, max_length=80)],
 ) -> Response:
+    """Immutable: the id is the content's hash. HEAD, one byte range and the
+    validators work as on the feeds."""
     data, content_type = runtime.store.read_media(f"media/{media_id}")
     etag = '"' + media_id.split(".", 1)[0][:32] + '"'
-    return conditional_response(request, data, content_type, etag, None, MEDIA_HEADERS)
+    # The bytes behind an id never change, so the date they were stored is a
+    # strong validator from the start (no settling, unlike a feed build).
+    stored_at = media_created_at(runtime.store, media_id)
+    return conditional_response(request, data, content_type, etag, stored_at, MEDIA_HEADERS)
 
 
 def feed_owner(runtime: Runtime, filename: str) -> FeedChannel | None:
