@@ -118,6 +118,11 @@ class DocumentSide(StoreBase):
             with self.session() as session, session.begin():
                 session.execute(delete(MediaRow).where(MediaRow.id.in_(ids)))
 
+    def media_created_at(self, media_id: str) -> datetime | None:
+        """When these bytes were first stored: /media's Last-Modified."""
+        with self.session() as session:
+            return session.scalar(select(MediaRow.created_at).where(MediaRow.id == media_id))
+
     def read_media(self, ref: str) -> tuple[bytes, str]:
         media_id = ref.removeprefix("media/")
         with self.session() as session:
