@@ -44,7 +44,7 @@ from typing import Any, ClassVar, NoReturn
 
 import requests
 
-from channels.base import Channel, ChannelContext, Correction, Receipt, SendAttempt
+from channels.base import Channel, ChannelContext, Correction, Receipt, SendAttempt, TextLimit
 from channels.http import CodeTable, classify_code, json_body, request
 from channels.images import BMP, GIF, JPEG, PNG, fetch_image
 from publisher.config.settings import ChannelConfig
@@ -212,6 +212,8 @@ class WechatChannel(Channel):
     title_limit: ClassVar[int] = 32
     author_limit: ClassVar[int] = 16
     digest_limit: ClassVar[int] = 128
+    #: One draft holds several articles: a digest is one multi-article message.
+    supports_digest: ClassVar[bool] = True
     #: Articles in one draft, i.e. in one multi-article message.
     max_articles: ClassVar[int] = 8
     #: "< 20 000 characters and < 1 MB": 20 000 characters of UTF-8 stay far below 1 MB.
@@ -222,6 +224,13 @@ class WechatChannel(Channel):
     cover_types: ClassVar[frozenset[str]] = frozenset({JPEG, PNG, GIF, BMP})
     inline_max_bytes: ClassVar[int] = 1024 * 1024 - 1
     inline_types: ClassVar[frozenset[str]] = frozenset({JPEG, PNG})
+    # `utf16_length` is defined below the class: the lambdas look it up when measuring.
+    text_limits: ClassVar[tuple[TextLimit, ...]] = (
+        TextLimit("article.title", title_limit, lambda t: utf16_length(t)),
+        TextLimit("article.author", author_limit, lambda t: utf16_length(t)),
+        TextLimit("article.digest", digest_limit, lambda t: utf16_length(t)),
+        TextLimit("article.content", content_limit, len),
+    )
     #: Pause between inline status checks while publishing.
     poll_step: ClassVar[float] = 0.25
     #: Drafts looked at when reconciling (20 per page).

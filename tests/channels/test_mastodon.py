@@ -36,6 +36,7 @@ from channels.mastodon import (
     hashtags,
     seconds_until_reset,
 )
+from channels.mastodon_length import mastodon_length
 from publisher.config.settings import Settings
 from publisher.domain.article import Article, load_article_file, parse_article
 from publisher.domain.errors import (
@@ -46,7 +47,6 @@ from publisher.domain.errors import (
     ReauthRequiredError,
     RetryableError,
 )
-from publisher.domain.text import mastodon_length
 from sandbox.server import BackgroundServer
 from tests.conftest import SAMPLES
 

@@ -19,6 +19,7 @@ import requests
 
 from channels.base import ChannelContext, Receipt, SendAttempt
 from channels.weibo import MAX_LENGTH, WeiboApi, WeiboChannel, compose_status, status_url
+from channels.weibo_length import weibo_length
 from publisher.config.settings import ChannelConfig, Settings
 from publisher.domain.article import Article, load_article_file, parse_article
 from publisher.domain.errors import (
@@ -29,7 +30,7 @@ from publisher.domain.errors import (
     ReauthRequiredError,
     RetryableError,
 )
-from publisher.domain.text import cut, graphemes, weibo_length
+from publisher.domain.text import cut, graphemes
 from sandbox.server import BackgroundServer, free_port
 from sandbox.weibo import WeiboState, create_app
 from tests.conftest import SAMPLES
