@@ -37,7 +37,7 @@ ARM_AHEAD_SECONDS = 60.0
 
 class Runtime:
     def __init__(self, settings: Settings, celery: Celery | None = None) -> None:
-        check_matrix(settings.channels)
+        check_matrix(settings.channels, settings.syndication)
         self.settings = settings
         self.location = locate_redis(settings)
         self.redis = redis.Redis.from_url(self.location.client_url)
