@@ -9,6 +9,8 @@ maps them with `classify_code` and its table.
 from __future__ import annotations
 
 import email.utils
+import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +25,26 @@ from publisher.domain.errors import (
     PermanentError,
     RetryableError,
 )
+
+# Query parameters that carry a credential (WeChat's access_token rides in the URL).
+_SECRET_IN_QUERY = re.compile(r"((?:access_token|token|secret|appsecret)=)[^&\s\"']+", re.I)
+
+
+class RedactQuerySecrets(logging.Filter):
+    """urllib3 logs every request line at DEBUG, query string and all: a worker run
+    with `--loglevel=DEBUG` would write the platform's token into its log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _SECRET_IN_QUERY.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = _SECRET_IN_QUERY.sub(r"\1***", record.msg)
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(RedactQuerySecrets())
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,10 @@ import redis
 import regex
 import requests
 
-from channels.base import Channel, ChannelContext, Correction, Receipt, SendAttempt
+from channels.base import Channel, ChannelContext, Correction, Receipt, SendAttempt, TextLimit
 from channels.http import json_body, request
 from channels.images import fetch_image
+from channels.mastodon_length import MAX_CHARACTERS, URL_WEIGHT, mastodon_length
 from publisher.config.settings import ChannelConfig
 from publisher.domain.article import Article
 from publisher.domain.errors import (
@@ -45,7 +46,7 @@ from publisher.domain.errors import (
     ReauthRequiredError,
     RetryableError,
 )
-from publisher.domain.text import ELLIPSIS, cut, mastodon_length
+from publisher.domain.text import ELLIPSIS, cut
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,8 @@ _LETTER = regex.compile(r"\p{L}")
 class InstanceLimits:
     """What an instance accepts; the defaults are stock Mastodon's."""
 
-    max_characters: int = 500
-    url_weight: int = 23
+    max_characters: int = MAX_CHARACTERS
+    url_weight: int = URL_WEIGHT
     image_size_limit: int = 10 * 1024 * 1024  # 10 MB: stock before 4.x raised it to 16
     image_types: tuple[str, ...] = ("image/jpeg", "image/png", "image/gif", "image/webp")
 
@@ -314,6 +315,10 @@ class MastodonChannel(Channel):
     type_name: ClassVar[str] = "mastodon"
     correction: ClassVar[Correction] = Correction.EDIT
     can_delete: ClassVar[bool] = True
+    # Stock limits, as `format` cuts for preview; `send` re-cuts for a stricter instance.
+    text_limits: ClassVar[tuple[TextLimit, ...]] = (
+        TextLimit("status", MAX_CHARACTERS, mastodon_length),
+    )
 
     def __init__(self, config: ChannelConfig, context: ChannelContext) -> None:
         super().__init__(config, context)

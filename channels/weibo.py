@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from channels.base import Channel, ChannelContext, Correction, Receipt, SendAttempt
+from channels.base import Channel, ChannelContext, Correction, Receipt, SendAttempt, TextLimit
 from channels.http import CodeTable, classify_code, json_body, request
 from channels.images import (
     GIF,
@@ -50,6 +50,7 @@ from channels.images import (
     fit_image,
     image_name,
 )
+from channels.weibo_length import MAX_LENGTH, WEIBO_URL_PATTERN, weibo_length
 from publisher.config.settings import ChannelConfig
 from publisher.coord.ratelimit import TokenBucket
 from publisher.domain.article import Article
@@ -61,11 +62,10 @@ from publisher.domain.errors import (
     ReauthRequiredError,
     RetryableError,
 )
-from publisher.domain.text import ELLIPSIS, WEIBO_URL_PATTERN, cut, weibo_length
+from publisher.domain.text import ELLIPSIS, cut
 
 log = logging.getLogger(__name__)
 
-MAX_LENGTH = 140  # 字, by weibo_length
 DEFAULT_BASE_URL = "https://api.weibo.com"
 SHARE = "/2/statuses/share.json"
 TIMELINE = "/2/statuses/user_timeline.json"
@@ -259,6 +259,7 @@ class WeiboChannel(Channel):
     # status that says so and links the original; a retraction deletes both.
     correction: ClassVar[Correction] = Correction.FOLLOW_UP
     can_delete: ClassVar[bool] = True
+    text_limits: ClassVar[tuple[TextLimit, ...]] = (TextLimit("status", MAX_LENGTH, weibo_length),)
 
     def __init__(self, config: ChannelConfig, context: ChannelContext) -> None:
         super().__init__(config, context)

@@ -45,11 +45,10 @@ from PIL import Image as PILImage
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
-from publisher.domain.text import WEIBO_URL_PATTERN, weibo_length
+from channels.weibo_length import MAX_LENGTH, WEIBO_URL_PATTERN, weibo_length
 from sandbox.faults import FaultInjector, control_router, install_fault_middleware
 
 SHARE_PATH = "/2/statuses/share.json"
-MAX_LENGTH = 140  # 字, as counted by weibo_length
 MAX_PIC_BYTES = 5 * 1024 * 1024
 HOUR = 3600.0
 DEFAULT_TOKEN = "sandbox-weibo-token"

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from channels.base import Channel, ChannelContext, Correction, Receipt, SendAttempt
+from channels.base import Channel, ChannelContext, Correction, Receipt, SendAttempt, TextLimit
 from channels.wechat.client import WechatApi, truthy
 from channels.wechat.digest import MAX_ARTICLES, format_message, prepare_message
 from channels.wechat.formatting import fit_blocks, reduce_html, rewrite_images, utf16_length
@@ -43,10 +43,18 @@ class WechatChannel(Channel):
     title_limit: ClassVar[int] = 32
     author_limit: ClassVar[int] = 16
     digest_limit: ClassVar[int] = 128
+    #: One draft holds several articles: a digest is one multi-article message.
+    supports_digest: ClassVar[bool] = True
     #: Articles in one draft, i.e. in one multi-article message.
     max_articles: ClassVar[int] = MAX_ARTICLES
     #: "< 20 000 characters and < 1 MB": 20 000 characters of UTF-8 stay far below 1 MB.
     content_limit: ClassVar[int] = 20_000 - 1
+    text_limits: ClassVar[tuple[TextLimit, ...]] = (
+        TextLimit("article.title", title_limit, utf16_length),
+        TextLimit("article.author", author_limit, utf16_length),
+        TextLimit("article.digest", digest_limit, utf16_length),
+        TextLimit("article.content", content_limit, len),
+    )
     #: Room kept per body image: the platform's URL replaces ours after formatting.
     image_url_allowance: ClassVar[int] = 300
 

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 # Job names become part of article ids (`ingest-<name>-…`, `digest-<name>-…`).
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 WINDOW_PATTERN = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-WECHAT_DIGEST_LIMIT = 8  # articles in one WeChat multi-article message
 
 
 def _template(text: str) -> str:
@@ -181,14 +180,8 @@ def syndication_tables(
         channel = channels.get(job.channel)
         if channel is None:
             raise ConfigError(f"{where}.channel: unknown channel {job.channel!r}")
-        if (
-            channel.type == "wechat"
-            and job.mode == "digest"
-            and job.max_items > WECHAT_DIGEST_LIMIT
-        ):
-            raise ConfigError(
-                f"{where}.max_items: a WeChat digest holds at most {WECHAT_DIGEST_LIMIT} articles"
-            )
+        # How many articles a digest-capable channel takes is the channel type's own
+        # fact (`max_articles`): `channels.check_matrix` checks it.
         jobs[name] = job
     return jobs
 

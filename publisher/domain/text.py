@@ -1,14 +1,14 @@
-"""Measuring and cutting text the way platforms count it.
+"""Platform-neutral text tools: graphemes, URLs, and one cutter for every channel.
 
-One cutter serves every channel: it is given a *measure* (how the platform
-counts a string) and a limit, and cuts at the last sentence or clause
-boundary that fits (knowing CJK punctuation), never inside a grapheme or a
-URL. Channels differ only in the measure they pass.
+The cutter is given a *measure* (how a platform counts a string) and a
+limit, and cuts at the last sentence or clause boundary that fits (knowing
+CJK punctuation), never inside a grapheme or a URL. Each platform's own
+measure lives beside its channel (`channels/weibo_length.py`,
+`channels/mastodon_length.py`), with the limit it is measured against.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import regex
@@ -29,57 +29,6 @@ def graphemes(text: str) -> list[str]:
 
 def grapheme_length(text: str) -> int:
     return len(graphemes(text))
-
-
-# Mastodon's URL extractor never ends a URL on these (twitter_regex.rb,
-# valid_url_path_ending_chars): "see https://a.org/x." counts the "." as text.
-_MASTODON_URL_NOT_LAST = set("!*\"'<>;:=,.$%[]~&|@?(")
-
-
-def mastodon_length(text: str, url_weight: int = 23) -> int:
-    """Mastodon: grapheme clusters, every URL a fixed weight.
-
-    Trailing punctuation the server leaves out of a URL counts as text, so
-    the count is never below the server's (a ")" closing a "(" stays in).
-    """
-    total, last = 0, 0
-    for match in URL_PATTERN.finditer(text):
-        url = _mastodon_url(match.group())
-        total += grapheme_length(text[last : match.start()]) + url_weight
-        last = match.start() + len(url)
-    return total + grapheme_length(text[last:])
-
-
-def _mastodon_url(url: str) -> str:
-    """`url` without the trailing characters Mastodon does not count as part of it."""
-    while len(url) > 1:
-        last = url[-1]
-        unbalanced = last == ")" and url.count(")") > url.count("(")
-        if last not in _MASTODON_URL_NOT_LAST and not unbalanced:
-            break
-        url = url[:-1]
-    return url
-
-
-# Weibo's URL recogniser is ASCII-only (WeCase's bug-for-bug counter): a URL
-# glued to Chinese text ends where the Chinese starts, and that text counts.
-WEIBO_URL_PATTERN = regex.compile(r"https?://[^\s<>\"'\u007f-\U0010ffff]+")
-
-
-def weibo_length(text: str) -> int:
-    """Weibo 字: ASCII counts half, any other code point one, a URL ten (if ≤140 bytes)."""
-    units, last = 0, 0
-    for match in WEIBO_URL_PATTERN.finditer(text):
-        units += _weibo_units(text[last : match.start()])
-        size = len(match.group().encode())
-        units += 20 if size <= 140 else size - 140 + 20
-        last = match.end()
-    units += _weibo_units(text[last:])
-    return math.ceil(units / 2)
-
-
-def _weibo_units(text: str) -> int:
-    return sum(1 if ord(ch) < 128 else 2 for ch in text)
 
 
 def _atoms(text: str) -> list[str]:

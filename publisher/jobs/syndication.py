@@ -14,9 +14,10 @@ formatted, stored, retried and shown like any article:
 
 - `mode = "digest"`: one article, `digest-<job>-<YYYY-MM-DD-HHMM>` (local
   time of the run), whose body lists the chosen articles (title, link,
-  summary), published to the job's channel. On a WeChat channel what is
-  sent is one multi-article message of the chosen articles themselves (each
-  formatted by the channel, newest first, at most 8): it is stored as the
+  summary), published to the job's channel. On a channel that
+  `supports_digest` (WeChat) what is sent is one multi-article message of
+  the chosen articles themselves (`format_articles`, each formatted by the
+  channel, newest first, at most its `max_articles`): it is stored as the
   digest article's delivery, with that message as its payload, in the same
   single transaction;
 - `mode = "each"`: each chosen article gets a delivery on the job's channel,
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from channels.wechat import WechatChannel
+from channels.base import Channel
 from publisher.config.jobs import SyndicationConfig
 from publisher.delivery.publishing import with_stored_media
 from publisher.domain.article import Article, parse_article
@@ -107,7 +108,7 @@ class Syndicator:
                 chosen = self._chosen(items)
                 article = self._digest(job, slot, chosen)
                 channel = self.runtime.channels.get(job.channel)
-                if isinstance(channel, WechatChannel):
+                if channel is not None and channel.supports_digest:
                     self._publish_message(job, article, channel, channel.format_articles(chosen))
                 else:
                     self.runtime.publish(article, only=[job.channel], actor=job.actor)
@@ -168,7 +169,7 @@ class Syndicator:
         self,
         job: SyndicationConfig,
         digest: Article,
-        channel: WechatChannel,
+        channel: Channel,
         payload: dict[str, Any],
     ) -> None:
         """`Runtime.publish` for the digest, but what the delivery sends is `payload`.

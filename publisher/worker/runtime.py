@@ -42,7 +42,7 @@ class Runtime:
         """`start_redis=False`: use the data dir's embedded Redis only if it is
         already up (a short CLI command must not leave a server behind); work
         it cannot hand over waits in the store for the sweeper."""
-        check_matrix(settings.channels)
+        check_matrix(settings.channels, settings.syndication)
         self.settings = settings
         self.location = locate_redis(settings, start=start_redis)
         self.redis = redis.Redis.from_url(self.location.client_url)

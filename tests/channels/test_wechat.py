@@ -26,7 +26,7 @@ from PIL import Image as PILImage
 
 from channels.base import ChannelContext, Receipt, SendAttempt, notes_of
 from channels.wechat import WechatChannel, clientmsgid, utf16_length
-from publisher.config.settings import BUILTIN_CONFIG, ChannelConfig, Settings
+from publisher.config.settings import Settings
 from publisher.domain.article import Article, load_article_file, parse_article
 from publisher.domain.errors import (
     AuthExpiredError,
@@ -38,6 +38,8 @@ from publisher.domain.errors import (
 )
 from sandbox.server import BackgroundServer, free_port
 from sandbox.wechat import DEFAULT_SECRET, create_app
+from tests.channels import contract
+from tests.channels.contract import ChannelFactory
 from tests.conftest import SAMPLES
 
 pytestmark = pytest.mark.timeout(60)
@@ -99,13 +101,10 @@ class Harness:
     """Builds channels on a fresh token namespace and reads the sandbox's control API."""
 
     base: str
-    make_settings: Callable[..., Settings]
-    redis_client: redis.Redis
-    prefix: str
+    build: ChannelFactory
 
     def channel(self, **options: Any) -> WechatChannel:
         table = {
-            "type": "wechat",
             "base_url": self.base,
             "appid_env": "WX_TEST_APPID",
             "secret_env": "WX_TEST_SECRET",
@@ -114,9 +113,9 @@ class Harness:
             "publish_poll_interval": 0.1,
             **options,
         }
-        settings = self.make_settings({"wx": table}, PUBLISHER_REDIS_PREFIX=self.prefix)
-        context = ChannelContext(settings=settings, redis=self.redis_client)
-        return WechatChannel(settings.channel("wx"), context)
+        channel = self.build("wechat", name="wx", **table)
+        assert isinstance(channel, WechatChannel)
+        return channel
 
     def stats(self) -> dict[str, int]:
         answer: dict[str, int] = requests.get(f"{self.base}/_control/stats", timeout=5).json()
@@ -145,10 +144,16 @@ class Harness:
 
 
 def harness_for(
-    base: str, make_settings: Callable[..., Settings], redis_client: redis.Redis, prefix: str
+    base: str,
+    make_settings: Callable[..., Settings],
+    redis_client: redis.Redis,
+    prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Harness:
+    """Every channel of one test shares a token namespace no other test sees."""
     requests.post(f"{base}/_control/reset", timeout=5).raise_for_status()
-    return Harness(base, make_settings, redis_client, f"{prefix}{uuid.uuid4().hex[:8]}:")
+    namespace = f"{prefix}{uuid.uuid4().hex[:8]}:"
+    return Harness(base, ChannelFactory(make_settings, redis_client, namespace, monkeypatch))
 
 
 @pytest.fixture
@@ -158,8 +163,9 @@ def wx(
     redis_client: redis.Redis,
     redis_prefix: str,
     wechat_env: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Harness:
-    return harness_for(sandbox.url, make_settings, redis_client, redis_prefix)
+    return harness_for(sandbox.url, make_settings, redis_client, redis_prefix, monkeypatch)
 
 
 @dataclass
@@ -250,9 +256,9 @@ def raw_article(body_html: str, **fields: Any) -> Article:
 
 def offline_channel(**options: Any) -> WechatChannel:
     """No Redis, no network: only `format` may be called."""
-    settings = Settings.load({"PUBLISHER_CONFIG": str(BUILTIN_CONFIG)})
-    config = ChannelConfig(name="wx", type="wechat", **options)
-    return WechatChannel(config, ChannelContext(settings=settings))
+    channel = contract.offline_channel("wechat", name="wx", **options)
+    assert isinstance(channel, WechatChannel)
+    return channel
 
 
 LONG_TITLE = "全国职工数字应用技术技能大赛决赛今日在京开幕三百余名职工同台竞技争夺冠军"
@@ -412,11 +418,12 @@ def test_token_expiring_mid_run_is_refreshed_once(
     redis_prefix: str,
     wechat_env: None,
     images: BackgroundServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """1-second tokens: the one fetched before a slow step is dead when the step runs."""
     app = create_app(token_lifetime=1.0, publish_delay=0.1)
     with BackgroundServer(app) as server:
-        wx = harness_for(server.url, make_settings, redis_client, redis_prefix)
+        wx = harness_for(server.url, make_settings, redis_client, redis_prefix, monkeypatch)
         channel = wx.channel(token_refresh_margin=0.05)
         wx.fault("/cgi-bin/draft/add", mode="delay", seconds=1.1)  # the token expires meanwhile
         delivery, receipt = deliver(channel, article_with_images(images, body="<p>正文</p>"))

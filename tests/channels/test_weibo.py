@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import requests
 from PIL import Image as PILImage
 
-from channels.base import ChannelContext, Receipt, SendAttempt, notes_of
+from channels.base import Receipt, SendAttempt, notes_of
 from channels.weibo import MAX_LENGTH, WeiboApi, WeiboChannel, compose_status, status_url
-from publisher.config.settings import ChannelConfig, Settings
+from channels.weibo_length import weibo_length
 from publisher.domain.article import Article, load_article_file, parse_article
 from publisher.domain.errors import (
     ConfigError,
@@ -33,9 +32,10 @@ from publisher.domain.errors import (
     ReauthRequiredError,
     RetryableError,
 )
-from publisher.domain.text import cut, graphemes, weibo_length
+from publisher.domain.text import cut, graphemes
 from sandbox.server import BackgroundServer, free_port
 from sandbox.weibo import WeiboState, create_app
+from tests.channels.contract import ChannelFactory, attempt, offline_channel
 from tests.conftest import SAMPLES
 
 TOKEN = "wb-secret-2.00Zx9Kq7tokenvalue"
@@ -165,11 +165,9 @@ def test_format_is_pure_and_stable() -> None:
 
 def channel_for_format() -> WeiboChannel:
     """A channel with no Redis and no network: what `preview` builds."""
-    settings = Settings.load({"PUBLISHER_DATA_DIR": "/nonexistent"})
-    config = ChannelConfig.model_validate(
-        {"name": "weibo", "type": "weibo", "access_token_env": TOKEN_ENV}
-    )
-    return WeiboChannel(config, ChannelContext(settings))
+    channel = offline_channel("weibo", access_token_env=TOKEN_ENV)
+    assert isinstance(channel, WeiboChannel)
+    return channel
 
 
 # -- the length rule and the cutter it relies on (publisher/text.py) ----------------------
@@ -210,12 +208,11 @@ def test_cut_still_ends_at_an_ascii_full_stop_before_a_space() -> None:
 
 @dataclass
 class Weibo:
-    """The sandbox plus a factory for channels pointed at it."""
+    """The sandbox plus the shared channel factory, pointed at it."""
 
     server: BackgroundServer
     state: WeiboState
-    settings_for: Callable[..., Settings]
-    redis: redis.Redis
+    build: ChannelFactory
 
     @property
     def url(self) -> str:
@@ -223,15 +220,15 @@ class Weibo:
 
     def channel(self, **options: Any) -> WeiboChannel:
         table = {
-            "type": "weibo",
             "base_url": self.url,
             "access_token_env": TOKEN_ENV,
             "timeout": 2.0,
             "account": uuid.uuid4().hex,  # a fresh rate-limit bucket per test
             **options,
         }
-        settings = self.settings_for(channels={"weibo": table})
-        return WeiboChannel(settings.channel("weibo"), ChannelContext(settings, self.redis))
+        channel = self.build("weibo", name="weibo", **table)
+        assert isinstance(channel, WeiboChannel)
+        return channel
 
     def fault(self, **spec: Any) -> None:
         spec.setdefault("path", "/2/statuses/share.json")
@@ -257,20 +254,13 @@ def weibo_server() -> Iterator[tuple[BackgroundServer, WeiboState]]:
 @pytest.fixture
 def weibo(
     weibo_server: tuple[BackgroundServer, WeiboState],
-    make_settings: Callable[..., Settings],
-    redis_client: redis.Redis,
+    build: ChannelFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Weibo:
     server, state = weibo_server
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
     requests.post(f"{server.url}/_control/reset", timeout=5).raise_for_status()
-    return Weibo(server, state, make_settings, redis_client)
-
-
-def attempt(number: int = 1, *, outcome_unknown: bool = False) -> SendAttempt:
-    return SendAttempt(
-        delivery_id=1, number=number, idempotency_key="k-1", outcome_unknown=outcome_unknown
-    )
+    return Weibo(server, state, build)
 
 
 def post_for(channel: WeiboChannel, title: str = "决赛开幕") -> dict[str, Any]:

@@ -19,6 +19,7 @@ import pytest
 import redis
 from sqlalchemy import select
 
+from channels import check_matrix
 from publisher.config.settings import Settings
 from publisher.domain.article import parse_article
 from publisher.domain.cron import CronError, CronSchedule
@@ -163,14 +164,13 @@ def test_syndication_tables_are_parsed(tmp_path: Path, redis_prefix: str) -> Non
         ({**EVENING, "timezone": "EST5EDT-ish"}, "IANA"),
         ({**EVENING, "schedule": "0 25 * * *"}, "hour: 25"),
         ({**EVENING, "channel": "nope"}, "nope"),
-        ({**EVENING, "channel": "wechat", "max_items": 9}, "at most 8"),
         ({**EVENING, "mode": "thread"}, "mode"),
         ({**EVENING, "window": "yesterday"}, "window"),
         ({**EVENING, "window": "30s"}, "one minute"),
         ({**EVENING, "title": "Digest {day}"}, "title"),
     ],
     ids=[
-        "no-zone", "bad-zone", "bad-schedule", "unknown-channel", "wechat-over-8",
+        "no-zone", "bad-zone", "bad-schedule", "unknown-channel",
         "bad-mode", "bad-window", "tiny-window", "bad-title",
     ],
 )  # fmt: skip
@@ -183,7 +183,27 @@ def test_bad_syndication_tables_are_refused(
 
 def test_a_wechat_digest_of_eight_is_accepted(tmp_path: Path, redis_prefix: str) -> None:
     job = {**EVENING, "channel": "wechat", "max_items": 8}
-    assert load(tmp_path, redis_prefix, {"evening": job}).syndication["evening"].max_items == 8
+    settings = load(tmp_path, redis_prefix, {"evening": job})
+    check_matrix(settings.channels, settings.syndication)
+    assert settings.syndication["evening"].max_items == 8
+
+
+def test_a_wechat_digest_over_its_max_articles_is_refused(
+    tmp_path: Path, redis_prefix: str
+) -> None:
+    """The limit is the channel type's `max_articles`, checked before any process runs jobs."""
+    job = {**EVENING, "channel": "wechat", "max_items": 9}
+    settings = load(tmp_path, redis_prefix, {"evening": job})
+    with pytest.raises(ConfigError, match=r"syndication\.evening\.max_items.*at most 8"):
+        check_matrix(settings.channels, settings.syndication)
+    with pytest.raises(ConfigError, match="at most 8"):
+        Runtime(settings)
+
+
+def test_each_mode_is_not_a_digest_message(tmp_path: Path, redis_prefix: str) -> None:
+    job = {**EVENING, "channel": "wechat", "mode": "each", "max_items": 20}
+    settings = load(tmp_path, redis_prefix, {"evening": job})
+    check_matrix(settings.channels, settings.syndication)
 
 
 # ---- runs on a controlled clock -----------------------------------------------------------------

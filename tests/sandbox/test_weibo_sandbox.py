@@ -22,7 +22,7 @@ import pytest
 import requests
 import weibo as sdk  # sinaweibopy3
 
-from publisher.domain.text import weibo_length
+from channels.weibo_length import weibo_length
 from sandbox.server import BackgroundServer
 from sandbox.weibo import DEFAULT_TOKEN, WeiboState, create_app, short_link
 from tests.conftest import SAMPLES
