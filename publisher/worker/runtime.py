@@ -85,8 +85,22 @@ class Runtime:
         return channel
 
     def rebuild_feed(self, name: str) -> int:
-        self.dispatcher.rebuild_started(name)
-        return len(feeds.rebuild_feed(self.settings, self.store, self.feed_channel(name)))
+        """Rebuild until no request is left; returns the rounds built (0: folded
+        into the rebuild of this channel that is running elsewhere)."""
+        channel = self.feed_channel(name)
+        token = self.dispatcher.rebuild_started(name)
+        if token is None:
+            return 0
+        rounds = 0
+        try:
+            while True:
+                feeds.rebuild_feed(self.settings, self.store, channel)
+                rounds += 1
+                if not self.dispatcher.rebuild_finished(name, token):
+                    return rounds
+        except BaseException:
+            self.dispatcher.rebuild_abandoned(name, token)
+            raise
 
     def sweep(self) -> dict[str, Any]:
         """Re-enqueue what is due but may have been lost; rebuild stale feeds."""
