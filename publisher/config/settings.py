@@ -152,6 +152,8 @@ class Settings:
     requeue_after: float = 30.0
     #: How long a feed rebuild holds its channel; a killed worker's hold ends after it.
     feed_rebuild_lease: float = 15.0
+    #: Least time between two rebuilds of one feed; the first after a quiet spell is at once.
+    feed_rebuild_spacing: float = 0.2
     worker_concurrency: int = 2
     #: The newsroom's IANA zone: times given without a UTC offset are read in it.
     timezone: str | None = None
@@ -223,6 +225,7 @@ class Settings:
             sweep_interval=_float_env(env, "PUBLISHER_SWEEP_INTERVAL", 1.0),
             requeue_after=_float_env(env, "PUBLISHER_REQUEUE_AFTER", 30.0),
             feed_rebuild_lease=_float_env(env, "PUBLISHER_FEED_REBUILD_LEASE", 15.0),
+            feed_rebuild_spacing=_float_env(env, "PUBLISHER_FEED_REBUILD_SPACING", 0.2),
             worker_concurrency=int(_float_env(env, "PUBLISHER_WORKER_CONCURRENCY", 2)),
             timezone=newsroom_timezone,
             notifications=notifications,
