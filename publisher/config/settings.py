@@ -152,7 +152,7 @@ class Settings:
     requeue_after: float = 30.0
     #: How long a feed rebuild holds its channel; a killed worker's hold ends after it.
     feed_rebuild_lease: float = 15.0
-    #: Least time between two rebuilds of one feed; the first after a quiet spell is at once.
+    #: A busy rebuild's follow-up waits this long; a rebuild on a quiet feed starts at once.
     feed_rebuild_spacing: float = 0.2
     worker_concurrency: int = 2
     #: The newsroom's IANA zone: times given without a UTC offset are read in it.

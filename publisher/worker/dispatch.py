@@ -9,10 +9,10 @@ the rebuild that puts it in a live document, so for them the dispatcher
 makes sure one rebuild of their channel is pending. Rebuilds coalesce on
 the leading edge (`request_feed_rebuild`, `rebuild_started`,
 `rebuild_finished`): an idle channel rebuilds at once; requests that arrive
-while a rebuild runs fold into one follow-up rebuild; at most one rebuild of
-a channel runs at a time, across every worker, and the next one starts at
-least `feed_rebuild_spacing` after the last, so a steady stream costs a few
-rebuilds a second however many articles it carries. Redis holds that
+while a rebuild runs fold into one follow-up rebuild, due
+`feed_rebuild_spacing` after it; at most one rebuild of a channel runs at a
+time, across every worker. A burst costs a few rebuilds a second however
+many articles it carries. Redis holds that
 state with expiry times, so a worker killed mid-rebuild blocks nothing for
 longer than the rebuild lease: after it, the sweeper's next request (it
 asks for every feed with waiting or changed deliveries) gets through.
@@ -44,17 +44,14 @@ QUEUED_TTL_SECONDS = 10
 #: Most deliveries one publish or sweep hands to the broker in one pipeline.
 BATCH_SIZE = 1000
 
-# KEYS: queued, running, again, recent. ARGV: ttl seconds.
-# -1 = send a rebuild now; n > 0 = send one due in n ms (the spacing); 0 = covered.
+# KEYS: queued, running, again. ARGV: ttl seconds. 1 = send a rebuild task now.
 _REQUEST = """
 if redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('SET', KEYS[3], '1', 'EX', ARGV[1])
   return 0
 end
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
-local wait = redis.call('PTTL', KEYS[4])
-if wait > 0 then return wait end
-return -1
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 1 end
+return 0
 """
 # KEYS: queued, running, again. ARGV: token, lease ms. 1 = this task builds.
 _START = """
@@ -63,15 +60,13 @@ if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
 return 0
 """
-# KEYS: running, again, recent, queued. ARGV: token, spacing ms, ttl seconds.
-# Releases the channel and starts the spacing; 1 = requests came in during the
-# round: queue the follow-up (due at the end of the spacing).
+# KEYS: running, again, queued. ARGV: token, ttl seconds. Releases the channel;
+# 1 = requests came in during the round: queue the one follow-up that covers them.
 _FINISH = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
-if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[3], '1', 'PX', ARGV[2]) end
 if redis.call('DEL', KEYS[2]) == 1 then
-  redis.call('SET', KEYS[4], '1', 'EX', ARGV[3])
+  redis.call('SET', KEYS[3], '1', 'EX', ARGV[2])
   return 1
 end
 return 0
@@ -157,22 +152,16 @@ class Dispatcher:
         """Make sure one rebuild of `channel` is pending; True if a task was sent.
 
         Nothing is sent when a rebuild is already queued (it will read the store
-        after this caller's commit) or running (it goes one more round). A
-        channel rebuilt less than `feed_rebuild_spacing` ago gets its rebuild
-        at the end of that spacing, so a steady stream of publishes costs a
-        few rebuilds a second, not one each.
+        after this caller's commit) or running (its follow-up covers this).
         """
-        keys = self._keys(channel)
         try:
-            verdict = int(self._request(keys=keys, args=[QUEUED_TTL_SECONDS]))
+            if not self._request(keys=self._keys(channel), args=[QUEUED_TTL_SECONDS]):
+                return False
         except redis.RedisError as exc:
             log.warning("broker unavailable, rebuild of %s left for the sweeper: %s", channel,
                         type(exc).__name__)  # fmt: skip
             return False
-        if verdict == 0:
-            return False
-        countdown = max(0.0, verdict / 1000)
-        return self._send_one("publisher.rebuild_feed", channel, CONTROL_QUEUE, countdown,
+        return self._send_one("publisher.rebuild_feed", channel, CONTROL_QUEUE, 0.0,
                               f"rebuild of {channel}")  # fmt: skip
 
     def rebuild_started(self, channel: str) -> str | None:
@@ -186,13 +175,14 @@ class Dispatcher:
 
     def rebuild_finished(self, channel: str, token: str) -> bool:
         """Release the channel; if requests came in during the round, queue the
-        one follow-up rebuild that covers them all. True if one was queued."""
-        queued, running, again, recent = self._keys(channel)
+        one follow-up rebuild that covers them all, due `feed_rebuild_spacing`
+        from now (so a burst leaves the workers time for other work between
+        rebuilds and folds more into each). True if one was queued."""
+        queued, running, again = self._keys(channel)
         spacing = self.settings.feed_rebuild_spacing
         try:
             follow_up = self._finish(
-                keys=[running, again, recent, queued],
-                args=[token, int(spacing * 1000), QUEUED_TTL_SECONDS],
+                keys=[running, again, queued], args=[token, QUEUED_TTL_SECONDS]
             )
         except redis.RedisError:
             return False  # the lease expires; the sweeper asks again
@@ -216,7 +206,6 @@ class Dispatcher:
             self.settings.key("feed-rebuild", channel),
             self.settings.key("feed-rebuild-running", channel),
             self.settings.key("feed-rebuild-again", channel),
-            self.settings.key("feed-rebuild-recent", channel),
         ]
 
     def _send_one(self, task: str, arg: object, queue: str, countdown: float, what: str) -> bool:

@@ -39,7 +39,7 @@ def test_a_burst_under_several_workers_costs_a_handful_of_rebuilds(
     assert {d.state for d in rows} == {State.DELIVERED}
     for channel in FEEDS:
         builds = {d.remote_id for d in rows if d.channel == channel}
-        # At most one rebuild per spacing (0.2 s) while the burst lasts, plus the last.
+        # Follow-ups are spaced 0.2 s apart: at most one per spacing while the burst lasts.
         assert 1 <= len(builds) <= took / stack.settings.feed_rebuild_spacing + 2, (
             channel, len(builds), took,
         )  # fmt: skip
