@@ -4,13 +4,16 @@
                                [--database sqlite|URL] [--big 100000]
 
 1. Pipeline: N articles x the two feed channels (rss + app_feed) go through
-   the real `Runtime.publish` into the store and are delivered by a real
-   `publisher worker --beat` subprocess (concurrency 2) over real Redis.
+   the real `Runtime.publish` into the store and are delivered by the
+   coalesced rebuilds of a real `publisher worker --beat` subprocess
+   (concurrency 2) over real Redis.
    Deliveries per second = 2N / (last `delivered_at` - first publish).
 2. Raw Celery: 2N no-op tasks through the same broker and the same Celery
    configuration (`create_celery`: acks_late, prefetch 1, ignore_result) on
    a queue of their own, drained by a worker with the same concurrency.
-   The headline is pipeline / no-op.
+   The headline is pipeline / no-op. Phase 2b (bench/remote.py): N articles x
+   the webhook channel to a loopback receiver that answers at once, by the
+   same worker command; remote / no-op, and the worker's resident memory.
 3. Latency of every pipeline delivery: `delivered_at` minus the time this
    script took just before calling `Runtime.publish` (p50 / p99), for the
    burst and for articles published one at a time into an idle system.
@@ -71,6 +74,7 @@ from publisher.domain.article import Article, parse_article
 from publisher.domain.states import SETTLED, State
 from publisher.store import Store
 from publisher.store.db import normalize_url
+from publisher.store.feed_builds import read_feed
 from publisher.store.models import ArticleRow, ArticleVersionRow, DeliveryRow
 from publisher.worker.runtime import Runtime
 from sandbox.server import BackgroundServer
@@ -747,11 +751,11 @@ def time_rebuilds(settings: Settings, store: Store, channel: FeedChannel, articl
         assert documents and all(d.body for d in documents)
     for _ in range(REBUILD_RUNS):
         clock = time.perf_counter()
-        rows = store.feed_payloads(channel.name, settings.feeds.items)
+        snapshot = read_feed(store, channel.name, settings.feeds.items)
         queries.append(time.perf_counter() - clock)
-        assert len(rows) == min(articles, settings.feeds.items)
+        assert len(snapshot.items) == min(articles, settings.feeds.items)
         clock = time.perf_counter()
-        channel.render([FeedItem(p, u) for p, u in rows], datetime.now(UTC))
+        channel.render([FeedItem(i.payload, i.updated) for i in snapshot.items], datetime.now(UTC))
         renders.append(time.perf_counter() - clock)
     return Rebuild(
         channel=f"{channel.name} ({channel.type_name})",

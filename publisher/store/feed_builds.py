@@ -39,6 +39,8 @@ from publisher.store.models import (
 #: How long a build's own hold on the rows it covers lasts if the transaction
 #: were somehow left open; it never outlives the commit in practice.
 BUILD_LEASE = timedelta(seconds=60)
+#: Every state a row the build may take can be in (`_waiting` says which of them, when).
+WAITING_STATES = (State.PENDING, State.RETRYING, State.SENDING, State.SCHEDULED)
 
 
 @dataclass(frozen=True)
@@ -84,10 +86,17 @@ def document_etag(body: bytes) -> str:
 
 
 def _waiting(now: datetime) -> Any:
-    """What a worker could claim now: the build takes exactly those rows, never a live lease."""
-    return or_(
-        _claimable(DeliveryRow, now),
-        and_(DeliveryRow.state == State.SCHEDULED, DeliveryRow.publish_at <= now),
+    """What a worker could claim now: the build takes exactly those rows, never a live lease.
+
+    The plain `state IN (...)` in front lets the (channel, state, ...) index find
+    the few waiting rows; the OR alone makes the database scan the channel's history.
+    """
+    return and_(
+        DeliveryRow.state.in_(WAITING_STATES),
+        or_(
+            _claimable(DeliveryRow, now),
+            and_(DeliveryRow.state == State.SCHEDULED, DeliveryRow.publish_at <= now),
+        ),
     )
 
 
