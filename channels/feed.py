@@ -56,9 +56,17 @@ class FeedChannel(Channel):
             "source": article.source,
             "tags": list(article.tags),
             "image": self.public_media_url(article.cover_image),
+            **self._cover_facts(article.cover_image),
             "language": article.language,
             "published": article.published_at.isoformat() if article.published_at else None,
         }
+
+    def _cover_facts(self, ref: str | None) -> dict[str, Any]:
+        """A stored cover's byte length and type, for enclosures (a remote one's are unknown)."""
+        if not (ref and ref.startswith("media/") and self.context.read_media):
+            return {}
+        data, content_type = self.context.read_media(ref)
+        return {"image_length": len(data), "image_type": content_type}
 
     def public_media_url(self, ref: str | None) -> str | None:
         """Covers kept in the store are served by the API under /media/."""

@@ -229,6 +229,11 @@ class VoiceChannel(FeedChannel):
         for item in items:
             episode = item.get("episode")
             manifest = self._manifest(f"media/{episode_key(episode)}.json") if episode else None
+            if manifest is None and episode and self.context.save_media is not None:
+                # The rebuild is what delivers a feed item: the audio is made here,
+                # once (its manifest is found by later builds); an engine error
+                # fails this episode's delivery alone (`render_without_bad_items`).
+                _, manifest = self.episode_files(episode)
             if manifest is None:
                 log.warning("voice %s: no audio for %s, left out", self.name, item.get("guid"))
                 continue

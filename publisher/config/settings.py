@@ -174,7 +174,10 @@ class Settings:
     lease_seconds: float = 120.0
     sweep_interval: float = 1.0
     requeue_after: float = 30.0
-    feed_debounce: float = 0.5
+    #: How long a feed rebuild holds its channel; a killed worker's hold ends after it.
+    feed_rebuild_lease: float = 15.0
+    #: A busy rebuild's follow-up waits this long; a rebuild on a quiet feed starts at once.
+    feed_rebuild_spacing: float = 0.2
     worker_concurrency: int = 2
     #: The newsroom's IANA zone: times given without a UTC offset are read in it.
     timezone: str | None = None
@@ -246,7 +249,8 @@ class Settings:
             lease_seconds=_float_env(env, "PUBLISHER_LEASE_SECONDS", 120.0),
             sweep_interval=_float_env(env, "PUBLISHER_SWEEP_INTERVAL", 1.0),
             requeue_after=_float_env(env, "PUBLISHER_REQUEUE_AFTER", 30.0),
-            feed_debounce=_float_env(env, "PUBLISHER_FEED_DEBOUNCE", 0.5),
+            feed_rebuild_lease=_float_env(env, "PUBLISHER_FEED_REBUILD_LEASE", 15.0),
+            feed_rebuild_spacing=_float_env(env, "PUBLISHER_FEED_REBUILD_SPACING", 0.2),
             worker_concurrency=int(_float_env(env, "PUBLISHER_WORKER_CONCURRENCY", 2)),
             timezone=newsroom_timezone,
             notifications=notifications,

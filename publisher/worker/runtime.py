@@ -98,8 +98,19 @@ class Runtime:
         return channel
 
     def rebuild_feed(self, name: str) -> int:
-        self.dispatcher.rebuild_started(name)
-        return len(feeds.rebuild_feed(self.settings, self.store, self.feed_channel(name)))
+        """One rebuild, unless another of this channel is running (then this
+        request is folded into its follow-up): returns 1 if built, else 0."""
+        channel = self.feed_channel(name)
+        token = self.dispatcher.rebuild_started(name)
+        if token is None:
+            return 0
+        try:
+            feeds.rebuild_feed(self.settings, self.store, channel)
+        except BaseException:
+            self.dispatcher.rebuild_abandoned(name, token)
+            raise
+        self.dispatcher.rebuild_finished(name, token)
+        return 1
 
     def sweep(self) -> dict[str, Any]:
         """Re-enqueue what is due but may have been lost; rebuild stale feeds."""

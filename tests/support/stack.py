@@ -23,7 +23,7 @@ FAST = {
     "PUBLISHER_LEASE_SECONDS": "4",
     "PUBLISHER_SWEEP_INTERVAL": "0.5",
     "PUBLISHER_REQUEUE_AFTER": "2",
-    "PUBLISHER_FEED_DEBOUNCE": "0.1",
+    "PUBLISHER_FEED_REBUILD_LEASE": "3",
     # A SIGKILLed worker's beat holds the one-beat lock until it expires; the
     # next worker's beat stands by until then.
     "PUBLISHER_BEAT_LOCK_SECONDS": "3",
