@@ -50,6 +50,8 @@ from channels.images import (
     fit_image,
     image_name,
 )
+from channels.overrides import OverrideRule
+from channels.weibo_status import MAX_LENGTH, comparable, compose_override, compose_status
 from publisher.config.settings import ChannelConfig
 from publisher.coord.ratelimit import TokenBucket
 from publisher.domain.article import Article
@@ -61,16 +63,14 @@ from publisher.domain.errors import (
     ReauthRequiredError,
     RetryableError,
 )
-from publisher.domain.text import ELLIPSIS, WEIBO_URL_PATTERN, cut, weibo_length
+from publisher.domain.text import weibo_length
 
 log = logging.getLogger(__name__)
 
-MAX_LENGTH = 140  # 字, by weibo_length
 DEFAULT_BASE_URL = "https://api.weibo.com"
 SHARE = "/2/statuses/share.json"
 TIMELINE = "/2/statuses/user_timeline.json"
 DESTROY = "/2/statuses/destroy.json"
-MIN_SUMMARY = 30  # 字 the summary keeps before any tag is added
 RECONCILE_COUNT = 50  # statuses per timeline page when looking for a post that may have landed
 PIC_MAX_BYTES = 5 * 1024 * 1024 - 1  # "< 5 MB"
 PIC_TYPES = frozenset({JPEG, PNG, GIF})
@@ -106,49 +106,6 @@ HINTS = {
     "20021": "Weibo refuses the content",
     "21321": "the Weibo app is unaudited and over its user cap",
 }
-
-
-def plain(text: str) -> str:
-    """`text` with every `#` outside a URL made full-width, so no `#话题#` forms."""
-    out, last = [], 0
-    for match in WEIBO_URL_PATTERN.finditer(text):
-        out.append(text[last : match.start()].replace("#", "＃"))
-        out.append(match.group())
-        last = match.end()
-    out.append(text[last:].replace("#", "＃"))
-    return " ".join("".join(out).split())
-
-
-def join_status(title: str, summary: str, url: str, tags: list[str]) -> str:
-    """【title】summary url tag tag: the URL stands alone, so it is recognised."""
-    return " ".join(p for p in (f"【{title}】{summary}", url, " ".join(tags)) if p)
-
-
-def compose_status(article: Article, limit: int = MAX_LENGTH) -> str:
-    """The status text for `article`, at most `limit` 字 whenever the link allows.
-
-    Room goes first to the link and the title (cut only if it alone is too
-    long), then tags while the summary keeps `MIN_SUMMARY`, then the summary,
-    cut at a sentence or clause boundary by `publisher.text.cut`.
-    """
-    title, url = plain(article.title), article.url
-    summary = plain(article.summary) if article.summary != article.title else ""
-    if weibo_length(join_status(title, "", url, [])) > limit:
-        title = cut(title, limit, lambda t: weibo_length(join_status(t, "", url, [])))
-    tags = [plain(tag) for tag in article.tags]
-    reserve = MIN_SUMMARY if summary else 0
-    while tags and weibo_length(join_status(title, "", url, tags)) > limit - reserve:
-        tags.pop()
-    if summary:
-        summary = cut(summary, limit, lambda s: weibo_length(join_status(title, s, url, tags)))
-    if summary.strip() == ELLIPSIS:
-        summary = ""
-    return join_status(title, summary, url, tags)
-
-
-def comparable(text: str) -> str:
-    """A status text with its links blanked: Weibo answers with t.cn links, not ours."""
-    return " ".join(WEIBO_URL_PATTERN.sub("\x00", text).split())
 
 
 def parse_created_at(value: str) -> float | None:
@@ -259,6 +216,9 @@ class WeiboChannel(Channel):
     # status that says so and links the original; a retraction deletes both.
     correction: ClassVar[Correction] = Correction.FOLLOW_UP
     can_delete: ClassVar[bool] = True
+    override_rules: ClassVar[tuple[OverrideRule, ...]] = (
+        OverrideRule("text", MAX_LENGTH, "字", counts="with the article link"),
+    )
 
     def __init__(self, config: ChannelConfig, context: ChannelContext) -> None:
         super().__init__(config, context)
@@ -272,7 +232,10 @@ class WeiboChannel(Channel):
     def format(self, article: Article) -> dict[str, Any]:
         """The status text, already within 140 字: `send` posts exactly what preview showed;
         `pic` is the picture to attach (the cover, else the first body image)."""
-        post: dict[str, Any] = {"status": compose_status(article)}
+        text = article.overrides.get(self.name, {}).get("text")
+        link = self.link(article)
+        status = compose_override(text, link, article.url) if text else None
+        post: dict[str, Any] = {"status": status or compose_status(article, link=link)}
         pic = article.cover_image or first_image(article.body_html)
         if pic:
             post["pic"] = pic
@@ -281,7 +244,12 @@ class WeiboChannel(Channel):
     def format_correction(self, article: Article) -> dict[str, Any]:
         """A status marked as a correction, leaving room for the original's link."""
         corrected = article.model_copy(update={"title": CORRECTION_PREFIX + article.title})
-        return {"status": compose_status(corrected, MAX_LENGTH - ORIGINAL_LINK_WEIGHT)}
+        limit = MAX_LENGTH - ORIGINAL_LINK_WEIGHT
+        return {"status": compose_status(corrected, limit, link=self.link(article))}
+
+    def measure_override(self, key: str, value: str, article: Article) -> int:
+        """The status's 字 as posted: the editor's text with the (tracked) article link."""
+        return weibo_length(compose_override(value, self.link(article), article.url))
 
     # -- transport ---------------------------------------------------------
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated, Any, Literal
@@ -39,6 +40,7 @@ from publisher.domain.states import SETTLED, Kind, State
 from publisher.store import Enqueue, Store
 from publisher.store.models import ArticleRow, ArticleVersionRow, AttemptRow, DeliveryRow
 from publisher.web.auth import Editor, editor
+from publisher.web.copy import copy_router
 from publisher.web.dashboard import dashboard_router
 from publisher.web.errors import (
     ApiError,
@@ -114,6 +116,7 @@ class ArticleIn(BaseModel):
     cover_image: str | None = Field(
         None, description="an http(s) URL", json_schema_extra={"pattern": HTTP_URL}
     )
+    cover_alt: str | None = Field(None, description="the cover's alternative text")
     language: str | None = Field(None, description="a language tag such as 'en' or 'zh-CN'")
     published_at: datetime | None = Field(
         None, description="ISO 8601; without a UTC offset it is read in `timezone`"
@@ -132,6 +135,12 @@ class ArticleIn(BaseModel):
     )
     channels: list[str] | str | None = Field(
         None, description="only these channels (default: every configured channel)"
+    )
+    overrides: dict[str, dict[str, str | None]] | None = Field(
+        None,
+        description="copy per channel name: text, title, digest, summary, spoiler_text, "
+        "visibility, each checked against that channel's own rules",
+        examples=[{"weibo": {"text": "亲手写的微博"}, "wechat": {"title": "标题"}}],
     )
 
     def parse(self, default_timezone: str | None = None) -> Article:
@@ -241,6 +250,9 @@ class BulkRetryOut(BaseModel):
 class ChannelPreview(BaseModel):
     type: str
     payload: dict[str, Any]
+    overridden: list[str] = Field(description="payload keys taken from `overrides.<name>`")
+    counts: list[dict[str, Any]] = Field(description="each override in the platform's units")
+    warnings: list[str] = Field(description="e.g. images without alt text")
 
 
 class Health(BaseModel):
@@ -790,11 +802,8 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
         """Each channel's formatted output for this article; nothing is stored or sent."""
         article = body.parse(settings.timezone)
         channels = publishing.select_channels(runtime.channels, article.channels)
-        payloads = publishing.preview(article, channels)
-        return {
-            name: ChannelPreview(type=runtime.channels[name].type_name, payload=payload)
-            for name, payload in payloads.items()
-        }
+        previews = publishing.preview(article, channels, runtime.channels)
+        return {name: ChannelPreview(**asdict(p)) for name, p in previews.items()}
 
     for path in ("/api/preview", "/api/articles/preview"):
         app.post(
@@ -919,6 +928,7 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(dashboard_router(runtime))
+    app.include_router(copy_router(runtime))
     return app
 
 
