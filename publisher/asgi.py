@@ -4,6 +4,8 @@
 
 Workers and the one beat run elsewhere (`publisher worker`, `publisher beat`);
 `publisher serve` is the one-machine alternative that starts all of them.
+The API brings the schema up to date before it answers, like the worker and
+the beat, so the three may start in any order (see `publisher.store.db.migrate`).
 """
 
 from __future__ import annotations
@@ -12,4 +14,6 @@ from publisher.config.settings import Settings
 from publisher.web.api import create_app
 from publisher.worker.runtime import Runtime
 
-app = create_app(Runtime(Settings.load()))
+runtime = Runtime(Settings.load())
+runtime.store.migrate()
+app = create_app(runtime)

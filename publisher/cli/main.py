@@ -16,25 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from publisher.config.settings import Settings
 from publisher.domain.article import Article, load_article_file, load_zone, parse_time
 from publisher.domain.errors import ConfigError, InputError, NotFound, PublisherError
 from publisher.domain.states import State
 
-STATE_STYLE = {
-    State.SCHEDULED: "blue",
-    State.PENDING: "yellow",
-    State.SENDING: "cyan",
-    State.RETRYING: "magenta",
-    State.DELIVERED: "green",
-    State.FAILED: "bold red",
-    State.CANCELLED: "dim",
-}
-
 console = Console()
 errors = Console(stderr=True)
+#: `status --wide`: as wide as the content needs (tables size to their content).
+WIDE_COLUMNS = 10_000
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,6 +79,15 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="deliveries: all recent articles, or one in detail")
     p.add_argument("article_id", nargs="?", help="an article id")
     p.add_argument("--limit", type=int, default=20, help="how many recent articles")
+    p.add_argument(
+        "--state",
+        choices=[s.value for s in State],
+        help="only deliveries in this state (all articles, unless ARTICLE_ID is given)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON for scripts (see README)")
+    p.add_argument(
+        "--wide", action="store_true", help="show every column in full, wider than the terminal"
+    )
     p.set_defaults(handler=cmd_status)
 
     p = sub.add_parser("retry", help="retry a failed delivery, or every failed one")
@@ -139,6 +139,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sandbox", help="run the platform sandboxes the matrix points at")
     p.set_defaults(handler=cmd_sandbox)
+
+    p = sub.add_parser("stop", help="stop the data dir's embedded Redis (demo, serve, worker)")
+    p.set_defaults(handler=cmd_stop)
     return parser
 
 
@@ -177,30 +180,20 @@ def _with_publish_at(article: Article, at: str, default_timezone: str | None) ->
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from publisher.cli import status
+
     runtime = _runtime()
-    if args.article_id:
-        _print_article(runtime, args.article_id, detail=True)
-        return 0
-    rows = runtime.store.recent_articles(args.limit)
-    channels = list(runtime.settings.channels)
-    table = Table(title="Deliveries", show_lines=False)
-    table.add_column("article")
-    for name in channels:
-        table.add_column(name)
-    deliveries = runtime.store.deliveries(article_ids=[r.id for r in rows], limit=10_000)
-    # The latest action on each channel shows: a retraction over a correction over the post.
-    by_cell = {(d.article_id, d.channel): d for d in sorted(deliveries, key=lambda d: d.id)}
-    for row in rows:
-        cells = []
-        for name in channels:
-            d = by_cell.get((row.id, name))
-            cells.append(_state_cell(d.state, d.id) if d else "-")
-        table.add_row(row.id, *cells)
-    console.print(table)
-    counts = runtime.store.counts_by_state()
-    console.print(
-        "  ".join(f"{state}: {n}" for state, n in sorted(counts.items())) or "no deliveries"
-    )
+    out = Console(width=WIDE_COLUMNS) if args.wide else console
+    if args.json:
+        if args.article_id:
+            data = status.article_json(runtime, args.article_id, state=args.state)
+        else:
+            data = status.status_json(runtime, limit=args.limit, state=args.state)
+        status.print_json(data)
+    elif args.article_id:
+        status.print_article(runtime, out, args.article_id, detail=True, state=args.state)
+    else:
+        status.print_overview(runtime, out, limit=args.limit, state=args.state)
     return 0
 
 
@@ -210,6 +203,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     queued = [runtime.store.retry(i, actor="cli") for i in ids]
     runtime.dispatcher.enqueue(queued)
     console.print(f"queued {len(queued)} deliveries for retry: {', '.join(map(str, ids)) or '-'}")
+    _note_offline(runtime)
     return 0
 
 
@@ -323,7 +317,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     settings = Settings.load()
     sandboxes = start_sandboxes(settings)
     if not sandboxes.servers:
-        raise ConfigError("no weibo or wechat channel in the matrix has a base_url on this machine")
+        raise ConfigError("no channel in the matrix says `sandbox = true`")
     for name, url in sandboxes.urls.items():
         console.print(f"{name}: {url}/  (follower view; fault control at {url}/_control/)")
     for variable, value in sandbox_credentials(settings, {}).items():
@@ -337,56 +331,48 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         sandboxes.stop()
 
 
+def cmd_stop(args: argparse.Namespace) -> int:
+    from publisher.coord.broker import EmbeddedRedis
+
+    settings = Settings.load()
+    if settings.redis_url:
+        console.print("REDIS_URL is set: that Redis is not this data dir's to stop")
+        return 0
+    embedded = EmbeddedRedis(settings.data_dir)
+    if not embedded.is_running():
+        console.print(f"no embedded Redis is running for {settings.data_dir}")
+        return 0
+    embedded.stop()
+    if embedded.is_running():
+        raise PublisherError(f"the embedded Redis at {embedded.socket} did not stop")
+    console.print(f"stopped the embedded Redis at {embedded.socket}")
+    return 0
+
+
 # -- output -----------------------------------------------------------------
 
 
 def _runtime(settings: Settings | None = None) -> Any:
+    """The wiring for a short command: it never starts the embedded Redis (nothing
+    would stop it); what it cannot hand to a broker waits in the store, and the
+    sweeper of the next worker to start enqueues it."""
     from publisher.worker.runtime import Runtime
 
-    runtime = Runtime(settings or Settings.load())
+    runtime = Runtime(settings or Settings.load(), start_redis=False)
     runtime.store.migrate()
     return runtime
 
 
-def _state_cell(state: str, delivery_id: int) -> str:
-    style = STATE_STYLE.get(State(state), "")
-    return f"[{style}]{state}[/] #{delivery_id}"
+def _print_article(runtime: Any, article_id: str) -> None:
+    from publisher.cli.status import print_article
+
+    print_article(runtime, console, article_id)
+    _note_offline(runtime)
 
 
-def _print_article(runtime: Any, article_id: str, *, detail: bool = False) -> None:
-    row, article, deliveries = runtime.store.article(article_id)
-    table = Table(title=f"{article.title}  (v{row.current_version})", title_justify="left")
-    for column in ("id", "channel", "kind", "state", "attempts", "where", "last error"):
-        table.add_column(column)
-    for d in deliveries:
-        where = d.remote_url or (
-            f"next {d.next_attempt_at:%H:%M:%S}"
-            if d.next_attempt_at and d.state != "delivered"
-            else ""
+def _note_offline(runtime: Any) -> None:
+    if runtime.dispatcher.offline:
+        console.print(
+            "no broker is running for this data dir: the deliveries wait in the store "
+            "until a worker starts (`publisher worker`, `serve` or `demo`)"
         )
-        table.add_row(
-            str(d.id),
-            d.channel,
-            d.kind,
-            _state_cell(d.state, d.id),
-            f"{d.attempts}/{d.max_attempts}",
-            where,
-            d.last_error or "",
-        )
-    console.print(table)
-    if not detail:
-        return
-    for d in deliveries:
-        log = runtime.store.attempts(d.id)
-        if not log:
-            continue
-        console.print(f"[bold]#{d.id} {d.channel}[/] attempt log:")
-        for a in log:
-            code = f" code {a.platform_code}" if a.platform_code else ""
-            http = f" HTTP {a.http_status}" if a.http_status else ""
-            console.print(
-                f"  {a.started_at:%Y-%m-%d %H:%M:%S} #{a.number} {a.outcome} "
-                f"{a.duration_ms} ms{http}{code} {a.message or ''}",
-                markup=False,
-                highlight=False,
-            )

@@ -23,6 +23,10 @@ class ChannelConfig(BaseModel):
     backoff_base: float = Field(default=2.0, gt=0)
     backoff_cap: float = Field(default=900.0, gt=0)
     timeout: float = Field(default=15.0, gt=0)
+    #: `serve`, `demo` and `sandbox` start this channel's platform stand-in on
+    #: `base_url` (a loopback address with a port). Only when asked: a channel
+    #: on loopback may just as well point at a gateway or a test double.
+    sandbox: bool = False
 
     def option(self, key: str, default: Any = None) -> Any:
         return (self.model_extra or {}).get(key, default)

@@ -98,8 +98,9 @@ class EmbeddedRedis:
         client = redis.Redis(unix_socket_path=str(self.socket))
         with contextlib.suppress(redis.ConnectionError):  # it hangs up as it exits
             client.shutdown(nosave=True)
+        # Gone means gone: the server removes its socket, then its pidfile as it exits.
         deadline = time.monotonic() + 10
-        while self.socket.exists() and time.monotonic() < deadline:
+        while (self.socket.exists() or self.pidfile.exists()) and time.monotonic() < deadline:
             time.sleep(0.05)
 
 

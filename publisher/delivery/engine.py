@@ -16,7 +16,7 @@ from channels.base import Channel, Receipt, SendAttempt, notes_of
 from publisher.config.settings import Settings
 from publisher.delivery.attempts import Outcome, attempt, decide
 from publisher.delivery.notify import event_for, plan_notifications
-from publisher.delivery.pacing import COUNTDOWN_LIMIT, Deferral, Pacer
+from publisher.delivery.pacing import COUNTDOWN_LIMIT, Deferral, Pacer, Slot
 from publisher.delivery.ports import Dispatch
 from publisher.domain.errors import (
     AuthExpiredError,
@@ -58,12 +58,18 @@ class DeliveryEngine:
         if claim is None:
             return "skipped"  # settled, not due, or another worker holds it
         channel = self.channels.get(claim.channel)
+        slots: list[Slot] = []
 
         def work() -> Receipt | Deferral:
             if channel is None:
                 raise PermanentError(f"channel {claim.channel!r} is no longer configured")
             # Quiet hours and account spacing hold the delivery before anything is sent.
-            return self.pacer.deferral(claim, channel) or self._send(channel, claim)
+            paced = self.pacer.deferral(claim, channel)
+            if isinstance(paced, Deferral):
+                return paced
+            if paced is not None:
+                slots.append(paced)
+            return self._send(channel, claim)
 
         outcome = attempt(work, what=f"delivery {delivery_id}")
         if outcome.error is not None:
@@ -75,7 +81,8 @@ class DeliveryEngine:
             claim,
             remote_id=outcome.result.remote_id,
             remote_url=outcome.result.remote_url,
-            started_at=outcome.started_at,
+            # A spaced post started in its slot: the log shows the start the promise is about.
+            started_at=slots[0].started if slots else outcome.started_at,
             duration_ms=outcome.duration_ms,
             notes=notes_of(claim.checkpoint),  # what the channel did differently, named
         )

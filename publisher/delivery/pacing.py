@@ -13,7 +13,9 @@ before anything is sent, without spending one of its attempts:
 A retraction is never held back: taking a post down is urgent. Feeds are
 never paced: they are documents, not posts pushed to phones. The engine asks
 `Pacer.deferral()` after claiming a delivery; the store's `defer()` gives the
-attempt back and logs why the delivery waits.
+attempt back and logs why the delivery waits. When the account's slot has
+come, the pacer says when it began (`Slot`, on Redis's clock): that is the
+start the spacing promise is about, and the attempt log records it.
 """
 
 from __future__ import annotations
@@ -46,6 +48,14 @@ class Deferral:
     reason: str
 
 
+@dataclass(frozen=True)
+class Slot:
+    """Send now: this post's slot on the account began at `started` (UTC, Redis's
+    clock, the one every worker shares), at least `min_spacing` after the one before."""
+
+    started: datetime
+
+
 class Pacer:
     """Whether a claimed delivery must wait before it is sent, and until when."""
 
@@ -61,8 +71,11 @@ class Pacer:
 
     def deferral(
         self, claim: Claim, channel: Channel, now: datetime | None = None
-    ) -> Deferral | None:
+    ) -> Deferral | Slot | None:
         """Quiet hours first (no Redis), then the account's spacing.
+
+        None: nothing paces this delivery; a `Slot`: send now, in the slot
+        the spacing reserved.
 
         `now` is the clock quiet hours are read on (tests pass one); spacing
         runs on Redis's clock. A spacing slot is reserved only when the
@@ -81,9 +94,10 @@ class Pacer:
             raise ConfigError(f"channels.{channel.name}.min_spacing: needs Redis to send")
         key = self.settings.key("spacing", channel.type_name, rules.account)
         slots = SpacingSlots(channel.context.redis, key, rules.min_spacing)
-        wait = slots.reserve(f"delivery:{claim.delivery_id}").wait
+        reservation = slots.reserve(f"delivery:{claim.delivery_id}")
+        wait = reservation.wait
         if wait <= 0:
-            return None
+            return Slot(datetime.fromtimestamp(reservation.now / 1_000_000, UTC))
         until = datetime.now(UTC) + timedelta(seconds=wait)
         zone = ZoneInfo(rules.zone_name) if rules.zone_name else UTC
         shown = f"{until.astimezone(zone):%H:%M:%S} {rules.zone_name or 'UTC'}"

@@ -17,9 +17,10 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from channels.feed import FeedChannel
+from channels.voice import VoiceChannel
 from publisher.config.settings import Settings
 from publisher.domain.article import load_article_file
-from publisher.domain.states import SETTLED, State
+from publisher.domain.states import SETTLED, Kind, State
 from publisher.local.stack import LocalStack, local_stack
 from publisher.worker.runtime import Runtime
 from sandbox.runner import Sandboxes
@@ -106,17 +107,47 @@ def _wait(
     return False
 
 
+def _where(runtime: Runtime, channel_name: str, remote_url: str | None) -> str | None:
+    """What a newcomer can open while the demo runs: a feed item's URL is on the
+    API, which only `serve` runs, so the demo names the feed file instead."""
+    channel = runtime.channels.get(channel_name)
+    if remote_url and isinstance(channel, FeedChannel):
+        return ", ".join(str(runtime.settings.feeds_dir / f) for f in channel.filenames())
+    return remote_url
+
+
 def _report(runtime: Runtime, ids: list[str], sandboxes: Sandboxes, console: Console) -> None:
     table = Table(title="Deliveries", title_justify="left")
     for column in ("article", "channel", "state", "remote"):
         table.add_column(column, overflow="fold")
     for d in runtime.store.deliveries(article_ids=ids):
-        table.add_row(d.article_id, d.channel, d.state, d.remote_url or d.last_error or "")
+        table.add_row(d.article_id, d.channel, d.state, _where(runtime, d.channel, d.remote_url)
+                      or d.last_error or "")  # fmt: skip
     console.print(table)
     console.print("[bold]Where followers read each channel:[/]")
     for name, channel in runtime.channels.items():
         if isinstance(channel, FeedChannel):
             for filename in channel.filenames():
                 console.print(f"  {name}: {runtime.settings.feeds_dir / filename}")
+        if isinstance(channel, VoiceChannel):
+            console.print(f"  {name}: {channel.feed_url(channel.filenames()[0])} (publisher serve)")
+            for path in _export_episodes(runtime, ids, channel):
+                console.print(f"  {name}: listen to {path}")
         elif name in sandboxes.urls:
             console.print(f"  {name}: {sandboxes.urls[name]}/ (the {channel.type_name} sandbox)")
+
+
+def _export_episodes(runtime: Runtime, ids: list[str], channel: VoiceChannel) -> list[Path]:
+    """The delivered episodes' MP3s copied out of the store to `<data dir>/media/`, so the
+    demo's listener can play them without the API running."""
+    paths: list[Path] = []
+    for d in runtime.store.deliveries(article_ids=ids):
+        ref = channel.episode_audio(d.remote_id) if d.channel == channel.name else None
+        if d.state != State.DELIVERED or d.kind != Kind.PUBLISH or ref is None:
+            continue
+        data, _ = runtime.store.read_media(ref)
+        path = runtime.settings.data_dir / "media" / f"{d.article_id}.mp3"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        paths.append(path)
+    return paths

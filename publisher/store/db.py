@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +55,32 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration; safe to call on every start."""
-    with engine.begin() as connection:
+    """Bring the schema to the newest migration; safe to call on every start.
+
+    Any number of processes (worker, beat, API) may start at once on a fresh
+    store: one migrates while the others wait, then find the schema current.
+    PostgreSQL serialises them with an advisory lock; SQLite has none, and
+    its DDL is not transactional under pysqlite, so they take turns on a
+    file lock beside the database instead.
+    """
+    with _sqlite_migration_lock(engine), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
-            # Several processes may start at once; one migrates, the others wait.
             connection.exec_driver_sql("SELECT pg_advisory_xact_lock(727274)")
         config = alembic_config(engine)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+@contextlib.contextmanager
+def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
+    """Hold `<database>.migrate.lock` exclusively; nothing for other databases
+    and for an in-memory SQLite (only this process can see it)."""
+    database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    path = Path(database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.with_name(path.name + ".migrate.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, even on a crash
+        yield

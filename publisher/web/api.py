@@ -13,7 +13,8 @@ open (feed readers and load balancers carry no tokens).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
@@ -30,15 +31,14 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sqlalchemy import and_, case, exists, func, select, text
 
 from channels.feed import FeedChannel
 from publisher.delivery import publishing, websub
 from publisher.domain.article import MAX_FILE_BYTES, Article, parse_article
 from publisher.domain.errors import InputError, NotFound
 from publisher.domain.states import SETTLED, Kind, State
-from publisher.store import Enqueue, Store
-from publisher.store.models import ArticleRow, ArticleVersionRow, AttemptRow, DeliveryRow
+from publisher.store import Enqueue
+from publisher.store.models import AttemptRow, DeliveryRow
 from publisher.web.auth import Editor, editor
 from publisher.web.copy import copy_router
 from publisher.web.dashboard import dashboard_router
@@ -58,7 +58,7 @@ from publisher.web.params import (
     ArticleId,
     DeliveryId,
 )
-from publisher.worker.celery_app import all_queues
+from publisher.worker.celery_app import queue_depths
 from publisher.worker.runtime import Runtime
 
 #: The largest request body accepted: anything the CLI accepts as a file.
@@ -69,12 +69,6 @@ DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 HEALTH_TIMEOUT = 3.0
 #: Seconds after a feed build before its Last-Modified is sent (see _dated_once_settled).
 DATE_SETTLES_AFTER = 2.0
-#: Outcomes a worker writes; editors' entries in the log ("retry" by someone,
-#: "cancelled") carry the editor's name as actor and are not attempts.
-WORKER_OUTCOMES = ("delivered", "retry", "failed")
-#: Kombu keeps one Redis list per priority step; unprioritised tasks use step 0.
-PRIORITY_STEPS = (0, 3, 6, 9)
-PRIORITY_SEP = "\x06\x16"
 
 
 # -- what goes over the wire -------------------------------------------------
@@ -263,7 +257,7 @@ class Health(BaseModel):
 # -- errors ----------------------------------------------------------------------
 
 
-# -- reads the store does not offer (candidates for moving into Store) -----------
+# -- query parameters --------------------------------------------------------------
 
 
 def _utc(value: datetime | None, field: str) -> datetime | None:
@@ -273,89 +267,6 @@ def _utc(value: datetime | None, field: str) -> datetime | None:
         return value.astimezone(UTC)
     except (OverflowError, ValueError):
         raise InputError(field, "is out of range") from None
-
-
-def _delivery_filters(
-    states: Sequence[State] | None,
-    channel: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    article_id: str | None = None,
-) -> list[Any]:
-    where: list[Any] = []
-    if states:
-        where.append(DeliveryRow.state.in_([str(s) for s in states]))
-    if channel:
-        where.append(DeliveryRow.channel == channel)
-    if since is not None:
-        where.append(DeliveryRow.updated_at >= since)
-    if until is not None:
-        where.append(DeliveryRow.updated_at < until)
-    if article_id:
-        where.append(DeliveryRow.article_id == article_id)
-    return where
-
-
-def list_deliveries(
-    store: Store, where: list[Any], limit: int, offset: int
-) -> tuple[list[DeliveryRow], int]:
-    with store.session() as session:
-        total = session.scalar(select(func.count()).select_from(DeliveryRow).where(*where)) or 0
-        rows = session.scalars(
-            select(DeliveryRow)
-            .where(*where)
-            .order_by(DeliveryRow.id.desc())
-            .limit(limit)
-            .offset(offset)
-        )
-        return list(rows), int(total)
-
-
-def list_articles(
-    store: Store,
-    *,
-    states: Sequence[State] | None,
-    channel: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    limit: int,
-    offset: int,
-) -> tuple[list[tuple[ArticleRow, str | None, str | None]], int]:
-    where: list[Any] = []
-    if since is not None:
-        where.append(ArticleRow.created_at >= since)
-    if until is not None:
-        where.append(ArticleRow.created_at < until)
-    if states or channel:
-        matching = _delivery_filters(states, channel, None, None)
-        where.append(exists().where(DeliveryRow.article_id == ArticleRow.id, *matching))
-    title = ArticleVersionRow.data["title"].as_string()
-    url = ArticleVersionRow.data["url"].as_string()
-    with store.session() as session:
-        total = session.scalar(select(func.count()).select_from(ArticleRow).where(*where)) or 0
-        rows = session.execute(
-            select(ArticleRow, title, url)
-            .join(
-                ArticleVersionRow,
-                and_(
-                    ArticleVersionRow.article_id == ArticleRow.id,
-                    ArticleVersionRow.version == ArticleRow.current_version,
-                ),
-            )
-            .where(*where)
-            .order_by(ArticleRow.created_at.desc(), ArticleRow.id)
-            .limit(limit)
-            .offset(offset)
-        ).all()
-        return [(row, t, u) for row, t, u in rows], int(total)
-
-
-def delivery_ids_in(store: Store, state: State, channel: str | None) -> list[int]:
-    query = select(DeliveryRow.id).where(DeliveryRow.state == str(state)).order_by(DeliveryRow.id)
-    if channel:
-        query = query.where(DeliveryRow.channel == channel)
-    with store.session() as session:
-        return list(session.scalars(query))
 
 
 # -- building responses ------------------------------------------------------------
@@ -432,6 +343,32 @@ def _conditional(
     return Response(body, media_type=content_type, headers=headers)
 
 
+def _byte_range(
+    request: Request, body: bytes, content_type: str, headers: dict[str, str]
+) -> Response:
+    """200 with the whole body, or 206 with the one range asked for (podcast apps
+    seek and resume with `Range`; RFC 9110 §14). Several ranges, or an `If-Range`
+    that no longer matches, get the whole body, as the RFC allows."""
+    wanted = request.headers.get("range", "")
+    if_range = request.headers.get("if-range")
+    match = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", wanted)
+    if not match or (if_range is not None and if_range != headers["ETag"]):
+        return Response(body, media_type=content_type, headers=headers)
+    first, last, size = match[1], match[2], len(body)
+    if first and last and int(last) < int(first):
+        return Response(body, media_type=content_type, headers=headers)  # not a valid range
+    if first:
+        start, end = int(first), min(int(last), size - 1) if last else size - 1
+    elif last:
+        start, end = max(0, size - int(last)), size - 1
+    else:
+        return Response(body, media_type=content_type, headers=headers)
+    if start >= size or start > end:
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    ranged = {**headers, "Content-Range": f"bytes {start}-{end}/{size}"}
+    return Response(body[start : end + 1], 206, media_type=content_type, headers=ranged)
+
+
 # -- metrics ------------------------------------------------------------------------
 
 
@@ -444,24 +381,8 @@ class StoreCollector:
         self.broker = broker  # a client with timeouts: a scrape must not hang
 
     def collect(self) -> Iterator[Metric]:
-        store = self.runtime.store
-        with store.session() as session:
-            counts = session.execute(
-                select(DeliveryRow.channel, DeliveryRow.state, func.count()).group_by(
-                    DeliveryRow.channel, DeliveryRow.state
-                )
-            ).all()
-            durations = session.execute(self._duration_query()).all()
-            retries = session.execute(
-                select(
-                    DeliveryRow.channel,
-                    AttemptRow.actor.is_(None),
-                    func.count(),
-                )
-                .join(DeliveryRow, DeliveryRow.id == AttemptRow.delivery_id)
-                .where(AttemptRow.outcome == "retry")
-                .group_by(DeliveryRow.channel, AttemptRow.actor.is_(None))
-            ).all()
+        snapshot = self.runtime.store.metrics(DURATION_BUCKETS)
+        counts, durations, retries = snapshot.deliveries, snapshot.durations, snapshot.retries
 
         deliveries = GaugeMetricFamily(
             "publisher_deliveries", "Deliveries by channel and state.", labels=["channel", "state"]
@@ -499,44 +420,21 @@ class StoreCollector:
 
         yield from self._broker()
 
-    @staticmethod
-    def _duration_query() -> Any:
-        ms = AttemptRow.duration_ms
-        return (
-            select(
-                DeliveryRow.channel,
-                AttemptRow.outcome,
-                func.sum(ms),
-                func.count(),
-                *(func.sum(case((ms <= b * 1000, 1), else_=0)) for b in DURATION_BUCKETS),
-            )
-            .join(DeliveryRow, DeliveryRow.id == AttemptRow.delivery_id)
-            .where(AttemptRow.outcome.in_(WORKER_OUTCOMES), AttemptRow.actor.is_(None))
-            .group_by(DeliveryRow.channel, AttemptRow.outcome)
-        )
-
     def _broker(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("publisher_broker_up", "1 if Redis answered this scrape.")
         depth = GaugeMetricFamily(
             "publisher_queue_depth", "Tasks waiting in each Celery queue.", labels=["queue"]
         )
-        prefix = self.runtime.settings.redis_prefix + "celery:"
         try:
-            with self.broker.pipeline(transaction=False) as pipe:
-                queues = all_queues()
-                for queue in queues:
-                    for step in PRIORITY_STEPS:
-                        pipe.llen(prefix + queue + (f"{PRIORITY_SEP}{step}" if step else ""))
-                sizes = pipe.execute()
+            depths = queue_depths(self.broker, self.runtime.settings)
         except (redis.RedisError, OSError):
             up.add_metric([], 0)
             yield up
             return
         up.add_metric([], 1)
         yield up
-        per_queue = len(PRIORITY_STEPS)
-        for i, queue in enumerate(queues):
-            depth.add_metric([queue], sum(sizes[i * per_queue : (i + 1) * per_queue]))
+        for queue, size in depths.items():
+            depth.add_metric([queue], size)
         yield depth
 
 
@@ -636,8 +534,8 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=MAX_DB_INT)] = 0,
     ) -> ArticlePage:
-        rows, total = list_articles(
-            store, states=state, channel=channel,
+        rows, total = store.article_page(
+            states=state, channel=channel,
             since=_utc(since, "since"), until=_utc(until, "until"), limit=limit, offset=offset,
         )  # fmt: skip
         briefs: dict[str, list[DeliveryBrief]] = {row.id: [] for row, _, _ in rows}
@@ -724,10 +622,10 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=MAX_DB_INT)] = 0,
     ) -> DeliveryPage:
-        where = _delivery_filters(
-            state, channel, _utc(since, "since"), _utc(until, "until"), article_id
-        )
-        rows, total = list_deliveries(store, where, limit, offset)
+        rows, total = store.delivery_page(
+            article_ids=[article_id] if article_id else None, states=state, channel=channel,
+            since=_utc(since, "since"), until=_utc(until, "until"), limit=limit, offset=offset,
+        )  # fmt: skip
         return DeliveryPage(
             items=[delivery_out(d) for d in rows], total=total, limit=limit, offset=offset
         )
@@ -759,7 +657,7 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
     ) -> BulkRetryOut:
         retried: list[Enqueue] = []
         skipped: list[int] = []
-        for delivery_id in delivery_ids_in(store, State(state), channel):
+        for delivery_id in store.delivery_ids(State(state), channel=channel):
             try:
                 retried.append(store.retry(delivery_id, actor=actor))
             except (InputError, NotFound):  # it moved on since we listed it
@@ -861,17 +759,19 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
             _dated_once_settled(document.built_at), headers,
         )  # fmt: skip
 
-    @app.get(
-        "/media/{media_id}",
+    media_route: dict[str, Any] = dict(
         response_class=Response,
         responses={
-            200: {"description": "the image", "content": {"image/*": {}}},
+            200: {"description": "the file", "content": {"image/*": {}, "audio/mpeg": {}}},
+            206: {"description": "the byte range asked for with Range"},
             304: {"description": "not modified"},
+            416: {"description": "the range is outside the file"},
             **documented_errors(404, 422, 503),
         },
         tags=["feeds"],
-        summary="A cover image kept in the store",
+        summary="A cover image or podcast episode kept in the store",
     )
+
     def get_media(
         request: Request, media_id: Annotated[str, Path(pattern=MEDIA_ID, max_length=80)]
     ) -> Response:
@@ -882,8 +782,19 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
             "Cache-Control": "public, max-age=31536000, immutable",
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+            "Accept-Ranges": "bytes",
         }
-        return _conditional(request, data, content_type, etag, None, headers)
+        response = _conditional(request, data, content_type, etag, None, headers)
+        if response.status_code == 200:
+            response = _byte_range(request, data, content_type, {"ETag": etag, **headers})
+        if request.method == "HEAD":  # the headers of the GET, with its Content-Length
+            length = response.headers.get("content-length", "0")
+            response = Response(status_code=response.status_code, headers=dict(response.headers))
+            response.headers["content-length"] = length
+        return response
+
+    app.get("/media/{media_id}", operation_id="get_media", **media_route)(get_media)
+    app.head("/media/{media_id}", operation_id="head_media", **media_route)(get_media)
 
     # -- operators ----------------------------------------------------------------
 
@@ -895,15 +806,11 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
         summary="Is the database and the broker reachable",
     )
     async def healthz(response: Response) -> Health:
-        def database() -> None:
-            with store.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-
         checks = dict(
             zip(
                 ("database", "broker"),
                 await asyncio.gather(
-                    _check(database, HEALTH_TIMEOUT), _check(probe_redis.ping, HEALTH_TIMEOUT)
+                    _check(store.ping, HEALTH_TIMEOUT), _check(probe_redis.ping, HEALTH_TIMEOUT)
                 ),
                 strict=True,
             )

@@ -24,10 +24,21 @@ log = logging.getLogger(__name__)
 
 
 class Dispatcher:
-    def __init__(self, celery: Celery, redis_client: redis.Redis, settings: Settings) -> None:
+    def __init__(
+        self,
+        celery: Celery,
+        redis_client: redis.Redis,
+        settings: Settings,
+        *,
+        offline: bool = False,
+    ) -> None:
+        """`offline`: no broker runs (a short CLI command on a stopped embedded
+        Redis); nothing is sent, at once, instead of waiting out a connect
+        timeout per task: the store holds the work for the sweeper."""
         self.celery = celery
         self.redis = redis_client
         self.settings = settings
+        self.offline = offline
 
     def enqueue(self, items: Iterable[Enqueue]) -> int:
         """Queue deliveries on their channel type's queue; returns how many were sent."""
@@ -52,6 +63,8 @@ class Dispatcher:
         only briefly: if the rebuild task is lost with a killed worker, the
         sweeper's next request gets through.
         """
+        if self.offline:
+            return False
         key = self.settings.key("feed-rebuild", channel)
         ttl = max(5, int(self.settings.feed_debounce * 10))
         try:
@@ -68,6 +81,8 @@ class Dispatcher:
 
     def _send(self, task: str, arg: object, queue: str, countdown: float, what: str) -> bool:
         """One task to the broker; an outage is logged, not raised (the sweeper retries)."""
+        if self.offline:
+            return False
         try:
             self.celery.send_task(
                 task, args=[arg], queue=queue, countdown=countdown or None, retry=False

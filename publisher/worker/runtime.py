@@ -36,18 +36,31 @@ ARM_AHEAD_SECONDS = 60.0
 
 
 class Runtime:
-    def __init__(self, settings: Settings, celery: Celery | None = None) -> None:
+    def __init__(
+        self, settings: Settings, celery: Celery | None = None, *, start_redis: bool = True
+    ) -> None:
+        """`start_redis=False`: use the data dir's embedded Redis only if it is
+        already up (a short CLI command must not leave a server behind); work
+        it cannot hand over waits in the store for the sweeper."""
         check_matrix(settings.channels)
         self.settings = settings
-        self.location = locate_redis(settings)
+        self.location = locate_redis(settings, start=start_redis)
         self.redis = redis.Redis.from_url(self.location.client_url)
         self.store = Store(settings.database_url)
-        self.celery = celery or configure_celery(settings)
-        self.context = ChannelContext(settings, self.redis, read_media=self.store.read_media)
+        self.celery = celery or configure_celery(settings, start_redis=start_redis)
+        self.context = ChannelContext(
+            settings,
+            self.redis,
+            read_media=self.store.read_media,
+            save_media=self.store.save_media,
+            delete_media=self.store.delete_media,
+        )
         self.channels: dict[str, Channel] = {
             name: build_channel(config, self.context) for name, config in settings.channels.items()
         }
-        self.dispatcher = Dispatcher(self.celery, self.redis, settings)
+        # A stopped embedded Redis stays stopped: hand nothing over, fast.
+        offline = not start_redis and settings.embedded_redis and not _answers(self.redis)
+        self.dispatcher = Dispatcher(self.celery, self.redis, settings, offline=offline)
         self.engine = DeliveryEngine(settings, self.store, self.channels, self.dispatcher)
         self.notifier = Notifier(settings, self.store, self.dispatcher)
 
@@ -105,6 +118,13 @@ class Runtime:
         if due or notices:
             log.info("sweeper re-enqueued %d deliveries, %d notifications", sent, notified)
         return {"requeued": sent, "stale_feeds": stale, "notifications_requeued": notified}
+
+
+def _answers(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
 
 
 _runtime: Runtime | None = None
