@@ -17,6 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from channels.links import LinkTracking
+from channels.overrides import OverrideRule
+from channels.overrides import check as check_override_rules
 from publisher.config.settings import ChannelConfig, Settings
 from publisher.domain.article import Article
 from publisher.domain.errors import InputError, PermanentError
@@ -141,10 +144,13 @@ class Channel(ABC):
     max_articles: ClassVar[int] = 1
     #: The payload fields the platform measures, each with its rule and limit.
     text_limits: ClassVar[tuple[TextLimit, ...]] = ()
+    #: The `overrides.<name>.<key>` an editor may write for this type, with their limits.
+    override_rules: ClassVar[tuple[OverrideRule, ...]] = ()
 
     def __init__(self, config: ChannelConfig, context: ChannelContext) -> None:
         self.config = config
         self.context = context
+        self.tracking = LinkTracking.of(config)  # `utm`: checked when the channel is built
 
     @property
     def name(self) -> str:
@@ -161,6 +167,19 @@ class Channel(ABC):
     @abstractmethod
     def send(self, post: dict[str, Any], attempt: SendAttempt) -> Receipt:
         """Deliver `post`; raise a `DeliveryError` subclass on failure."""
+
+    def link(self, article: Article) -> str:
+        """The article link as this channel prints it (with its `utm` parameters)."""
+        return self.tracking.link(article)
+
+    def check_overrides(self, article: Article) -> None:
+        """Raise `InputError` for an override of this channel the platform would refuse."""
+        check_override_rules(self, article)
+
+    def measure_override(self, key: str, value: str, article: Article) -> int:
+        """What `value` uses of its limit, by the platform's rule (default: code points).
+        A type whose count covers more than the value (the link it appends) says so here."""
+        return len(value)
 
     def refresh_auth(self) -> None:  # noqa: B027 - optional hook
         """Called after an `AuthExpiredError`, before the immediate retry."""

@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from channels.base import Channel, Correction, Receipt, SendAttempt
-from publisher.domain.article import Article
+from channels.overrides import OverrideRule
+from publisher.domain.article import SUMMARY_LIMIT, Article
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class FeedChannel(Channel):
     is_feed: ClassVar[bool] = True
     correction: ClassVar[Correction] = Correction.EDIT
     can_delete: ClassVar[bool] = True
+    override_rules: ClassVar[tuple[OverrideRule, ...]] = (OverrideRule("summary", SUMMARY_LIMIT),)
 
     def format(self, article: Article) -> dict[str, Any]:
         feeds = self.context.settings.feeds
@@ -48,9 +50,9 @@ class FeedChannel(Channel):
             "guid": "urn:uuid:"
             + str(uuid.uuid5(uuid.NAMESPACE_URL, feeds.home_page_url + article.id)),
             "article_id": article.id,
-            "url": article.url,
+            "url": self.link(article),  # the guid above, not this, is the item's identity
             "title": article.title,
-            "summary": article.summary,
+            "summary": article.overrides.get(self.name, {}).get("summary") or article.summary,
             "content_html": article.body_html,
             "author": article.author,
             "source": article.source,

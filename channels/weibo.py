@@ -50,7 +50,9 @@ from channels.images import (
     fit_image,
     image_name,
 )
-from channels.weibo_length import MAX_LENGTH, WEIBO_URL_PATTERN, weibo_length
+from channels.overrides import OverrideRule
+from channels.weibo_length import MAX_LENGTH, weibo_length
+from channels.weibo_status import comparable, compose_override, compose_status
 from publisher.config.settings import ChannelConfig
 from publisher.coord.ratelimit import TokenBucket
 from publisher.domain.article import Article
@@ -62,7 +64,6 @@ from publisher.domain.errors import (
     ReauthRequiredError,
     RetryableError,
 )
-from publisher.domain.text import ELLIPSIS, cut
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,6 @@ DEFAULT_BASE_URL = "https://api.weibo.com"
 SHARE = "/2/statuses/share.json"
 TIMELINE = "/2/statuses/user_timeline.json"
 DESTROY = "/2/statuses/destroy.json"
-MIN_SUMMARY = 30  # 字 the summary keeps before any tag is added
 RECONCILE_COUNT = 50  # statuses per timeline page when looking for a post that may have landed
 PIC_MAX_BYTES = 5 * 1024 * 1024 - 1  # "< 5 MB"
 PIC_TYPES = frozenset({JPEG, PNG, GIF})
@@ -106,49 +106,6 @@ HINTS = {
     "20021": "Weibo refuses the content",
     "21321": "the Weibo app is unaudited and over its user cap",
 }
-
-
-def plain(text: str) -> str:
-    """`text` with every `#` outside a URL made full-width, so no `#话题#` forms."""
-    out, last = [], 0
-    for match in WEIBO_URL_PATTERN.finditer(text):
-        out.append(text[last : match.start()].replace("#", "＃"))
-        out.append(match.group())
-        last = match.end()
-    out.append(text[last:].replace("#", "＃"))
-    return " ".join("".join(out).split())
-
-
-def join_status(title: str, summary: str, url: str, tags: list[str]) -> str:
-    """【title】summary url tag tag: the URL stands alone, so it is recognised."""
-    return " ".join(p for p in (f"【{title}】{summary}", url, " ".join(tags)) if p)
-
-
-def compose_status(article: Article, limit: int = MAX_LENGTH) -> str:
-    """The status text for `article`, at most `limit` 字 whenever the link allows.
-
-    Room goes first to the link and the title (cut only if it alone is too
-    long), then tags while the summary keeps `MIN_SUMMARY`, then the summary,
-    cut at a sentence or clause boundary by `publisher.text.cut`.
-    """
-    title, url = plain(article.title), article.url
-    summary = plain(article.summary) if article.summary != article.title else ""
-    if weibo_length(join_status(title, "", url, [])) > limit:
-        title = cut(title, limit, lambda t: weibo_length(join_status(t, "", url, [])))
-    tags = [plain(tag) for tag in article.tags]
-    reserve = MIN_SUMMARY if summary else 0
-    while tags and weibo_length(join_status(title, "", url, tags)) > limit - reserve:
-        tags.pop()
-    if summary:
-        summary = cut(summary, limit, lambda s: weibo_length(join_status(title, s, url, tags)))
-    if summary.strip() == ELLIPSIS:
-        summary = ""
-    return join_status(title, summary, url, tags)
-
-
-def comparable(text: str) -> str:
-    """A status text with its links blanked: Weibo answers with t.cn links, not ours."""
-    return " ".join(WEIBO_URL_PATTERN.sub("\x00", text).split())
 
 
 def parse_created_at(value: str) -> float | None:
@@ -260,6 +217,9 @@ class WeiboChannel(Channel):
     correction: ClassVar[Correction] = Correction.FOLLOW_UP
     can_delete: ClassVar[bool] = True
     text_limits: ClassVar[tuple[TextLimit, ...]] = (TextLimit("status", MAX_LENGTH, weibo_length),)
+    override_rules: ClassVar[tuple[OverrideRule, ...]] = (
+        OverrideRule("text", MAX_LENGTH, "字", counts="with the article link"),
+    )
 
     def __init__(self, config: ChannelConfig, context: ChannelContext) -> None:
         super().__init__(config, context)
@@ -273,7 +233,10 @@ class WeiboChannel(Channel):
     def format(self, article: Article) -> dict[str, Any]:
         """The status text, already within 140 字: `send` posts exactly what preview showed;
         `pic` is the picture to attach (the cover, else the first body image)."""
-        post: dict[str, Any] = {"status": compose_status(article)}
+        text = article.overrides.get(self.name, {}).get("text")
+        link = self.link(article)
+        status = compose_override(text, link, article.url) if text else None
+        post: dict[str, Any] = {"status": status or compose_status(article, link=link)}
         pic = article.cover_image or first_image(article.body_html)
         if pic:
             post["pic"] = pic
@@ -282,7 +245,12 @@ class WeiboChannel(Channel):
     def format_correction(self, article: Article) -> dict[str, Any]:
         """A status marked as a correction, leaving room for the original's link."""
         corrected = article.model_copy(update={"title": CORRECTION_PREFIX + article.title})
-        return {"status": compose_status(corrected, MAX_LENGTH - ORIGINAL_LINK_WEIGHT)}
+        limit = MAX_LENGTH - ORIGINAL_LINK_WEIGHT
+        return {"status": compose_status(corrected, limit, link=self.link(article))}
+
+    def measure_override(self, key: str, value: str, article: Article) -> int:
+        """The status's 字 as posted: the editor's text with the (tracked) article link."""
+        return weibo_length(compose_override(value, self.link(article), article.url))
 
     # -- transport ---------------------------------------------------------
 

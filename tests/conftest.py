@@ -43,9 +43,12 @@ def redis_client(redis_prefix: str) -> Iterator[redis.Redis]:
 
 
 def write_matrix(path: Path, channels: dict[str, dict[str, Any]], feeds: dict[str, Any]) -> Path:
-    """A matrix TOML file with the given channel tables (values: str, int, float, bool)."""
+    """A matrix TOML file with the given channel tables (values: str, int, float, bool,
+    and dicts of those as inline tables)."""
 
     def value(v: Any) -> str:
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
         if isinstance(v, bool):
             return "true" if v else "false"
         if isinstance(v, int | float):

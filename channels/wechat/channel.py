@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from channels.base import Channel, ChannelContext, Correction, Receipt, SendAttempt, TextLimit
+from channels.overrides import OverrideRule
 from channels.wechat.client import WechatApi, truthy
 from channels.wechat.digest import MAX_ARTICLES, format_message, prepare_message
 from channels.wechat.formatting import fit_blocks, reduce_html, rewrite_images, utf16_length
@@ -57,6 +58,10 @@ class WechatChannel(Channel):
     )
     #: Room kept per body image: the platform's URL replaces ours after formatting.
     image_url_allowance: ClassVar[int] = 300
+    override_rules: ClassVar[tuple[OverrideRule, ...]] = (
+        OverrideRule("title", title_limit, "字"),
+        OverrideRule("digest", digest_limit, "字"),
+    )
 
     def __init__(self, config: ChannelConfig, context: ChannelContext) -> None:
         super().__init__(config, context)
@@ -94,14 +99,17 @@ class WechatChannel(Channel):
         author = article.author or str(self.config.option("author") or "")
         choices = [c for c in (article.cover_image, self.default_cover(), *inline) if c]
         choices = list(dict.fromkeys(choices))
+        mine = article.overrides.get(self.name, {})
+        title = mine.get("title") or cut(article.title, self.title_limit, utf16_length)
+        digest = mine.get("digest") or cut(article.summary, self.digest_limit, utf16_length)
         return {
             "article": {
                 "article_type": "news",
-                "title": cut(article.title, self.title_limit, measure=utf16_length),
+                "title": title,
                 "author": cut(author, self.author_limit, measure=utf16_length),
-                "digest": cut(article.summary, self.digest_limit, measure=utf16_length),
+                "digest": digest,
                 "content": content,
-                "content_source_url": article.url,
+                "content_source_url": self.link(article),
                 "need_open_comment": int(truthy(self.config.option("need_open_comment"))),
                 "only_fans_can_comment": 0,
             },
@@ -109,6 +117,10 @@ class WechatChannel(Channel):
             "cover_fallbacks": choices[1:],
             "inline_images": inline,
         }
+
+    def measure_override(self, key: str, value: str, article: Article) -> int:
+        """WeChat's 字, counted conservatively (an emoji outside the BMP counts two)."""
+        return utf16_length(value)
 
     def format_articles(self, articles: Sequence[Article]) -> dict[str, Any]:
         """One multi-article message (`channels.wechat.digest`): each article as `format`

@@ -225,13 +225,26 @@ def cmd_preview(args: argparse.Namespace) -> int:
     context = ChannelContext(settings)  # no Redis, no store: nothing is sent
     check_matrix(settings.channels)
     channels = {n: build_channel(c, context) for n, c in settings.channels.items()}
-    payloads = preview(article, select_channels(channels, args.channel or article.channels))
+    previews = preview(
+        article, select_channels(channels, args.channel or article.channels), channels
+    )
     if args.json:
-        print(json.dumps(payloads, ensure_ascii=False, indent=2))
+        # The payloads alone, as before: scripts read them; the notes are for people.
+        print(json.dumps({n: p.payload for n, p in previews.items()}, ensure_ascii=False, indent=2))
         return 0
-    for name, payload in payloads.items():
-        console.rule(f"[bold]{name}[/] ({settings.channels[name].type})")
-        console.print_json(data=payload)
+    for name, shown in previews.items():
+        console.rule(f"[bold]{name}[/] ({shown.type})")
+        console.print_json(data=shown.payload)
+        for key in shown.overridden:
+            console.print(f"[cyan]{key}[/]: from overrides.{name}.{key}", highlight=False)
+        for count in shown.counts:
+            console.print(
+                f"overrides.{name}.{count['key']}: {count['used']:,} of {count['limit']:,} "
+                f"{count['unit']}" + (f" ({count['counts']})" if count["counts"] else ""),
+                highlight=False,
+            )
+        for warning in shown.warnings:
+            console.print(f"[yellow]warning[/]: {warning}", highlight=False)
     return 0
 
 

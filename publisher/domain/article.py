@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from markdown_it import MarkdownIt
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from publisher.domain import html as htmlkit
 from publisher.domain.errors import InputError
@@ -32,13 +32,23 @@ from publisher.domain.text import cut
 
 MAX_BODY_CHARS = 1_000_000  # WeChat's article limit is 1 MB; nothing larger can go everywhere
 MAX_FILE_BYTES = 4 * MAX_BODY_CHARS
-SUMMARY_CHARS = 200
+SUMMARY_CHARS = 200  # a summary derived from the body
+SUMMARY_LIMIT = 1000  # a summary the editor writes
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 LANGUAGE_PATTERN = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 KNOWN_FIELDS = {
     "id", "url", "title", "body_html", "body_markdown", "summary", "author", "source",
-    "tags", "cover_image", "language", "published_at", "publish_at", "timezone", "channels",
+    "tags", "cover_image", "cover_alt", "language", "published_at", "publish_at", "timezone",
+    "channels", "overrides",
 }  # fmt: skip
+#: Mastodon's media description limit, the tightest alt text any channel carries.
+ALT_CHARS = 1500
+#: The most an override value may hold before its channel's own rule is applied.
+OVERRIDE_CHARS = 5000
+OVERRIDE_KEY = re.compile(r"^[a-z][a-z_]{0,31}$")
+#: Fields added after articles were first stored: left out of the hash while unset,
+#: so an article stored before them keeps its hash (re-posting it changes nothing).
+_HASHED_ONLY_WHEN_SET: dict[str, Any] = {"cover_alt": None, "overrides": {}}
 #: Zone files that mean "whatever this machine is set to", not a place.
 MACHINE_ZONES = frozenset({"localtime", "posixrules", "Factory"})
 _markdown = MarkdownIt("commonmark", {"html": True}).enable("table").enable("strikethrough")
@@ -58,12 +68,17 @@ class Article(BaseModel):
     source: str | None = None
     tags: tuple[str, ...] = ()
     cover_image: str | None = None  # an http(s) URL, or an absolute path to a local file
+    #: The cover's alternative text (Mastodon's media description).
+    cover_alt: str | None = None
     language: str | None = None
     published_at: datetime | None = None
     publish_at: datetime | None = None
     #: The IANA zone the editor's local times were read in (e.g. "Asia/Shanghai").
     timezone: str | None = None
     channels: tuple[str, ...] | None = None
+    #: Copy written by hand for one channel: channel name -> {key: text}. Which keys
+    #: a channel takes, and their limits, is the channel type's (`check_overrides`).
+    overrides: dict[str, dict[str, str]] = Field(default_factory=dict)
 
     @property
     def text(self) -> str:
@@ -77,6 +92,9 @@ class Article(BaseModel):
     def content_hash(self) -> str:
         """Identifies the content followers see; scheduling and routing are not content."""
         content = self.model_dump(mode="json", exclude={"publish_at", "timezone", "channels"})
+        for name, unset in _HASHED_ONLY_WHEN_SET.items():
+            if content.get(name) == unset:
+                del content[name]
         blob = json.dumps(content, sort_keys=True, ensure_ascii=False).encode()
         return hashlib.sha256(blob).hexdigest()
 
@@ -153,7 +171,7 @@ def parse_article(
     if unknown:
         raise InputError(unknown[0], "is not an article field")
     body_html = _body(data)
-    summary = _text(data, "summary", required=False, limit=1000)
+    summary = _text(data, "summary", required=False, limit=SUMMARY_LIMIT)
     zone_name = _timezone(data.get("timezone"))
     zone = load_zone("timezone", zone_name) if zone_name else None
     if zone is None and default_timezone:
@@ -168,11 +186,13 @@ def parse_article(
         source=_text(data, "source", required=False, limit=200),
         tags=_tags(data.get("tags")),
         cover_image=_cover(data.get("cover_image"), base_dir),
+        cover_alt=_text(data, "cover_alt", required=False, limit=ALT_CHARS),
         language=_language(data.get("language")),
         published_at=parse_time("published_at", data.get("published_at"), zone),
         publish_at=parse_time("publish_at", data.get("publish_at"), zone),
         timezone=zone_name,
         channels=_channels(data.get("channels")),
+        overrides=parse_overrides(data.get("overrides")),
     )
 
 
@@ -397,3 +417,48 @@ def _channels(value: Any) -> tuple[str, ...] | None:
     if not value:
         raise InputError("channels", "must name at least one channel")
     return tuple(dict.fromkeys(value))
+
+
+def parse_overrides(value: Any) -> dict[str, dict[str, str]]:
+    """The shape of `overrides`; each channel checks its own keys and limits on publish.
+
+    An empty value is no override (a form's blank field), and line breaks
+    are kept: a hand-written microblog text may have paragraphs.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError("overrides", "must map channel names to {key: text}")
+    result: dict[str, dict[str, str]] = {}
+    for channel, fields in value.items():
+        where = f"overrides.{channel}"
+        if not isinstance(channel, str) or not ID_PATTERN.match(channel):
+            raise InputError("overrides", f"{str(channel)[:80]!r} is not a channel name")
+        if not isinstance(fields, dict):
+            raise InputError(where, "must map override keys (text, title, ...) to text")
+        kept: dict[str, str] = {}
+        for key, text in fields.items():
+            if not isinstance(key, str) or not OVERRIDE_KEY.match(key):
+                raise InputError(where, f"{str(key)[:40]!r} is not an override key")
+            kept_text = _override_text(f"{where}.{key}", text)
+            if kept_text:
+                kept[key] = kept_text
+        if kept:
+            result[channel] = kept
+    return result
+
+
+def _override_text(field: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InputError(field, f"must be a string, not {type(value).__name__}")
+    value = value.replace("\r\n", "\n")
+    bad = htmlkit.find_control(value.replace("\n", " "))
+    if bad is not None:
+        raise InputError(field, f"contains the control character U+{ord(bad):04X}")
+    lines = [" ".join(line.split()) for line in value.split("\n")]
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    if len(text) > OVERRIDE_CHARS:
+        raise InputError(field, f"is {len(text):,} characters; the limit is {OVERRIDE_CHARS:,}")
+    return text

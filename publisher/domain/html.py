@@ -93,3 +93,22 @@ def to_text(html: str) -> str:
     text = "".join(parser.parts)
     paragraphs = (" ".join(p.split()) for p in re.split(r"\n\s*\n", text))
     return "\n\n".join(p for p in paragraphs if p)
+
+
+class _ImageFinder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            values = dict(attrs)
+            self.found.append((values.get("src") or "", values.get("alt") or ""))
+
+
+def images(html: str) -> list[tuple[str, str]]:
+    """Every `<img>` of `html` as (src, alt), in order: what preview checks for alt text."""
+    finder = _ImageFinder()
+    finder.feed(html)
+    finder.close()
+    return finder.found

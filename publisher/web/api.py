@@ -20,7 +20,7 @@ from publisher.web.auth import editor
 from publisher.web.conditional import DATE_SETTLES_AFTER
 from publisher.web.dashboard import dashboard_router
 from publisher.web.errors import BodyLimit, documented_errors, install_error_handlers
-from publisher.web.routes import articles, deliveries, feeds, health, preview
+from publisher.web.routes import articles, copy, deliveries, feeds, health, preview
 from publisher.worker.runtime import Runtime
 
 __all__ = ["DATE_SETTLES_AFTER", "MAX_BODY_BYTES", "create_app"]
@@ -60,6 +60,7 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
     include_reads(deliveries.reads)
     app.include_router(deliveries.router)
     include_reads(preview.reads)
+    include_reads(copy.reads)
     app.include_router(feeds.router)
     app.include_router(health.router)
     include_reads(health.reads)

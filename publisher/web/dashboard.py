@@ -66,9 +66,19 @@ PAGE_HEADERS = {
 }
 
 
+class OverrideField(BaseModel):
+    """One override the publish form offers for a channel (`Channel.override_rules`)."""
+
+    key: str
+    limit: int | None = None
+    unit: str
+    choices: list[str] = []
+
+
 class ChannelColumn(BaseModel):
     name: str
     type: str
+    overrides: list[OverrideField] = []
 
 
 class DashboardConfig(BaseModel):
@@ -173,7 +183,16 @@ def dashboard_router(*, read_requires_token: bool) -> APIRouter:
         return DashboardConfig(
             title=settings.feeds.title,
             channels=[
-                ChannelColumn(name=name, type=channel.type_name)
+                ChannelColumn(
+                    name=name,
+                    type=channel.type_name,
+                    overrides=[
+                        OverrideField(
+                            key=r.key, limit=r.limit, unit=r.unit, choices=list(r.choices)
+                        )
+                        for r in channel.override_rules
+                    ],
+                )
                 for name, channel in runtime.channels.items()
             ],
             states=list(State),

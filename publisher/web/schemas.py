@@ -56,6 +56,13 @@ class ArticleIn(BaseModel):
     cover_image: str | None = Field(
         None, description="an http(s) URL", json_schema_extra={"pattern": HTTP_URL}
     )
+    cover_alt: str | None = Field(None, description="the cover's alternative text")
+    overrides: dict[str, dict[str, str | None]] | None = Field(
+        None,
+        description="copy per channel name: text, title, digest, summary, spoiler_text, "
+        "visibility, each checked against that channel's own rules",
+        examples=[{"weibo": {"text": "亲手写的微博"}, "wechat": {"title": "标题"}}],
+    )
     language: str | None = Field(None, description="a language tag such as 'en' or 'zh-CN'")
     published_at: datetime | None = Field(
         None, description="ISO 8601; without a UTC offset it is read in `timezone`"
@@ -183,6 +190,9 @@ class BulkRetryOut(BaseModel):
 class ChannelPreview(BaseModel):
     type: str
     payload: dict[str, Any]
+    overridden: list[str] = Field(description="payload keys taken from `overrides.<name>`")
+    counts: list[dict[str, Any]] = Field(description="each override in the platform's units")
+    warnings: list[str] = Field(description="e.g. images without alt text")
 
 
 class Health(BaseModel):

@@ -3,7 +3,8 @@
 The fixtures were first written from the API as it stood before its split
 into routers: moving code must not move a path, a model or a documented
 response. A change that means to alter the schema (since then: byte ranges,
-206 and 416 on /feeds and /media) regenerates the fixtures with
+206 and 416 on /feeds and /media; per-channel overrides, cover_alt and the
+override counter) regenerates the fixtures with
 `python -m tests.web.test_openapi_schema`, so the diff shows in review.
 """
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from fastapi import APIRouter
 
 from publisher.delivery import publishing
@@ -16,11 +18,8 @@ def preview(body: ArticleIn, runtime: CurrentRuntime) -> dict[str, ChannelPrevie
     """Each channel's formatted output for this article; nothing is stored or sent."""
     article = body.parse(runtime.settings.timezone)
     channels = publishing.select_channels(runtime.channels, article.channels)
-    payloads = publishing.preview(article, channels)
-    return {
-        name: ChannelPreview(type=runtime.channels[name].type_name, payload=payload)
-        for name, payload in payloads.items()
-    }
+    previews = publishing.preview(article, channels, runtime.channels)
+    return {name: ChannelPreview(**asdict(p)) for name, p in previews.items()}
 
 
 # One handler at both paths, each with its own operation id for generated clients.

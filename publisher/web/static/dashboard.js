@@ -532,7 +532,7 @@
 
   // -- publishing --------------------------------------------------------------------
 
-  const TEXT_FIELDS = ["id", "url", "title", "summary", "author", "source", "language", "cover_image"];
+  const TEXT_FIELDS = ["id", "url", "title", "summary", "author", "source", "language", "cover_image", "cover_alt"];
 
   function form() {
     return $("compose-form");
@@ -579,7 +579,98 @@
     const boxes = [...$("channel-boxes").querySelectorAll("input[type=checkbox]")];
     const chosen = boxes.filter((b) => b.checked).map((b) => b.value);
     if (chosen.length !== boxes.length) article.channels = chosen;
+    const overrides = overridesFromFields();
+    if (Object.keys(overrides).length) article.overrides = overrides;
     return article;
+  }
+
+  // -- per-channel copy: a field per override, with the platform's own count ------------
+
+  /** `{channel: {key: text}}` from the override fields that hold something. */
+  function overridesFromFields() {
+    const overrides = {};
+    for (const input of $("override-boxes").querySelectorAll("input[data-key], textarea[data-key], select[data-key]")) {
+      const value = input.value.trim();
+      if (!value) continue;
+      (overrides[input.dataset.channel] ??= {})[input.dataset.key] = value;
+    }
+    return overrides;
+  }
+
+  /** The server counts (POST /api/overrides/count), with the very rule the publish check
+   * uses: Weibo's 字 and Mastodon's URL-as-23 are not re-implemented here. */
+  async function recount(channel) {
+    const f = form().elements;
+    const mine = overridesFromFields()[channel] || {};
+    const counters = $("override-boxes").querySelectorAll(`.counter[data-channel="${CSS.escape(channel)}"]`);
+    const body = { overrides: { [channel]: mine } };
+    if (f.id.value.trim()) body.id = f.id.value.trim();
+    if (/^https?:\/\//.test(f.url.value.trim())) body.url = f.url.value.trim();
+    let counts = [];
+    if (Object.keys(mine).length) {
+      try {
+        counts = (await api("POST", "/api/overrides/count", { json: body }))[channel] || [];
+      } catch (error) {
+        for (const counter of counters) counter.textContent = `not counted: ${error.message}`;
+        return;
+      }
+    }
+    for (const counter of counters) {
+      const count = counts.find((c) => c.key === counter.dataset.key);
+      const input = form().elements[`overrides.${channel}.${counter.dataset.key}`];
+      counter.classList.toggle("over", Boolean(count && !count.fits));
+      counter.dataset.problem = count && !count.fits ? count.problem || "" : "";
+      if (count && !count.fits) input.setAttribute("aria-invalid", "true");
+      else input.removeAttribute("aria-invalid");
+      if (!count) counter.textContent = `${counter.dataset.limit} ${counter.dataset.unit} at most`;
+      else if (count.used === undefined || count.used === null) counter.textContent = count.problem || "";
+      else counter.textContent = `${count.used} / ${count.limit} ${count.unit}` + (count.counts ? ` (${count.counts})` : "") + (count.fits ? "" : `: over by ${count.used - count.limit}`);
+    }
+  }
+
+  function overrideField(column, rule) {
+    const name = `overrides.${column.name}.${rule.key}`;
+    const data = { channel: column.name, key: rule.key };
+    let input;
+    if (rule.choices.length) {
+      input = el("select", { name, dataset: data }, el("option", { value: "", text: "(channel default)" }), ...rule.choices.map((c) => el("option", { value: c, text: c })));
+    } else if (rule.key === "title") {
+      input = el("input", { name, dataset: data });
+    } else {
+      input = el("textarea", { name, rows: 2, dataset: data });
+    }
+    const parts = [el("span", { text: `${column.name} · ${rule.key}` }), input];
+    if (rule.limit !== null && rule.limit !== undefined) {
+      parts.push(el("output", { className: "counter", dataset: { ...data, limit: String(rule.limit), unit: rule.unit }, text: `${rule.limit} ${rule.unit} at most` }));
+    }
+    return el("label", { className: "override" }, ...parts);
+  }
+
+  function setupOverrides() {
+    const box = $("override-boxes");
+    const timers = {};
+    for (const column of view.config.channels) {
+      for (const rule of column.overrides || []) box.append(overrideField(column, rule));
+    }
+    box.hidden = !box.querySelector("label.override");
+    const later = (channel) => {
+      clearTimeout(timers[channel]);
+      timers[channel] = setTimeout(() => recount(channel), 150);
+    };
+    box.addEventListener("input", (event) => {
+      const channel = event.target.dataset && event.target.dataset.channel;
+      if (channel) later(channel);
+    });
+    for (const name of ["id", "url"]) {
+      form().elements[name].addEventListener("input", () => view.config.channels.forEach((c) => later(c.name)));
+    }
+  }
+
+  /** The first override a counter shows over its limit, as the server would name it. */
+  function overLimit() {
+    const counter = $("override-boxes").querySelector(".counter.over");
+    if (!counter || sourceTabActive()) return null;
+    return new Problem(422, `overrides.${counter.dataset.channel}.${counter.dataset.key}`, counter.dataset.problem);
   }
 
   async function articleFromSource() {
@@ -622,7 +713,13 @@
     try {
       const article = await currentArticle();
       const channels = await api("POST", "/api/preview", { json: article });
-      const cards = Object.entries(channels).map(([name, c]) => channelCard(name, c.type, c.payload, false));
+      const cards = Object.entries(channels).map(([name, c]) => {
+        const card = channelCard(name, c.type, c.payload, false);
+        const notes = (c.overridden || []).map((key) => el("div", { className: "from-override", text: `${key}: from overrides.${name}.${key}` }));
+        const warnings = (c.warnings || []).map((w) => el("div", { className: "warning", text: `warning: ${w}` }));
+        card.querySelector("header").after(...notes, ...warnings);
+        return card;
+      });
       $("preview-cards").replaceChildren(...cards);
       $("preview-empty").hidden = cards.length > 0;
     } catch (error) {
@@ -636,6 +733,8 @@
     markField(null);
     if (needToken(message)) return;
     try {
+      const refused = overLimit();
+      if (refused) throw refused;
       const article = await currentArticle();
       const result = await api("POST", "/api/articles", { json: article });
       const scheduled = result.deliveries.some((d) => d.state === "scheduled");
@@ -678,6 +777,7 @@
     form().elements.publish_at.addEventListener("input", updatePublishLabel);
     form().addEventListener("submit", publish);
     $("preview-button").addEventListener("click", preview);
+    setupOverrides();
     $("source-file").addEventListener("change", async () => {
       const file = $("source-file").files[0];
       if (file) $("source-text").value = await file.text();
