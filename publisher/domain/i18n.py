@@ -83,7 +83,11 @@ class Translator:
         """Any message in this locale: a `Phrase` by its msgid and fields; a plain
         string when the catalogue holds it (constant messages), else as it is."""
         if isinstance(message, Phrase):
-            return self.gettext(message.msgid, **message.fields)
+            # A field may be a phrase too (a state's name): it is said in this language.
+            fields = {
+                k: self.text(v) if isinstance(v, Phrase) else v for k, v in message.fields.items()
+            }
+            return self.gettext(message.msgid, **fields)
         return self.gettext(message)
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from publisher.domain.article import Article
 from publisher.domain.errors import InputError, NotFound
+from publisher.domain.i18n import Phrase
 from publisher.domain.states import CANCELLABLE, RETRIABLE, Correction, Kind, State
 from publisher.store.db import create_db_engine, migrate
 from publisher.store.models import (
@@ -636,8 +637,12 @@ class Store:
             if done != 1:
                 raise InputError(
                     "delivery",
-                    f"{delivery_id} is {row.state}; only failed, cancelled or "
-                    "retrying deliveries can be retried",
+                    Phrase(
+                        "{id} is {state}; only failed, cancelled or "
+                        "retrying deliveries can be retried",
+                        id=delivery_id,
+                        state=Phrase(row.state),
+                    ),
                 )
             session.add(_editor_entry(row, "retry", actor, now))
             return Enqueue(row.id, row.channel_type)
@@ -716,7 +721,12 @@ class Store:
             )
             if done != 1:
                 raise InputError(
-                    "delivery", f"{delivery_id} is {row.state} and cannot be cancelled"
+                    "delivery",
+                    Phrase(
+                        "{id} is {state} and cannot be cancelled",
+                        id=delivery_id,
+                        state=Phrase(row.state),
+                    ),
                 )
             session.add(_editor_entry(row, "cancelled", actor, now))
 
@@ -851,10 +861,15 @@ class Store:
         """Copy a local file into the store; returns its reference `media/<sha>.<ext>`."""
         data = path.read_bytes()
         if len(data) > MAX_MEDIA_BYTES:
-            raise InputError("cover_image", f"{path.name} is larger than {MAX_MEDIA_BYTES:,} bytes")
+            raise InputError(
+                "cover_image",
+                Phrase(
+                    "{name} is larger than {limit:,} bytes", name=path.name, limit=MAX_MEDIA_BYTES
+                ),
+            )
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         if not content_type.startswith("image/"):
-            raise InputError("cover_image", f"{path.name} is not an image")
+            raise InputError("cover_image", Phrase("{name} is not an image", name=path.name))
         media_id = hashlib.sha256(data).hexdigest() + (path.suffix.lower() or "")
         with self.session() as session, session.begin():
             if session.get(MediaRow, media_id) is None:

@@ -35,6 +35,7 @@ from channels.feed import FeedChannel
 from publisher.delivery import publishing, websub
 from publisher.domain.article import MAX_FILE_BYTES, Article, parse_article
 from publisher.domain.errors import InputError, NotFound
+from publisher.domain.i18n import Phrase
 from publisher.domain.states import SETTLED, Kind, State
 from publisher.store import Enqueue, Store
 from publisher.store.models import ArticleRow, ArticleVersionRow, AttemptRow, DeliveryRow
@@ -837,11 +838,15 @@ def create_app(runtime: Runtime, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fas
         if document is None:
             owner = _feed_owner(runtime, filename)
             if owner is None:
-                raise ApiError(404, "filename", f"there is no feed document {filename!r}")
+                raise ApiError(
+                    404, "filename", Phrase("there is no feed document {name!r}", name=filename)
+                )
             runtime.rebuild_feed(owner.name)  # first request before any delivery
             document = store.feed_document(filename)
             if document is None:
-                raise ApiError(404, "filename", f"{filename!r} could not be built")
+                raise ApiError(
+                    404, "filename", Phrase("{name!r} could not be built", name=filename)
+                )
         headers = {"Cache-Control": "no-cache"}
         owner = _feed_owner(runtime, filename)
         if settings.feeds.hub_url and owner is not None:

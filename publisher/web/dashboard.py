@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 
 from publisher.domain.article import parse_front_matter
 from publisher.domain.errors import InputError
-from publisher.domain.i18n import available_locales, match_locale, negotiate, translator
+from publisher.domain.i18n import Phrase, available_locales, match_locale, negotiate, translator
 from publisher.domain.states import CANCELLABLE, RETRIABLE, SETTLED, WORDS, State
 from publisher.web.auth import Editor, editor
 from publisher.web.errors import ApiError
@@ -217,7 +217,7 @@ def dashboard_router(runtime: Runtime) -> APIRouter:
     ) -> Response:
         found = assets.get(name)
         if found is None:
-            raise ApiError(404, "name", f"there is no dashboard file {name!r}")
+            raise ApiError(404, "name", Phrase("there is no dashboard file {name!r}", name=name))
         return found.response(request)
 
     @router.get("/dashboard/api/config", dependencies=reads)
