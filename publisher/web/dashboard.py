@@ -129,9 +129,9 @@ def script_messages() -> tuple[str, ...]:
     from babel.messages.extract import extract_javascript
 
     with (STATIC / "dashboard.js").open("rb") as script:
-        found: list[object] = [
-            m for _n, _f, m, _c in extract_javascript(script, {"t": None}, [], {})
-        ]
+        calls = list(extract_javascript(script, {"t": None}, [], {}))
+    # A call with more arguments than its message gives a tuple: the message first.
+    found: list[object] = [m[0] if isinstance(m, tuple) else m for _n, _f, m, _c in calls]
     said = [m for m in found if isinstance(m, str)]
     return tuple(dict.fromkeys([*WORDS, *said]))
 
