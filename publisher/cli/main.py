@@ -58,7 +58,8 @@ def _problem(exc: PublisherError) -> str:
     field (a name the user typed) is not."""
     if isinstance(exc, InputError):
         return f"{exc.field}: {current().text(exc.problem)}"
-    return current().text(str(exc))
+    said = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], str) else str(exc)
+    return current().text(said)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -621,7 +621,7 @@ class Store:
         with self.session() as session, session.begin():
             row = session.get(DeliveryRow, delivery_id)
             if row is None:
-                raise NotFound(f"delivery {delivery_id} does not exist")
+                raise NotFound(Phrase("delivery {id} does not exist", id=delivery_id))
             done = _changed(
                 session,
                 update(DeliveryRow)
@@ -662,7 +662,7 @@ class Store:
         with self.session() as session, session.begin():
             article = session.get(ArticleRow, article_id, with_for_update=True)
             if article is None:
-                raise NotFound(f"article {article_id!r} does not exist")
+                raise NotFound(Phrase("article {id!r} does not exist", id=article_id))
             article.retracted_at = article.retracted_at or now
             article.updated_at = now
             rows = list(
@@ -712,7 +712,7 @@ class Store:
         with self.session() as session, session.begin():
             row = session.get(DeliveryRow, delivery_id)
             if row is None:
-                raise NotFound(f"delivery {delivery_id} does not exist")
+                raise NotFound(Phrase("delivery {id} does not exist", id=delivery_id))
             done = _changed(
                 session,
                 update(DeliveryRow)
@@ -736,7 +736,7 @@ class Store:
         with self.session() as session:
             row = session.get(ArticleRow, article_id)
             if row is None:
-                raise NotFound(f"article {article_id!r} does not exist")
+                raise NotFound(Phrase("article {id!r} does not exist", id=article_id))
             version = session.get_one(ArticleVersionRow, (article_id, row.current_version))
             deliveries = list(
                 session.scalars(
@@ -770,7 +770,7 @@ class Store:
         with self.session() as session:
             row = session.get(DeliveryRow, delivery_id)
             if row is None:
-                raise NotFound(f"delivery {delivery_id} does not exist")
+                raise NotFound(Phrase("delivery {id} does not exist", id=delivery_id))
             return row
 
     def attempts(self, delivery_id: int) -> list[AttemptRow]:
@@ -883,7 +883,7 @@ class Store:
         with self.session() as session:
             row = session.get(MediaRow, media_id)
             if row is None:
-                raise NotFound(f"{ref} is not in the store")
+                raise NotFound(Phrase("{ref} is not in the store", ref=ref))
             return row.data, row.content_type
 
 

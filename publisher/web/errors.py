@@ -141,7 +141,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, exc.field, exc.problem, reader=reader(request))
 
     async def on_not_found(request: Request, exc: Exception) -> Response:
-        return error_response(404, None, str(exc), reader=reader(request))
+        problem = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+        return error_response(404, None, problem, reader=reader(request))  # a Phrase, said anew
 
     async def on_database(request: Request, exc: Exception) -> Response:
         problem = Phrase("the database is unavailable ({reason})", reason=type(exc).__name__)

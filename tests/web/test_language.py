@@ -60,6 +60,21 @@ def test_a_422_speaks_the_readers_language_and_keeps_the_field(
     assert error_of(anonymous) == {"field": "Authorization", "problem": "必填"}
     assert api.get("/api/articles").json()["total"] == 0  # nothing stored from a rejection
 
+    # A 404 and a 409 from the store: their messages, and a state inside one, in Chinese.
+    absent = api.get("/api/articles/nope", headers=zh)
+    assert absent.status_code == 404
+    assert error_of(absent) == {"field": None, "problem": "稿件 'nope' 不存在"}
+    posted = api.post("/api/articles", json=article("s"), headers={**AS_DESK, **zh}).json()
+    pending = posted["deliveries"][0]["id"]
+    refused = api.post(f"/api/deliveries/{pending}/retry", headers={**AS_DESK, **zh})
+    assert refused.status_code == 409
+    assert error_of(refused) == {
+        "field": "delivery_id",
+        "problem": f"投递 {pending} 的状态是“待投递”；只有失败、已取消或重试中的投递才能重试",
+    }
+    english = error_of(api.post(f"/api/deliveries/{pending}/retry", headers=AS_DESK))
+    assert english["problem"].startswith(f"{pending} is pending; only failed")
+
 
 def test_the_newsroom_locale_is_the_default_and_a_reader_can_still_ask_for_english(
     make_api: Callable[..., Api],  # noqa: F811
