@@ -8,6 +8,7 @@ from channels.app_feed import AppFeedChannel
 from channels.base import Channel, ChannelContext
 from channels.mastodon import MastodonChannel
 from channels.rss import RssChannel
+from channels.voice import VoiceChannel
 from channels.webhook import WebhookChannel
 from channels.wechat import WechatChannel
 from channels.weibo import WeiboChannel
@@ -22,6 +23,7 @@ CHANNEL_TYPES: dict[str, type[Channel]] = {
     WeiboChannel.type_name: WeiboChannel,
     MastodonChannel.type_name: MastodonChannel,
     WechatChannel.type_name: WechatChannel,
+    VoiceChannel.type_name: VoiceChannel,
 }
 
 

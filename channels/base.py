@@ -10,7 +10,7 @@ transport either returns a `Receipt` or raises one of the classified
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -87,6 +87,9 @@ class ChannelContext:
     settings: Settings
     redis: redis.Redis | None = None
     read_media: Callable[[str], tuple[bytes, str]] | None = None  # ref -> (bytes, content type)
+    #: (bytes, content type, suffix, name) -> ref; files a channel makes (an episode's MP3).
+    save_media: Callable[..., str] | None = None
+    delete_media: Callable[[Sequence[str]], None] | None = None  # refs
 
 
 class Channel(ABC):

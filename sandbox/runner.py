@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from publisher.config.settings import ChannelConfig, Settings
 from publisher.domain.errors import ConfigError
-from sandbox import wechat, weibo
+from sandbox import speech, wechat, weibo
 from sandbox.server import BackgroundServer
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -36,6 +36,8 @@ KINDS: dict[str, SandboxKind] = {
     "wechat": SandboxKind(
         wechat.create_app, {"appid": "wx-sandbox", "secret": wechat.DEFAULT_SECRET}
     ),
+    # A voice channel with `engine = "http"` pointing here gets the speech stand-in.
+    "voice": SandboxKind(speech.create_app, {"api_key": speech.DEFAULT_KEY}),
 }
 
 

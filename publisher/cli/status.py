@@ -22,7 +22,7 @@ from rich.table import Table
 from publisher.domain.i18n import _
 from publisher.domain.states import State
 from publisher.store.models import AttemptRow, DeliveryRow
-from publisher.web.api import AttemptOut, DeliveryOut
+from publisher.web.schemas import AttemptOut, DeliveryOut
 from publisher.worker.runtime import Runtime
 
 STATE_STYLE = {

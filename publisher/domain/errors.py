@@ -29,6 +29,18 @@ class NotFound(PublisherError):
     """An article or delivery id that the store does not hold."""
 
 
+class IllegalTransition(PublisherError):
+    """A caller asked for a state move that `publisher.domain.states.TRANSITIONS`
+    forbids: a bug in the caller, never a race (a lost race is a move that
+    reports it did not happen). Nothing was written."""
+
+    def __init__(self, source: str | None, target: str) -> None:
+        where = "a new row" if source is None else f"{source}"
+        super().__init__(f"illegal move: {where} → {target}")
+        self.source = source
+        self.target = target
+
+
 class DeliveryError(PublisherError):
     """A send failed; the subclass says what the engine should do about it.
 

@@ -1,15 +1,24 @@
 """The delivery state machine: the only place that says which moves are legal.
 
 ```
+(new row) → scheduled / pending, or failed (a correction or removal the
+            platform cannot make, born failed so that it is reported)
 scheduled → pending → sending → delivered
 scheduled → sending        (claimed by its countdown task the moment it is due)
-scheduled → scheduled / pending (re-posted with another publish_at, or none)
+scheduled / pending → scheduled / pending (re-posted: another publish_at, a new version)
+                       sending → sending   (a lease taken over from a dead worker)
                        sending → retrying → sending
                        sending → failed        (attempts exhausted, permanent error)
+                       sending → pending   (delivered, but the article changed meanwhile)
 any unfinished state → cancelled (retracted or cancelled by an editor)
-failed / cancelled → pending (an editor's retry)
-delivered → pending (a correction on a channel that updates in place)
+failed / cancelled / retrying → pending (an editor's retry)
+delivered / failed / cancelled / retrying → pending / scheduled (a new version)
 ```
+
+Notifications keep a smaller ledger with the same states (no scheduled, no
+cancelled) and obey the same table. `publisher.store.transitions.move` is
+the one function that performs a move, as a compare-and-set against this
+table; nothing else writes a state.
 """
 
 from __future__ import annotations
@@ -57,16 +66,19 @@ class Correction(StrEnum):
 
 
 TRANSITIONS: dict[State, frozenset[State]] = {
-    State.SCHEDULED: frozenset({State.PENDING, State.SENDING, State.CANCELLED}),
-    State.PENDING: frozenset({State.SENDING, State.CANCELLED, State.SCHEDULED}),
+    State.SCHEDULED: frozenset({State.SCHEDULED, State.PENDING, State.SENDING, State.CANCELLED}),
+    State.PENDING: frozenset({State.PENDING, State.SCHEDULED, State.SENDING, State.CANCELLED}),
     State.SENDING: frozenset(
-        {State.DELIVERED, State.RETRYING, State.FAILED, State.SENDING, State.CANCELLED}
+        {State.DELIVERED, State.RETRYING, State.FAILED, State.SENDING, State.PENDING}
+        | {State.CANCELLED}
     ),
-    State.RETRYING: frozenset({State.SENDING, State.CANCELLED, State.PENDING}),
-    State.DELIVERED: frozenset({State.PENDING}),
-    State.FAILED: frozenset({State.PENDING}),
-    State.CANCELLED: frozenset({State.PENDING}),
+    State.RETRYING: frozenset({State.SENDING, State.CANCELLED, State.PENDING, State.SCHEDULED}),
+    State.DELIVERED: frozenset({State.PENDING, State.SCHEDULED}),
+    State.FAILED: frozenset({State.PENDING, State.SCHEDULED}),
+    State.CANCELLED: frozenset({State.PENDING, State.SCHEDULED}),
 }
+#: The states a row may be inserted in.
+INITIAL = frozenset({State.SCHEDULED, State.PENDING, State.FAILED})
 
 #: States a worker may claim (`sending` once its lease has expired, `scheduled` once due).
 CLAIMABLE = (State.PENDING, State.RETRYING, State.SENDING, State.SCHEDULED)
@@ -80,3 +92,11 @@ CANCELLABLE = frozenset({State.SCHEDULED, State.PENDING, State.RETRYING})
 def sources_of(target: State) -> tuple[State, ...]:
     """Every state that may move to `target`, for compare-and-set WHERE clauses."""
     return tuple(s for s, targets in TRANSITIONS.items() if target in targets)
+
+
+def is_legal(source: State | str | None, target: State | str) -> bool:
+    """Whether the table allows `source → target`; `source` None is a new row."""
+    target = State(target)
+    if source is None:
+        return target in INITIAL
+    return target in TRANSITIONS[State(source)]

@@ -126,6 +126,34 @@ def cut(text: str, limit: int, measure: Measure = grapheme_length, ellipsis: str
     return "".join(atoms[:fit]).rstrip() + ellipsis
 
 
+# Closing quotes and brackets stay with the sentence they close: 。” and ." end one sentence.
+_CLOSERS = "\"'”’」』）)】》"
+
+
+def sentences(text: str) -> list[str]:
+    """`text` split into sentences at the same boundaries `cut` prefers.
+
+    A CJK full stop always ends a sentence; an ASCII one only before a space
+    or the end ("50.2", "10:30" and "U.S.A" stay whole), and closing quotes or
+    brackets after the mark stay with it. URLs are never split.
+    """
+    atoms = _atoms(text)
+    found: list[str] = []
+    start = 0
+    i = 1
+    while i <= len(atoms):
+        if atoms[i - 1] in _SENTENCE_END:
+            end = i
+            while end < len(atoms) and atoms[end] in _CLOSERS:
+                end += 1
+            if not atoms[i - 1].isascii() or end == len(atoms) or atoms[end].isspace():
+                found.append("".join(atoms[start:end]).strip())
+                start = i = end
+        i += 1
+    found.append("".join(atoms[start:]).strip())
+    return [s for s in found if s]
+
+
 def _breaks_after(atoms: list[str], i: int, marks: str) -> bool:
     """Whether atom i-1 is one of `marks` and really ends a sentence or clause.
 

@@ -28,13 +28,11 @@ import logging
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
-from sqlalchemy import or_, select, update
-from sqlalchemy.exc import IntegrityError
 
 from publisher.config.jobs import IngestConfig
 from publisher.domain import html as htmlkit
@@ -405,23 +403,11 @@ class Ingestor:
     def claim_due(self, now: datetime | None = None) -> list[str]:
         """Feeds due for a poll, each moved to its next slot; claimed by one caller only."""
         now = now or datetime.now(UTC)
-        due = []
-        for name, config in self.settings.ingest.items():
-            self._ensure_row(name, now)
-            with self.store.session() as session, session.begin():
-                moved = session.execute(
-                    update(IngestFeedRow)
-                    .where(
-                        IngestFeedRow.name == name,
-                        or_(
-                            IngestFeedRow.next_poll_at.is_(None), IngestFeedRow.next_poll_at <= now
-                        ),
-                    )
-                    .values(next_poll_at=now + timedelta(seconds=config.every), updated_at=now)
-                )
-                if moved.rowcount == 1:  # type: ignore[attr-defined]
-                    due.append(name)
-        return due
+        return [
+            name
+            for name, config in self.settings.ingest.items()
+            if self.store.claim_ingest_poll(name, config.every, now)
+        ]
 
     def poll(self, name: str, *, now: datetime | None = None) -> PollResult:
         """Fetch one feed and publish its new items; never raises for a bad feed."""
@@ -476,20 +462,7 @@ class Ingestor:
         items = _oldest_first(feed.items)
         guids = [i.guid for i in items]
         keys = [i.key for i in items]
-        with self.store.session() as session:
-            known_guids = set(
-                session.scalars(
-                    select(SeenItemRow.guid).where(
-                        SeenItemRow.feed == config.name, SeenItemRow.guid.in_(guids)
-                    )
-                )
-            )
-            rows = session.execute(
-                select(SeenItemRow.link_hash, SeenItemRow.article_id).where(
-                    SeenItemRow.feed == config.name, SeenItemRow.link_hash.in_(keys)
-                )
-            )
-            known_links: dict[str, str | None] = {key: article for key, article in rows}
+        known_guids, known_links = self.store.known_items(config.name, guids, keys)
         for item in items:
             if item.guid in known_guids:
                 result.known += 1
@@ -519,21 +492,9 @@ class Ingestor:
 
     # -- the feed's row and the seen items ------------------------------------------------
 
-    def _ensure_row(self, name: str, now: datetime) -> None:
-        with self.store.session() as session:
-            if session.get(IngestFeedRow, name) is not None:
-                return
-        try:
-            with self.store.session() as session, session.begin():
-                session.add(IngestFeedRow(name=name, updated_at=now))
-        except IntegrityError:
-            pass  # created by a concurrent caller
-
     def _state(self, name: str, now: datetime) -> _FeedState:
-        self._ensure_row(name, now)
-        with self.store.session() as session:
-            row = session.get_one(IngestFeedRow, name)
-            return _FeedState(row.url, row.etag, row.last_modified, row.first_polled_at)
+        row = self.store.ingest_feed(name, now)
+        return _FeedState(row.url, row.etag, row.last_modified, row.first_polled_at)
 
     def _record(
         self,
@@ -554,10 +515,7 @@ class Ingestor:
             values.update(url=url, etag=etag, last_modified=last_modified)
         if first:
             values["first_polled_at"] = now
-        with self.store.session() as session, session.begin():
-            session.execute(
-                update(IngestFeedRow).where(IngestFeedRow.name == name).values(**values)
-            )
+        self.store.record_poll(name, **values)
 
     def _remember(
         self,
@@ -568,35 +526,16 @@ class Ingestor:
         *,
         note: str | None = None,
     ) -> None:
-        row = SeenItemRow(
-            feed=feed,
-            guid=item.guid,
-            link=normalize_link(item.link) if item.link else "",
-            link_hash=item.key,
-            article_id=article,
-            outcome=outcome,
-            note=note,
-            first_seen_at=datetime.now(UTC),
-        )
-        try:
-            with self.store.session() as session, session.begin():
-                session.add(row)
-        except IntegrityError:
-            pass  # a concurrent poll remembered it first
+        self.store.remember_item(
+            feed, guid=item.guid, link=normalize_link(item.link) if item.link else "",
+            link_hash=item.key, outcome=outcome, article_id=article, note=note,
+        )  # fmt: skip
 
     def seen(self, feed: str) -> list[SeenItemRow]:
-        with self.store.session() as session:
-            return list(
-                session.scalars(
-                    select(SeenItemRow)
-                    .where(SeenItemRow.feed == feed)
-                    .order_by(SeenItemRow.first_seen_at, SeenItemRow.guid)
-                )
-            )
+        return self.store.seen_items(feed)
 
     def feed_state(self, feed: str) -> IngestFeedRow | None:
-        with self.store.session() as session:
-            return session.get(IngestFeedRow, feed)
+        return self.store.ingest_feed_state(feed)
 
 
 def _oldest_first(items: Iterable[FeedItem]) -> list[FeedItem]:

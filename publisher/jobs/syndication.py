@@ -37,30 +37,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-
 from channels.wechat import WechatChannel
 from publisher.config.jobs import SyndicationConfig
 from publisher.delivery.publishing import with_stored_media
 from publisher.domain.article import Article, parse_article
 from publisher.domain.errors import InputError, NotFound
-from publisher.domain.states import Correction, State
+from publisher.domain.states import Correction
 from publisher.jobs.ports import JobContext
 from publisher.store import PlannedDelivery
-from publisher.store.models import ArticleRow, ArticleVersionRow, DeliveryRow, SyndicationRunRow
+from publisher.store.models import SyndicationRunRow
+from publisher.store.syndication import DIGEST_PREFIX, RunState
 
 log = logging.getLogger(__name__)
-
-DIGEST_PREFIX = "digest-"
-
-
-class RunState:
-    RUNNING = "running"
-    DONE = "done"
-    EMPTY = "empty"  # nothing in the window: recorded, nothing sent
-    FAILED = "failed"  # the channel refused the digest; not retried
 
 
 @dataclass(frozen=True)
@@ -231,74 +219,12 @@ class Syndicator:
     def _claim(
         self, job: SyndicationConfig, slot: datetime, now: datetime
     ) -> tuple[int, list[str]] | None:
-        lease = now + timedelta(seconds=self.settings.lease_seconds)
-        try:
-            with self.store.session() as session, session.begin():
-                row = session.scalar(
-                    select(SyndicationRunRow).where(
-                        SyndicationRunRow.job == job.name, SyndicationRunRow.scheduled_for == slot
-                    )
-                )
-                if row is None:
-                    items = self._choose(session, job, slot)
-                    row = SyndicationRunRow(
-                        job=job.name, scheduled_for=slot, state=RunState.RUNNING, items=items,
-                        lease_until=lease, started_at=now,
-                    )  # fmt: skip
-                    session.add(row)
-                    session.flush()
-                    return row.id, items
-                if row.state != RunState.RUNNING or (row.lease_until and row.lease_until > now):
-                    return None
-                # Its worker died mid-run: take it over, with the items it chose.
-                taken = session.execute(
-                    update(SyndicationRunRow)
-                    .where(
-                        SyndicationRunRow.id == row.id,
-                        SyndicationRunRow.lease_until == row.lease_until,
-                    )
-                    .values(lease_until=lease)
-                )
-                if taken.rowcount != 1:  # type: ignore[attr-defined]
-                    return None
-                log.warning("syndication %s at %s: taking over a stalled run", job.name, slot)
-                return row.id, list(row.items)
-        except IntegrityError:
-            return None  # another beat tick or worker claimed this run first
-
-    def _choose(self, session: Session, job: SyndicationConfig, slot: datetime) -> list[str]:
-        rows = session.execute(
-            select(ArticleRow.id, ArticleVersionRow.data)
-            .join(
-                ArticleVersionRow,
-                and_(
-                    ArticleVersionRow.article_id == ArticleRow.id,
-                    ArticleVersionRow.version == ArticleRow.current_version,
-                ),
-            )
-            .where(
-                ArticleRow.published_at > slot - job.window,
-                ArticleRow.published_at <= slot,
-                ArticleRow.retracted_at.is_(None),
-                ~ArticleRow.id.startswith(DIGEST_PREFIX, autoescape=True),
-            )
-            .order_by(ArticleRow.published_at.desc(), ArticleRow.id)
-            .limit(1000)
-        ).all()
-        wanted = set(job.tags or ())
-        ids = [r.id for r in rows if not wanted or wanted & set(r.data.get("tags") or ())]
-        if job.mode == "each" and ids:
-            already = set(
-                session.scalars(
-                    select(DeliveryRow.article_id).where(
-                        DeliveryRow.channel == job.channel,
-                        DeliveryRow.article_id.in_(ids),
-                        DeliveryRow.state != State.CANCELLED,
-                    )
-                )
-            )
-            ids = [i for i in ids if i not in already]
-        return ids[: job.max_items]
+        claimed = self.store.claim_syndication_run(job, slot, now, self.settings.lease_seconds)
+        if claimed is None:
+            return None
+        if claimed.taken_over:
+            log.warning("syndication %s at %s: taking over a stalled run", job.name, slot)
+        return claimed.run_id, claimed.items
 
     def _finish(
         self,
@@ -312,29 +238,16 @@ class Syndicator:
         error: str | None = None,
         now: datetime,
     ) -> RunOutcome:
-        with self.store.session() as session, session.begin():
-            session.execute(
-                update(SyndicationRunRow)
-                .where(SyndicationRunRow.id == run_id)
-                .values(
-                    state=state,
-                    article_id=article_id,
-                    error=error,
-                    finished_at=now,
-                    lease_until=None,
-                )
-            )
+        self.store.finish_syndication_run(
+            run_id, state, article_id=article_id, error=error, now=now
+        )
         log.info(
             "syndication %s at %s: %s (%d items)", job.name, slot.isoformat(), state, len(items)
         )
         return RunOutcome(job.name, slot, state, items, article_id, error)
 
     def runs(self, job: str | None = None) -> list[SyndicationRunRow]:
-        query = select(SyndicationRunRow).order_by(SyndicationRunRow.scheduled_for)
-        if job:
-            query = query.where(SyndicationRunRow.job == job)
-        with self.store.session() as session:
-            return list(session.scalars(query))
+        return self.store.syndication_runs(job)
 
 
 def describe(job: SyndicationConfig, now: datetime) -> dict[str, Any]:

@@ -17,10 +17,11 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from channels.feed import FeedChannel
+from channels.voice import VoiceChannel
 from publisher.config.settings import Settings
 from publisher.domain.article import load_article_file
 from publisher.domain.i18n import _
-from publisher.domain.states import SETTLED, State
+from publisher.domain.states import SETTLED, Kind, State
 from publisher.local.stack import LocalStack, local_stack
 from publisher.worker.runtime import Runtime
 from sandbox.runner import Sandboxes
@@ -142,6 +143,11 @@ def _report(runtime: Runtime, ids: list[str], sandboxes: Sandboxes, console: Con
         if isinstance(channel, FeedChannel):
             for filename in channel.filenames():
                 console.print(f"  {name}: {runtime.settings.feeds_dir / filename}")
+        if isinstance(channel, VoiceChannel):
+            feed = channel.feed_url(channel.filenames()[0])
+            console.print(_("  {name}: {url} (publisher serve)", name=name, url=feed))
+            for path in _export_episodes(runtime, ids, channel):
+                console.print(_("  {name}: listen to {path}", name=name, path=path))
         elif name in sandboxes.urls:
             console.print(
                 _(
@@ -151,3 +157,19 @@ def _report(runtime: Runtime, ids: list[str], sandboxes: Sandboxes, console: Con
                     type=channel.type_name,
                 )
             )
+
+
+def _export_episodes(runtime: Runtime, ids: list[str], channel: VoiceChannel) -> list[Path]:
+    """The delivered episodes' MP3s copied out of the store to `<data dir>/media/`, so the
+    demo's listener can play them without the API running."""
+    paths: list[Path] = []
+    for d in runtime.store.deliveries(article_ids=ids):
+        ref = channel.episode_audio(d.remote_id) if d.channel == channel.name else None
+        if d.state != State.DELIVERED or d.kind != Kind.PUBLISH or ref is None:
+            continue
+        data, _type = runtime.store.read_media(ref)
+        path = runtime.settings.data_dir / "media" / f"{d.article_id}.mp3"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        paths.append(path)
+    return paths

@@ -1,6 +1,6 @@
 """The editors' dashboard: one page over the JSON API.
 
-`dashboard_router(runtime)` serves `GET /`, a static page with its script and
+`dashboard_router(...)` serves `GET /`, a static page with its script and
 stylesheet, and the three reads the public API does not offer: the channel
 matrix (the grid's columns), a delivery's stored payload (what was or will be
 sent), and Markdown-with-front-matter turned into article fields. Everything
@@ -34,9 +34,9 @@ from publisher.domain.errors import InputError
 from publisher.domain.i18n import Phrase, available_locales, match_locale, negotiate, translator
 from publisher.domain.states import CANCELLABLE, RETRIABLE, SETTLED, WORDS, State
 from publisher.web.auth import Editor, editor
+from publisher.web.context import CurrentRuntime
 from publisher.web.errors import ApiError
 from publisher.web.params import DeliveryId
-from publisher.worker.runtime import Runtime
 
 HERE = FilePath(__file__).parent
 STATIC = HERE / "static"
@@ -189,27 +189,31 @@ def article_fields_from_markdown(source: str) -> dict[str, Any]:
     return encoded
 
 
-def dashboard_router(runtime: Runtime) -> APIRouter:
-    """`GET /` and the dashboard's own routes, for `create_app` to include."""
-    settings = runtime.settings
-    store = runtime.store
-    reads = [Depends(editor)] if settings.read_requires_token else []
+def dashboard_router(*, read_requires_token: bool) -> APIRouter:
+    """`GET /` and the dashboard's own routes, for `create_app` to include.
+
+    The page and its assets are read once, here; handlers reach the runtime
+    through `CurrentRuntime`, like the API's.
+    """
+    reads = [Depends(editor)] if read_requires_token else []
     assets = load_assets()
-    pages = {
-        locale: render_page(assets, locale, settings.timezone) for locale in available_locales()
-    }
     router = APIRouter(include_in_schema=False)
 
+    @cache
+    def page(locale: str, zone: str | None) -> str:
+        return render_page(assets, locale, zone)
+
     @router.get("/", response_class=HTMLResponse)
-    def index(request: Request, lang: str | None = None) -> HTMLResponse:
+    def index(request: Request, runtime: CurrentRuntime, lang: str | None = None) -> HTMLResponse:
         """The page in the language the editor picked (`?lang=`, kept in the tab by
         the script), else the browser's `Accept-Language`, else the newsroom's."""
+        settings = runtime.settings
         locale = match_locale(lang) or negotiate(
             request.headers.get("accept-language"), settings.locale
         )
         headers = {**PAGE_HEADERS, "Content-Language": locale.replace("_", "-")}
         headers["Vary"] = "Accept-Language"
-        return HTMLResponse(pages[locale], headers=headers)
+        return HTMLResponse(page(locale, settings.timezone), headers=headers)
 
     @router.get("/dashboard/static/{name}")
     def asset(
@@ -221,7 +225,8 @@ def dashboard_router(runtime: Runtime) -> APIRouter:
         return found.response(request)
 
     @router.get("/dashboard/api/config", dependencies=reads)
-    def config() -> DashboardConfig:
+    def config(runtime: CurrentRuntime) -> DashboardConfig:
+        settings = runtime.settings
         return DashboardConfig(
             title=settings.feeds.title,
             channels=[
@@ -241,8 +246,8 @@ def dashboard_router(runtime: Runtime) -> APIRouter:
         return Who(name=actor)
 
     @router.get("/dashboard/api/deliveries/{delivery_id}/payload", dependencies=reads)
-    def payload(delivery_id: DeliveryId) -> StoredPayload:
-        row = store.delivery(delivery_id)
+    def payload(delivery_id: DeliveryId, runtime: CurrentRuntime) -> StoredPayload:
+        row = runtime.store.delivery(delivery_id)
         return StoredPayload(
             delivery_id=row.id,
             channel=row.channel,

@@ -84,6 +84,7 @@ def documented_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "no such article, delivery or document",
         409: "the delivery is in a state that does not allow this",
         413: "request body too large",
+        416: "the byte range asked for starts past the end; `Content-Range` gives the length",
         422: "invalid input; `field` names it",
         503: "the database is unavailable",
     }

@@ -8,6 +8,7 @@ them): the store's compare-and-set claim and the sweeper cover the rest.
 
 from __future__ import annotations
 
+import redis
 from celery import Celery
 from kombu import Queue
 
@@ -18,10 +19,28 @@ from publisher.coord.broker import locate_redis
 from publisher.worker.schedule import beat_entries
 
 CONTROL_QUEUE = "control"
+#: Kombu keeps one Redis list per priority step; unprioritised tasks use step 0.
+PRIORITY_STEPS = (0, 3, 6, 9)
+PRIORITY_SEP = "\x06\x16"
 
 
 def all_queues() -> list[str]:
     return [CONTROL_QUEUE, *(queue_for(t) for t in sorted(CHANNEL_TYPES))]
+
+
+def queue_depths(client: redis.Redis, settings: Settings) -> dict[str, int]:
+    """Tasks waiting in each Celery queue, read from the broker's Redis lists
+    (`global_keyprefix` below, one list per priority step). Raises
+    `redis.RedisError` or `OSError` when the broker does not answer."""
+    prefix = settings.redis_prefix + "celery:"
+    queues = all_queues()
+    with client.pipeline(transaction=False) as pipe:
+        for queue in queues:
+            for step in PRIORITY_STEPS:
+                pipe.llen(prefix + queue + (f"{PRIORITY_SEP}{step}" if step else ""))
+        sizes = pipe.execute()
+    per_queue = len(PRIORITY_STEPS)
+    return {q: sum(sizes[i * per_queue : (i + 1) * per_queue]) for i, q in enumerate(queues)}
 
 
 def configure_celery(settings: Settings, *, start_redis: bool = True) -> Celery:

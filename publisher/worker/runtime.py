@@ -48,7 +48,13 @@ class Runtime:
         self.redis = redis.Redis.from_url(self.location.client_url)
         self.store = Store(settings.database_url)
         self.celery = celery or configure_celery(settings, start_redis=start_redis)
-        self.context = ChannelContext(settings, self.redis, read_media=self.store.read_media)
+        self.context = ChannelContext(
+            settings,
+            self.redis,
+            read_media=self.store.read_media,
+            save_media=self.store.save_media,
+            delete_media=self.store.delete_media,
+        )
         self.channels: dict[str, Channel] = {
             name: build_channel(config, self.context) for name, config in settings.channels.items()
         }

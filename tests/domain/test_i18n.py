@@ -137,3 +137,13 @@ UNCHANGED = {"worker"}
 def _words(message: str) -> str:
     """A message without its fields, markup and `code`: what a translator translates."""
     return re.sub(r"\{[^}]*\}|\[/?bold\]|`[^`]*`", "", message)
+
+
+def test_every_state_and_kind_has_words() -> None:
+    from publisher.domain.states import WORDS, Kind, State
+
+    assert {*State, *Kind} <= set(WORDS)  # a new state shows translated everywhere
+    chinese = translator("zh_CN")
+    assert [chinese.text(s) for s in State] == [
+        "已定时", "待投递", "投递中", "重试中", "已送达", "失败", "已取消",
+    ]  # fmt: skip
