@@ -240,6 +240,17 @@ def test_an_editor_works_in_chinese_and_picks_english_for_the_tab(
             other = context.new_page()
             other.goto(api.url + "/")
             expect(other.locator("#board-heading")).to_have_text("投递")
+
+            # A British editor's English: "1 Jan 2030, 08:00:00", the newsroom's 08:00.
+            british = browser.new_context(timezone_id="Europe/London", locale="en-GB").new_page()
+            british.goto(api.url + "/")
+            expect(british.locator("html")).to_have_attribute("lang", "en")
+            british.locator(
+                '#grid-body tr[data-article="dash-zh"] td[data-channel="site"] button'
+            ).click()
+            expect(british.locator("#detail-facts")).to_contain_text("1 Jan 2030, 08:00:00")
+            expect(british.locator("#detail-facts")).to_contain_text("cancelled")
+            british.context.close()
         finally:
             context.close()
             browser.close()

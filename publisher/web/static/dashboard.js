@@ -33,12 +33,16 @@
     return text.replace(/\{(\w+)\}/g, (whole, name) => (fields && name in fields ? String(fields[name]) : whole));
   }
 
-  const DATE_TIME = new Intl.DateTimeFormat(I18N.locale, {
+  // Dates in the page's language, in the browser's own variant of it when it has one
+  // (an en-GB browser on the English page reads "2 Dec 2026"), in the newsroom's zone.
+  const DATE_LOCALE =
+    (navigator.languages || []).find((tag) => tag.split("-")[0] === I18N.locale.split("-")[0]) || I18N.locale;
+  const DATE_TIME = new Intl.DateTimeFormat(DATE_LOCALE, {
     dateStyle: "medium",
     timeStyle: "medium",
     timeZone: I18N.zone || undefined,
   });
-  const TIME = new Intl.DateTimeFormat(I18N.locale, { timeStyle: "medium", timeZone: I18N.zone || undefined });
+  const TIME = new Intl.DateTimeFormat(DATE_LOCALE, { timeStyle: "medium", timeZone: I18N.zone || undefined });
 
   const view = {
     config: null,
