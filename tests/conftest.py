@@ -24,6 +24,16 @@ SAMPLES = Path(__file__).parent.parent / "publisher" / "local" / "demo_samples"
 TEST_REDIS_URL = os.environ.get("PUBLISHER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+@pytest.fixture(autouse=True)
+def english_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests read English unless they ask for another language: the machine's own
+    `LANG` (or a developer's `PUBLISHER_LOCALE`) must not change what a test sees,
+    in this process or in the commands it starts."""
+    for variable in ("LC_ALL", "LC_MESSAGES", "PUBLISHER_LOCALE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+
+
 @pytest.fixture(scope="session")
 def redis_prefix() -> str:
     return f"pubtest-{uuid.uuid4().hex[:12]}:"

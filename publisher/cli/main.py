@@ -17,9 +17,11 @@ from typing import Any
 
 from rich.console import Console
 
+from publisher.cli.language import LocalizedParser, cli_locale
 from publisher.config.settings import Settings
 from publisher.domain.article import Article, load_article_file, load_zone, parse_time
 from publisher.domain.errors import ConfigError, InputError, NotFound, PublisherError
+from publisher.domain.i18n import N_, _, activate, current
 from publisher.domain.states import State
 
 console = Console()
@@ -29,6 +31,7 @@ WIDE_COLUMNS = 10_000
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    activate(cli_locale())
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -38,109 +41,126 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except InputError as exc:
-        errors.print(f"error: {exc}", markup=False, highlight=False)
+        errors.print(_("error: {message}", message=_problem(exc)), markup=False, highlight=False)
         return 2
     except (ConfigError, NotFound) as exc:
-        errors.print(f"error: {exc}", markup=False, highlight=False)
+        errors.print(_("error: {message}", message=_problem(exc)), markup=False, highlight=False)
         return 2
     except PublisherError as exc:
-        errors.print(f"error: {exc}", markup=False, highlight=False)
+        errors.print(_("error: {message}", message=_problem(exc)), markup=False, highlight=False)
         return 1
     except KeyboardInterrupt:
         return 130
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="publisher",
-        description="Publish one article to every channel of a media matrix, and track it.",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
-    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+def _problem(exc: PublisherError) -> str:
+    """The error in the run's language: an input error's problem is translated, its
+    field (a name the user typed) is not."""
+    if isinstance(exc, InputError):
+        return f"{exc.field}: {current().text(exc.problem)}"
+    said = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], str) else str(exc)
+    return current().text(said)
 
-    p = sub.add_parser("publish", help="publish (or schedule) an article file")
-    p.add_argument("file", type=Path, help="article as .json or Markdown with front matter")
+
+def _parser() -> argparse.ArgumentParser:
+    parser = LocalizedParser(
+        prog="publisher",
+        description=_("Publish one article to every channel of a media matrix, and track it."),
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help=_("log debug output"))
+    sub = parser.add_subparsers(required=True, metavar=_("COMMAND"))
+
+    p = sub.add_parser("publish", help=_("publish (or schedule) an article file"))
+    p.add_argument("file", type=Path, help=_("article as .json or Markdown with front matter"))
     p.add_argument(
         "--at",
         metavar="ISO-TIME",
-        help="publish at this time: with a UTC offset, or local time in the article's zone",
+        help=_("publish at this time: with a UTC offset, or local time in the article's zone"),
     )
     p.add_argument(
         "--tz",
         metavar="ZONE",
-        help="IANA zone (e.g. Asia/Shanghai) for times without an offset, in --at and the file; "
-        "replaces the file's timezone (default: [newsroom] timezone / PUBLISHER_TIMEZONE)",
+        help=_(
+            "IANA zone (e.g. Asia/Shanghai) for times without an offset, in --at and the file; "
+            "replaces the file's timezone (default: [newsroom] timezone / PUBLISHER_TIMEZONE)"
+        ),
     )
     p.add_argument(
-        "--channel", action="append", metavar="NAME", help="only this channel (repeatable)"
+        "--channel", action="append", metavar="NAME", help=_("only this channel (repeatable)")
     )
     p.set_defaults(handler=cmd_publish)
 
-    p = sub.add_parser("status", help="deliveries: all recent articles, or one in detail")
-    p.add_argument("article_id", nargs="?", help="an article id")
-    p.add_argument("--limit", type=int, default=20, help="how many recent articles")
+    p = sub.add_parser("status", help=_("deliveries: all recent articles, or one in detail"))
+    p.add_argument("article_id", nargs="?", help=_("an article id"))
+    p.add_argument("--limit", type=int, default=20, help=_("how many recent articles"))
     p.add_argument(
         "--state",
         choices=[s.value for s in State],
-        help="only deliveries in this state (all articles, unless ARTICLE_ID is given)",
+        help=_("only deliveries in this state (all articles, unless ARTICLE_ID is given)"),
     )
-    p.add_argument("--json", action="store_true", help="print JSON for scripts (see README)")
+    p.add_argument("--json", action="store_true", help=_("print JSON for scripts (see README)"))
     p.add_argument(
-        "--wide", action="store_true", help="show every column in full, wider than the terminal"
+        "--wide", action="store_true", help=_("show every column in full, wider than the terminal")
     )
     p.set_defaults(handler=cmd_status)
 
-    p = sub.add_parser("retry", help="retry a failed delivery, or every failed one")
+    p = sub.add_parser("retry", help=_("retry a failed delivery, or every failed one"))
     group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("delivery_id", nargs="?", type=int, help="a delivery id")
-    group.add_argument("--failed", action="store_true", help="retry every failed delivery")
+    group.add_argument("delivery_id", nargs="?", type=int, help=_("a delivery id"))
+    group.add_argument("--failed", action="store_true", help=_("retry every failed delivery"))
     p.set_defaults(handler=cmd_retry)
 
-    p = sub.add_parser("retract", help="withdraw an article from every channel")
+    p = sub.add_parser("retract", help=_("withdraw an article from every channel"))
     p.add_argument("article_id")
     p.set_defaults(handler=cmd_retract)
 
-    p = sub.add_parser("preview", help="show each channel's formatted output; nothing is sent")
+    p = sub.add_parser("preview", help=_("show each channel's formatted output; nothing is sent"))
     p.add_argument("file", type=Path)
     p.add_argument("--channel", action="append", metavar="NAME")
-    p.add_argument("--json", action="store_true", help="print the payloads as JSON")
+    p.add_argument("--json", action="store_true", help=_("print the payloads as JSON"))
     p.set_defaults(handler=cmd_preview)
 
-    p = sub.add_parser("worker", help="run a Celery worker (all channel queues by default)")
-    p.add_argument("--concurrency", type=int, help="worker processes (default: settings)")
-    p.add_argument("--queues", help="comma-separated queues (default: all)")
+    p = sub.add_parser("worker", help=_("run a Celery worker (all channel queues by default)"))
+    p.add_argument("--concurrency", type=int, help=_("worker processes (default: settings)"))
+    p.add_argument("--queues", help=_("comma-separated queues (default: all)"))
     p.add_argument(
-        "--beat", action="store_true", help="also run the sweeper schedule (one machine)"
+        "--beat", action="store_true", help=_("also run the sweeper schedule (one machine)")
     )
     p.add_argument("--loglevel", default="INFO")
     p.set_defaults(handler=cmd_worker)
 
-    p = sub.add_parser("beat", help="run the sweeper schedule (exactly one per deployment)")
+    p = sub.add_parser("beat", help=_("run the sweeper schedule (exactly one per deployment)"))
     p.add_argument("--loglevel", default="INFO")
     p.add_argument(
         "--standby",
         action="store_true",
-        help="if another beat is running, wait and take over when it stops (default: refuse)",
+        help=_("if another beat is running, wait and take over when it stops (default: refuse)"),
     )
     p.set_defaults(handler=cmd_beat)
 
-    p = sub.add_parser("migrate", help="bring the database schema up to date")
+    p = sub.add_parser("migrate", help=_("bring the database schema up to date"))
     p.set_defaults(handler=cmd_migrate)
 
-    p = sub.add_parser("demo", help="start everything embedded and distribute the samples")
-    p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for settling")
-    p.add_argument("--keep", action="store_true", help="keep running (sandboxes up) until Ctrl-C")
+    p = sub.add_parser("demo", help=_("start everything embedded and distribute the samples"))
+    p.add_argument("--timeout", type=float, default=180.0, help=_("seconds to wait for settling"))
+    p.add_argument(
+        "--keep", action="store_true", help=_("keep running (sandboxes up) until Ctrl-C")
+    )
     p.set_defaults(handler=cmd_demo)
 
-    p = sub.add_parser("serve", help="run the API and a worker on this machine (Ctrl-C stops both)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    p = sub.add_parser(
+        "serve", help=_("run the API and a worker on this machine (Ctrl-C stops both)")
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help=_("address to listen on (default: 127.0.0.1)")
+    )
+    p.add_argument("--port", type=int, default=8000, help=_("port to listen on (default: 8000)"))
     p.set_defaults(handler=cmd_serve)
 
-    p = sub.add_parser("sandbox", help="run the platform sandboxes the matrix points at")
+    p = sub.add_parser("sandbox", help=_("run the platform sandboxes the matrix points at"))
     p.set_defaults(handler=cmd_sandbox)
 
-    p = sub.add_parser("stop", help="stop the data dir's embedded Redis (demo, serve, worker)")
+    p = sub.add_parser("stop", help=_("stop the data dir's embedded Redis (demo, serve, worker)"))
     p.set_defaults(handler=cmd_stop)
     return parser
 
@@ -158,14 +178,28 @@ def cmd_publish(args: argparse.Namespace) -> int:
     runtime = _runtime(settings)
     result = runtime.publish(article, only=args.channel, actor="cli")
     if result.rescheduled:
-        console.print(f"[bold]{result.article_id}[/]: rescheduled (version {result.version})")
+        console.print(
+            _(
+                "[bold]{id}[/]: rescheduled (version {version})",
+                id=result.article_id,
+                version=result.version,
+            )
+        )
     elif not result.changed:
         console.print(
-            f"[bold]{result.article_id}[/]: unchanged (version {result.version}), nothing new"
+            _(
+                "[bold]{id}[/]: unchanged (version {version}), nothing new",
+                id=result.article_id,
+                version=result.version,
+            )
         )
     else:
-        verb = "published" if result.created else "updated to"
-        console.print(f"[bold]{result.article_id}[/]: {verb} version {result.version}")
+        message = (
+            _("[bold]{id}[/]: published version {version}")
+            if result.created
+            else _("[bold]{id}[/]: updated to version {version}")
+        )
+        console.print(message.format(id=result.article_id, version=result.version))
     _print_article(runtime, result.article_id)
     return 0
 
@@ -175,7 +209,7 @@ def _with_publish_at(article: Article, at: str, default_timezone: str | None) ->
     zone = load_zone("--tz", zone_name) if zone_name else None
     when = parse_time("--at", at, zone, zone_field="--tz")
     if when is None:
-        raise InputError("--at", "is empty")
+        raise InputError("--at", N_("is empty"))
     return article.model_copy(update={"publish_at": when})
 
 
@@ -202,7 +236,13 @@ def cmd_retry(args: argparse.Namespace) -> int:
     ids = runtime.store.failed_ids() if args.failed else [args.delivery_id]
     queued = [runtime.store.retry(i, actor="cli") for i in ids]
     runtime.dispatcher.enqueue(queued)
-    console.print(f"queued {len(queued)} deliveries for retry: {', '.join(map(str, ids)) or '-'}")
+    console.print(
+        _(
+            "queued {n} deliveries for retry: {ids}",
+            n=len(queued),
+            ids=", ".join(map(str, ids)) or "-",
+        )
+    )
     _note_offline(runtime)
     return 0
 
@@ -210,7 +250,9 @@ def cmd_retry(args: argparse.Namespace) -> int:
 def cmd_retract(args: argparse.Namespace) -> int:
     runtime = _runtime()
     removals = runtime.retract(args.article_id, actor="cli")
-    console.print(f"[bold]{args.article_id}[/]: retracted; {len(removals)} removals queued")
+    console.print(
+        _("[bold]{id}[/]: retracted; {n} removals queued", id=args.article_id, n=len(removals))
+    )
     _print_article(runtime, args.article_id)
     return 0
 
@@ -291,7 +333,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from publisher.store import Store
 
     Store(Settings.load().database_url).migrate()
-    console.print("schema up to date")
+    console.print(_("schema up to date"))
     return 0
 
 
@@ -317,11 +359,17 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     settings = Settings.load()
     sandboxes = start_sandboxes(settings)
     if not sandboxes.servers:
-        raise ConfigError("no channel in the matrix says `sandbox = true`")
+        raise ConfigError(_("no channel in the matrix says `sandbox = true`"))
     for name, url in sandboxes.urls.items():
-        console.print(f"{name}: {url}/  (follower view; fault control at {url}/_control/)")
+        console.print(
+            _(
+                "{name}: {url}/  (follower view; fault control at {url}/_control/)",
+                name=name,
+                url=url,
+            )
+        )
     for variable, value in sandbox_credentials(settings, {}).items():
-        console.print(f"  accepts {variable}={value}")
+        console.print(_("  accepts {variable}={value}", variable=variable, value=value))
     try:
         while True:
             time.sleep(3600)
@@ -336,16 +384,16 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
     settings = Settings.load()
     if settings.redis_url:
-        console.print("REDIS_URL is set: that Redis is not this data dir's to stop")
+        console.print(_("REDIS_URL is set: that Redis is not this data dir's to stop"))
         return 0
     embedded = EmbeddedRedis(settings.data_dir)
     if not embedded.is_running():
-        console.print(f"no embedded Redis is running for {settings.data_dir}")
+        console.print(_("no embedded Redis is running for {path}", path=settings.data_dir))
         return 0
     embedded.stop()
     if embedded.is_running():
-        raise PublisherError(f"the embedded Redis at {embedded.socket} did not stop")
-    console.print(f"stopped the embedded Redis at {embedded.socket}")
+        raise PublisherError(_("the embedded Redis at {path} did not stop", path=embedded.socket))
+    console.print(_("stopped the embedded Redis at {path}", path=embedded.socket))
     return 0
 
 
@@ -373,6 +421,8 @@ def _print_article(runtime: Any, article_id: str) -> None:
 def _note_offline(runtime: Any) -> None:
     if runtime.dispatcher.offline:
         console.print(
-            "no broker is running for this data dir: the deliveries wait in the store "
-            "until a worker starts (`publisher worker`, `serve` or `demo`)"
+            _(
+                "no broker is running for this data dir: the deliveries wait in the store "
+                "until a worker starts (`publisher worker`, `serve` or `demo`)"
+            )
         )

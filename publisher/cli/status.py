@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from publisher.domain.i18n import _
 from publisher.domain.states import State
 from publisher.store.models import AttemptRow, DeliveryRow
 from publisher.web.schemas import AttemptOut, DeliveryOut
@@ -40,7 +41,8 @@ STATE_LIMIT = 10_000
 
 def state_cell(state: str, delivery_id: int) -> str:
     style = STATE_STYLE.get(State(state), "") if state in State._value2member_map_ else ""
-    return f"[{style}]{state}[/] #{delivery_id}" if style else f"{state} #{delivery_id}"
+    word = _(state)
+    return f"[{style}]{word}[/] #{delivery_id}" if style else f"{word} #{delivery_id}"
 
 
 def delivery_json(row: DeliveryRow, log: Sequence[AttemptRow] | None = None) -> dict[str, Any]:
@@ -89,10 +91,10 @@ def print_overview(runtime: Runtime, console: Console, *, limit: int, state: str
         return
     rows = store.recent_articles(limit)
     channels = list(runtime.settings.channels)
-    table = Table(title="Deliveries", show_lines=False)
+    table = Table(title=_("Deliveries"), show_lines=False)
     # An id is what a person copies into `status ID`: the other columns give
     # way first, so an id that fits the terminal is never cut.
-    table.add_column("article", no_wrap=True, min_width=_longest(r.id for r in rows))
+    table.add_column(_("article"), no_wrap=True, min_width=_longest(r.id for r in rows))
     for name in channels:
         table.add_column(name)
     deliveries = store.deliveries(article_ids=[r.id for r in rows], limit=STATE_LIMIT)
@@ -107,23 +109,23 @@ def print_overview(runtime: Runtime, console: Console, *, limit: int, state: str
     console.print(table)
     counts = store.counts_by_state()
     console.print(
-        "  ".join(f"{state}: {n}" for state, n in sorted(counts.items())) or "no deliveries"
+        "  ".join(f"{_(state)}: {n}" for state, n in sorted(counts.items())) or _("no deliveries")
     )
 
 
 def print_deliveries(console: Console, rows: Sequence[DeliveryRow], state: str) -> None:
-    table = Table(title=f"Deliveries {state}", title_justify="left")
-    table.add_column("id", no_wrap=True)
-    table.add_column("article", no_wrap=True, min_width=_longest(d.article_id for d in rows))
-    for column in ("channel", "kind", "attempts", "last error"):
+    table = Table(title=_("Deliveries {state}", state=_(state)), title_justify="left")
+    table.add_column(_("id"), no_wrap=True)
+    table.add_column(_("article"), no_wrap=True, min_width=_longest(d.article_id for d in rows))
+    for column in (_("channel"), _("kind"), _("attempts"), _("last error")):
         table.add_column(column)
     for d in rows:
         table.add_row(
-            str(d.id), d.article_id, d.channel, d.kind, f"{d.attempts}/{d.max_attempts}",
+            str(d.id), d.article_id, d.channel, _(d.kind), f"{d.attempts}/{d.max_attempts}",
             d.last_error or "",
         )  # fmt: skip
     console.print(table)
-    console.print(f"{len(rows)} {state}")
+    console.print(_("{n} {state}", n=len(rows), state=_(state)))
 
 
 def _longest(ids: Iterable[str]) -> int:
@@ -137,18 +139,19 @@ def print_article(
     row, article, deliveries = runtime.store.article(article_id)
     deliveries = [d for d in deliveries if state is None or d.state == state]
     table = Table(title=f"{article.title}  (v{row.current_version})", title_justify="left")
-    for column in ("id", "channel", "kind", "state", "attempts", "where", "last error"):
+    columns = (_("id"), _("channel"), _("kind"), _("state"), _("attempts"), _("where"))
+    for column in (*columns, _("last error")):
         table.add_column(column)
     for d in deliveries:
         where = d.remote_url or (
-            f"next {d.next_attempt_at:%H:%M:%S}"
+            _("next {time}", time=f"{d.next_attempt_at:%H:%M:%S}")
             if d.next_attempt_at and d.state != "delivered"
             else ""
         )
         table.add_row(
             str(d.id),
             d.channel,
-            d.kind,
+            _(d.kind),
             state_cell(d.state, d.id),
             f"{d.attempts}/{d.max_attempts}",
             where,
@@ -161,12 +164,12 @@ def print_article(
         log = runtime.store.attempts(d.id)
         if not log:
             continue
-        console.print(f"[bold]#{d.id} {d.channel}[/] attempt log:")
+        console.print(_("[bold]#{id} {channel}[/] attempt log:", id=d.id, channel=d.channel))
         for a in log:
-            code = f" code {a.platform_code}" if a.platform_code else ""
+            code = _(" code {code}", code=a.platform_code) if a.platform_code else ""
             http = f" HTTP {a.http_status}" if a.http_status else ""
             console.print(
-                f"  {a.started_at:%Y-%m-%d %H:%M:%S} #{a.number} {a.outcome} "
+                f"  {a.started_at:%Y-%m-%d %H:%M:%S} #{a.number} {_(a.outcome)} "
                 f"{a.duration_ms} ms{http}{code} {a.message or ''}",
                 markup=False,
                 highlight=False,

@@ -21,6 +21,7 @@ from publisher.config.jobs import IngestConfig, SyndicationConfig, ingest_tables
 from publisher.config.pacing import check_pacing
 from publisher.domain.article import load_zone
 from publisher.domain.errors import ConfigError, InputError
+from publisher.domain.i18n import available_locales, match_locale
 
 DEFAULT_CONFIG = Path("config/matrix.toml")
 BUILTIN_CONFIG = Path(__file__).with_name("default_matrix.toml")
@@ -113,7 +114,7 @@ def _newsroom_timezone(
     newsroom = matrix.get("newsroom") or {}
     if not isinstance(newsroom, dict):
         raise ConfigError(f"{config_path}: [newsroom] must be a table")
-    unknown = sorted(set(newsroom) - {"timezone", *BRANDING_KEYS})
+    unknown = sorted(set(newsroom) - {"timezone", "locale", *BRANDING_KEYS})
     if unknown:
         raise ConfigError(f"{config_path}: [newsroom] {unknown[0]}: unknown setting")
     name: Any = env.get("PUBLISHER_TIMEZONE") or newsroom.get("timezone")
@@ -134,6 +135,25 @@ def _newsroom_timezone(
 
 
 BRANDING_KEYS = frozenset({"name", "brand_color", "text_color"})
+
+
+def _newsroom_locale(
+    env: Mapping[str, str], matrix: Mapping[str, Any], config_path: Path
+) -> str | None:
+    """`PUBLISHER_LOCALE`, else `[newsroom] locale` (`zh-CN`, `en`): the language the
+    CLI, the dashboard and the API speak when the reader asks for none we have."""
+    newsroom = matrix.get("newsroom") or {}
+    name: Any = env.get("PUBLISHER_LOCALE") or newsroom.get("locale")
+    where = (
+        "PUBLISHER_LOCALE" if env.get("PUBLISHER_LOCALE") else f"{config_path}: [newsroom] locale"
+    )
+    if name is None or name == "":
+        return None
+    found = match_locale(name) if isinstance(name, str) else None
+    if found is None:
+        known = ", ".join(tag.replace("_", "-") for tag in available_locales())
+        raise ConfigError(f"{where}: {name!r} is not a language we have ({known})")
+    return found
 
 
 def _branding(matrix: Mapping[str, Any], feeds: FeedSettings, config_path: Path) -> Branding:
@@ -181,6 +201,8 @@ class Settings:
     worker_concurrency: int = 2
     #: The newsroom's IANA zone: times given without a UTC offset are read in it.
     timezone: str | None = None
+    #: The newsroom's language (a catalogue name, `zh_CN`), when it names one.
+    locale: str | None = None
     notifications: dict[str, NotificationConfig] = field(default_factory=dict)
     ingest: dict[str, IngestConfig] = field(default_factory=dict)
     syndication: dict[str, SyndicationConfig] = field(default_factory=dict)
@@ -253,6 +275,7 @@ class Settings:
             feed_rebuild_spacing=_float_env(env, "PUBLISHER_FEED_REBUILD_SPACING", 0.2),
             worker_concurrency=int(_float_env(env, "PUBLISHER_WORKER_CONCURRENCY", 2)),
             timezone=newsroom_timezone,
+            locale=_newsroom_locale(env, matrix, config_path),
             notifications=notifications,
             ingest=ingest,
             syndication=syndication,

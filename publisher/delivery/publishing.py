@@ -17,6 +17,7 @@ from channels.base import Channel
 from publisher.domain import html as htmlkit
 from publisher.domain.article import Article
 from publisher.domain.errors import InputError
+from publisher.domain.i18n import Phrase
 from publisher.domain.states import Correction
 from publisher.store import PlannedDelivery, PublishResult, Store
 
@@ -27,7 +28,10 @@ def select_channels(channels: Mapping[str, Channel], wanted: Sequence[str] | Non
     unknown = [name for name in wanted if name not in channels]
     if unknown:
         known = ", ".join(sorted(channels))
-        raise InputError("channels", f"unknown channel {unknown[0]!r} (configured: {known})")
+        raise InputError(
+            "channels",
+            Phrase("unknown channel {name!r} (configured: {known})", name=unknown[0], known=known),
+        )
     return [channels[name] for name in wanted]
 
 

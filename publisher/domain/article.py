@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from publisher.domain import html as htmlkit
 from publisher.domain.errors import InputError
+from publisher.domain.i18n import Phrase
 from publisher.domain.text import cut
 
 MAX_BODY_CHARS = 1_000_000  # WeChat's article limit is 1 MB; nothing larger can go everywhere
@@ -118,9 +119,14 @@ def load_article_file(
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise InputError("file", f"cannot read {path}: {exc.strerror}") from None
+        raise InputError(
+            "file", Phrase("cannot read {path}: {reason}", path=path, reason=exc.strerror)
+        ) from None
     if len(raw) > MAX_FILE_BYTES:
-        raise InputError("file", f"{len(raw):,} bytes; the limit is {MAX_FILE_BYTES:,}")
+        raise InputError(
+            "file",
+            Phrase("{size:,} bytes; the limit is {limit:,}", size=len(raw), limit=MAX_FILE_BYTES),
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -129,7 +135,10 @@ def load_article_file(
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InputError("file", f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
+            raise InputError(
+                "file",
+                Phrase("invalid JSON at line {line}: {reason}", line=exc.lineno, reason=exc.msg),
+            ) from None
     else:
         data = parse_front_matter(text)
     if not isinstance(data, dict):
@@ -146,7 +155,7 @@ def parse_front_matter(text: str) -> dict[str, Any]:
     try:
         meta = yaml.safe_load(match.group(1)) or {}
     except yaml.YAMLError as exc:
-        raise InputError("front matter", f"invalid YAML: {exc}") from None
+        raise InputError("front matter", Phrase("invalid YAML: {reason}", reason=exc)) from None
     if not isinstance(meta, dict):
         raise InputError("front matter", "must be a mapping of article fields")
     if "body_html" in meta or "body_markdown" in meta:
@@ -213,13 +222,18 @@ def _text(data: Mapping[str, Any], field: str, *, required: bool, limit: int) ->
             raise InputError(field, "is required")
         return None
     if not isinstance(value, str):
-        raise InputError(field, f"must be a string, not {type(value).__name__}")
+        raise InputError(field, Phrase("must be a string, not {type}", type=type(value).__name__))
     bad = htmlkit.find_control(value.replace("\n", " "))
     if bad is not None:
-        raise InputError(field, f"contains the control character U+{ord(bad):04X}")
+        raise InputError(
+            field, Phrase("contains the control character U+{code:04X}", code=ord(bad))
+        )
     value = " ".join(value.split())
     if len(value) > limit:
-        raise InputError(field, f"is {len(value):,} characters; the limit is {limit:,}")
+        raise InputError(
+            field,
+            Phrase("is {size:,} characters; the limit is {limit:,}", size=len(value), limit=limit),
+        )
     return value
 
 
@@ -232,14 +246,18 @@ def _url(field: str, value: Any, *, required: bool) -> str | None:
         raise InputError(field, "must be a string")
     bad = htmlkit.find_control(value)
     if bad is not None:
-        raise InputError(field, f"contains the control character U+{ord(bad):04X}")
+        raise InputError(
+            field, Phrase("contains the control character U+{code:04X}", code=ord(bad))
+        )
     try:
         parts = urlsplit(value.strip())
         scheme, host = parts.scheme, parts.hostname
     except ValueError:  # e.g. an unclosed IPv6 bracket
         scheme, host = "", None
     if scheme not in ("http", "https") or not host or " " in value.strip():
-        raise InputError(field, f"{value[:80]!r} is not an absolute http(s) URL")
+        raise InputError(
+            field, Phrase("{value!r} is not an absolute http(s) URL", value=value[:80])
+        )
     if len(value) > 2000:
         raise InputError(field, "is longer than 2,000 characters")
     return value.strip()
@@ -257,7 +275,14 @@ def _body(data: Mapping[str, Any]) -> str:
     if not isinstance(value, str):
         raise InputError(field, "must be a string")
     if len(value) > MAX_BODY_CHARS:
-        raise InputError(field, f"is {len(value):,} characters; the limit is {MAX_BODY_CHARS:,}")
+        raise InputError(
+            field,
+            Phrase(
+                "is {size:,} characters; the limit is {limit:,}",
+                size=len(value),
+                limit=MAX_BODY_CHARS,
+            ),
+        )
     source = value if has_html else _markdown.render(value)
     clean = htmlkit.sanitize(source)
     if not htmlkit.to_text(clean) and "<img" not in clean:
@@ -308,7 +333,9 @@ def _cover(value: Any, base_dir: Path | None) -> str | None:
     if not path.is_relative_to(base_dir):
         raise InputError("cover_image", "the file must be inside the article's folder")
     if not path.is_file():
-        raise InputError("cover_image", f"{value} does not exist next to the article")
+        raise InputError(
+            "cover_image", Phrase("{path} does not exist next to the article", path=value)
+        )
     return str(path)
 
 
@@ -316,7 +343,10 @@ def _language(value: Any) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or not LANGUAGE_PATTERN.match(value):
-        raise InputError("language", f"{value!r} is not a language tag such as 'en' or 'zh-CN'")
+        raise InputError(
+            "language",
+            Phrase("{value!r} is not a language tag such as 'en' or 'zh-CN'", value=value),
+        )
     return value
 
 
@@ -332,7 +362,9 @@ def _timezone(value: Any) -> str | None:
 
 def load_zone(field: str, name: str) -> ZoneInfo:
     """The IANA zone `name`, or an `InputError` naming `field`."""
-    problem = f"{name[:80]!r} is not an IANA time zone name such as 'Asia/Shanghai' or 'UTC'"
+    problem = Phrase(
+        "{name!r} is not an IANA time zone name such as 'Asia/Shanghai' or 'UTC'", name=name[:80]
+    )
     if name in MACHINE_ZONES:
         raise InputError(field, problem)
     try:
@@ -357,15 +389,20 @@ def parse_time(
         try:
             value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise InputError(field, f"{value!r} is not an ISO 8601 time") from None
+            raise InputError(
+                field, Phrase("{value!r} is not an ISO 8601 time", value=value)
+            ) from None
     if not isinstance(value, datetime):
         raise InputError(field, "must be an ISO 8601 time with a UTC offset")
     if value.tzinfo is None or value.utcoffset() is None:
         if zone is None:
             raise InputError(
                 field,
-                "has no time zone; add an offset such as +08:00 or Z, "
-                f"or give {zone_field} (an IANA name such as Asia/Shanghai)",
+                Phrase(
+                    "has no time zone; add an offset such as +08:00 or Z, "
+                    "or give {zone_field} (an IANA name such as Asia/Shanghai)",
+                    zone_field=zone_field,
+                ),
             )
         return local_time(field, value.replace(tzinfo=None), zone)
     return value
@@ -384,18 +421,32 @@ def local_time(field: str, wall: datetime, zone: ZoneInfo) -> datetime:
         raise InputError(field, f"{zone.key} gives no UTC offset for {wall.isoformat()}")
     shown = wall.isoformat()
     if first != second:
-        options = f"{shown}{_offset(first)} or {shown}{_offset(second)}"
+        options = {"earlier": f"{shown}{_offset(first)}", "later": f"{shown}{_offset(second)}"}
         if earlier.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != wall:
             raise InputError(
                 field,
-                f"{shown} does not exist in {zone.key}: the clocks jump from "
-                f"{_offset(first)} to {_offset(second)} there; "
-                f"give a time outside the gap, or an explicit UTC offset ({options})",
+                Phrase(
+                    "{time} does not exist in {zone}: the clocks jump from "
+                    "{before} to {after} there; "
+                    "give a time outside the gap, or an explicit UTC offset ({earlier} or {later})",
+                    time=shown,
+                    zone=zone.key,
+                    before=_offset(first),
+                    after=_offset(second),
+                    **options,
+                ),
             )
         raise InputError(
             field,
-            f"{shown} is ambiguous in {zone.key}: it happens twice as the clocks go back "
-            f"from {_offset(first)} to {_offset(second)}; add the UTC offset you mean ({options})",
+            Phrase(
+                "{time} is ambiguous in {zone}: it happens twice as the clocks go back "
+                "from {before} to {after}; add the UTC offset you mean ({earlier} or {later})",
+                time=shown,
+                zone=zone.key,
+                before=_offset(first),
+                after=_offset(second),
+                **options,
+            ),
         )
     return wall.replace(tzinfo=timezone(first))
 
@@ -428,7 +479,7 @@ def parse_overrides(value: Any) -> dict[str, dict[str, str]]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise InputError("overrides", "must map channel names to {key: text}")
+        raise InputError("overrides", "must map channel names to tables of override keys and texts")
     result: dict[str, dict[str, str]] = {}
     for channel, fields in value.items():
         where = f"overrides.{channel}"

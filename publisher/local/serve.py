@@ -23,6 +23,7 @@ from types import FrameType
 import uvicorn
 
 from publisher.config.settings import Settings
+from publisher.domain.i18n import _
 from publisher.local.stack import LocalStack, local_stack
 from publisher.web.api import create_app
 
@@ -76,10 +77,16 @@ def _watch(worker: subprocess.Popen[bytes], server: uvicorn.Server) -> None:
 
 def _announce(settings: Settings, host: str, port: int, stack: LocalStack) -> None:
     base = f"http://{host}:{port}"
-    print(f"publisher: API on {base} (OpenAPI at {base}/docs), data in {settings.data_dir}")
-    print(f"publisher: worker log {stack.worker_log}; feeds at {base}/feeds/")
+    print(
+        _(
+            "publisher: API on {url} (OpenAPI at {url}/docs), data in {path}",
+            url=base,
+            path=settings.data_dir,
+        )
+    )
+    print(_("publisher: worker log {path}; feeds at {url}/feeds/", path=stack.worker_log, url=base))
     for name, url in stack.sandboxes.urls.items():
-        print(f"publisher: the {name} channel posts to its sandbox at {url}/")
+        print(_("publisher: the {name} channel posts to its sandbox at {url}/", name=name, url=url))
     if not settings.api_tokens:
-        print("publisher: PUBLISHER_API_TOKENS is empty, so the API refuses every change")
+        print(_("publisher: PUBLISHER_API_TOKENS is empty, so the API refuses every change"))
     sys.stdout.flush()

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import and_, delete, select
 
 from publisher.domain.errors import InputError, NotFound
+from publisher.domain.i18n import Phrase
 from publisher.domain.states import State
 from publisher.store.base import StoreBase
 from publisher.store.models import (
@@ -87,10 +88,15 @@ class DocumentSide(StoreBase):
         """Copy a local file into the store; returns its reference `media/<sha>.<ext>`."""
         data = path.read_bytes()
         if len(data) > MAX_MEDIA_BYTES:
-            raise InputError("cover_image", f"{path.name} is larger than {MAX_MEDIA_BYTES:,} bytes")
+            raise InputError(
+                "cover_image",
+                Phrase(
+                    "{name} is larger than {limit:,} bytes", name=path.name, limit=MAX_MEDIA_BYTES
+                ),
+            )
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         if not content_type.startswith("image/"):
-            raise InputError("cover_image", f"{path.name} is not an image")
+            raise InputError("cover_image", Phrase("{name} is not an image", name=path.name))
         return self.save_media(data, content_type, path.suffix.lower())
 
     def save_media(
@@ -128,5 +134,5 @@ class DocumentSide(StoreBase):
         with self.session() as session:
             row = session.get(MediaRow, media_id)
             if row is None:
-                raise NotFound(f"{ref} is not in the store")
+                raise NotFound(Phrase("{ref} is not in the store", ref=ref))
             return row.data, row.content_type

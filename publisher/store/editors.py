@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from sqlalchemy import select
 
 from publisher.domain.errors import InputError, NotFound
+from publisher.domain.i18n import Phrase
 from publisher.domain.states import CANCELLABLE, RETRIABLE, Kind, State
 from publisher.store.base import StoreBase
 from publisher.store.ledger import editor_entry
@@ -29,7 +30,7 @@ class EditorSide(StoreBase):
         with self.session() as session, session.begin():
             row = session.get(DeliveryRow, delivery_id)
             if row is None:
-                raise NotFound(f"delivery {delivery_id} does not exist")
+                raise NotFound(Phrase("delivery {id} does not exist", id=delivery_id))
             moved = move(
                 session, DeliveryRow, State.PENDING,
                 where=[DeliveryRow.id == delivery_id], source=RETRIABLE,
@@ -38,8 +39,12 @@ class EditorSide(StoreBase):
             if not moved:
                 raise InputError(
                     "delivery",
-                    f"{delivery_id} is {row.state}; only failed, cancelled or "
-                    "retrying deliveries can be retried",
+                    Phrase(
+                        "{id} is {state}; only failed, cancelled or "
+                        "retrying deliveries can be retried",
+                        id=delivery_id,
+                        state=Phrase(row.state),
+                    ),
                 )
             session.add(editor_entry(row, "retry", actor, now))
             return Enqueue(row.id, row.channel_type)
@@ -49,7 +54,7 @@ class EditorSide(StoreBase):
         with self.session() as session, session.begin():
             row = session.get(DeliveryRow, delivery_id)
             if row is None:
-                raise NotFound(f"delivery {delivery_id} does not exist")
+                raise NotFound(Phrase("delivery {id} does not exist", id=delivery_id))
             moved = move(
                 session, DeliveryRow, State.CANCELLED,
                 where=[DeliveryRow.id == delivery_id], source=CANCELLABLE,
@@ -57,7 +62,12 @@ class EditorSide(StoreBase):
             )  # fmt: skip
             if not moved:
                 raise InputError(
-                    "delivery", f"{delivery_id} is {row.state} and cannot be cancelled"
+                    "delivery",
+                    Phrase(
+                        "{id} is {state} and cannot be cancelled",
+                        id=delivery_id,
+                        state=Phrase(row.state),
+                    ),
                 )
             session.add(editor_entry(row, "cancelled", actor, now))
 
@@ -81,7 +91,7 @@ class EditorSide(StoreBase):
         with self.session() as session, session.begin():
             article = session.get(ArticleRow, article_id, with_for_update=True)
             if article is None:
-                raise NotFound(f"article {article_id!r} does not exist")
+                raise NotFound(Phrase("article {id!r} does not exist", id=article_id))
             article.retracted_at = article.retracted_at or now
             article.updated_at = now
             cancelled = move(

@@ -11,6 +11,7 @@ from sqlalchemy import and_, exists, func, select
 
 from publisher.domain.article import Article
 from publisher.domain.errors import NotFound
+from publisher.domain.i18n import Phrase
 from publisher.domain.states import State
 from publisher.store.base import StoreBase
 from publisher.store.models import ArticleRow, ArticleVersionRow, AttemptRow, DeliveryRow
@@ -44,7 +45,7 @@ class ReadSide(StoreBase):
         with self.session() as session:
             row = session.get(ArticleRow, article_id)
             if row is None:
-                raise NotFound(f"article {article_id!r} does not exist")
+                raise NotFound(Phrase("article {id!r} does not exist", id=article_id))
             version = session.get_one(ArticleVersionRow, (article_id, row.current_version))
             deliveries = list(
                 session.scalars(
@@ -150,7 +151,7 @@ class ReadSide(StoreBase):
         with self.session() as session:
             row = session.get(DeliveryRow, delivery_id)
             if row is None:
-                raise NotFound(f"delivery {delivery_id} does not exist")
+                raise NotFound(Phrase("delivery {id} does not exist", id=delivery_id))
             return row
 
     def siblings(self, article_id: str, channel: str) -> dict[str, DeliveryRow]:

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from publisher.domain.i18n import N_
 from publisher.web.errors import ApiError
 
 #: Actor names are stored in 64-character columns.
@@ -44,7 +45,7 @@ def editor(
         )
     name = _token_name(tokens, credentials.credentials) if credentials else None
     if name is None:
-        problem = "a valid bearer token is required" if credentials else "is required"
+        problem = N_("a valid bearer token is required") if credentials else N_("is required")
         raise ApiError(401, "Authorization", problem, challenge)
     return name[:ACTOR_CHARS]
 

@@ -14,6 +14,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 
 from fastapi import Request, Response
 
+from publisher.domain.i18n import Phrase
 from publisher.web.errors import error_response
 from publisher.web.ranges import RangeNotSatisfiable, if_range_holds, requested_range
 
@@ -103,7 +104,7 @@ def conditional_response(
 
 def _unsatisfiable(length: int) -> Response:
     # Not the representation's caching headers: a cache must not keep this answer.
-    problem = f"starts past the end of the {length:,} bytes there are"
+    problem = Phrase("starts past the end of the {length:,} bytes there are", length=length)
     return error_response(
         416, "Range", problem, {"Content-Range": f"bytes */{length}", "Accept-Ranges": "bytes"}
     )

@@ -18,10 +18,11 @@ schema: they are the page's plumbing, not an API to build on.
 from __future__ import annotations
 
 import hashlib
+from functools import cache
 from pathlib import Path as FilePath
-from string import Template
 from typing import Annotated, Any
 
+import jinja2
 from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
@@ -30,7 +31,8 @@ from pydantic import BaseModel, Field
 
 from publisher.domain.article import parse_front_matter
 from publisher.domain.errors import InputError
-from publisher.domain.states import CANCELLABLE, RETRIABLE, SETTLED, State
+from publisher.domain.i18n import Phrase, available_locales, match_locale, negotiate, translator
+from publisher.domain.states import CANCELLABLE, RETRIABLE, SETTLED, WORDS, State
 from publisher.web.auth import Editor, editor
 from publisher.web.context import CurrentRuntime
 from publisher.web.errors import ApiError
@@ -130,10 +132,54 @@ def load_assets() -> dict[str, Asset]:
     return {p.name: Asset(p) for p in sorted(STATIC.iterdir()) if p.suffix in ASSET_TYPES}
 
 
-def render_page(assets: dict[str, Asset]) -> str:
-    """The page; it interpolates nothing but the asset URLs (no data, no token)."""
-    return Template(PAGE.read_text(encoding="utf-8")).substitute(
-        script=assets["dashboard.js"].url, stylesheet=assets["dashboard.css"].url
+@cache
+def script_messages() -> tuple[str, ...]:
+    """Every message the script says (its `t("...")` calls), and the words for states,
+    kinds and outcomes it shows: what the page hands the script, and nothing more."""
+    from babel.messages.extract import extract_javascript
+
+    with (STATIC / "dashboard.js").open("rb") as script:
+        calls = list(extract_javascript(script, {"t": None}, [], {}))
+    # A call with more arguments than its message gives a tuple: the message first.
+    found: list[object] = [m[0] if isinstance(m, tuple) else m for _n, _f, m, _c in calls]
+    said = [m for m in found if isinstance(m, str)]
+    return tuple(dict.fromkeys([*WORDS, *said]))
+
+
+def language_names() -> list[tuple[str, str]]:
+    """(tag, the language's own name) for the picker: "English", "中文 (中国)"."""
+    from babel import Locale
+
+    names = []
+    for locale in available_locales():
+        name = Locale.parse(locale).get_display_name(locale) or locale
+        names.append((locale.replace("_", "-"), name[:1].upper() + name[1:]))
+    return names
+
+
+def render_page(assets: dict[str, Asset], locale: str, zone: str | None) -> str:
+    """The page in one language. It interpolates the asset URLs, the language's words
+    and the newsroom's zone, never data or a token; Jinja escapes every one."""
+    words = translator(locale)
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(PAGE.parent),
+        autoescape=True,
+        extensions=["jinja2.ext.i18n"],
+        undefined=jinja2.StrictUndefined,
+    )
+    environment.install_gettext_callables(  # type: ignore[attr-defined]
+        words.catalogue.gettext, words.catalogue.ngettext, newstyle=True
+    )
+    return environment.get_template(PAGE.name).render(
+        script=assets["dashboard.js"].url,
+        stylesheet=assets["dashboard.css"].url,
+        lang=words.tag,
+        languages=language_names(),
+        i18n={
+            "locale": words.tag,
+            "zone": zone,
+            "messages": {m: words.gettext(m) for m in script_messages()},
+        },
     )
 
 
@@ -161,12 +207,23 @@ def dashboard_router(*, read_requires_token: bool) -> APIRouter:
     """
     reads = [Depends(editor)] if read_requires_token else []
     assets = load_assets()
-    page = render_page(assets)
     router = APIRouter(include_in_schema=False)
 
+    @cache
+    def page(locale: str, zone: str | None) -> str:
+        return render_page(assets, locale, zone)
+
     @router.get("/", response_class=HTMLResponse)
-    def index() -> HTMLResponse:
-        return HTMLResponse(page, headers=PAGE_HEADERS)
+    def index(request: Request, runtime: CurrentRuntime, lang: str | None = None) -> HTMLResponse:
+        """The page in the language the editor picked (`?lang=`, kept in the tab by
+        the script), else the browser's `Accept-Language`, else the newsroom's."""
+        settings = runtime.settings
+        locale = match_locale(lang) or negotiate(
+            request.headers.get("accept-language"), settings.locale
+        )
+        headers = {**PAGE_HEADERS, "Content-Language": locale.replace("_", "-")}
+        headers["Vary"] = "Accept-Language"
+        return HTMLResponse(page(locale, settings.timezone), headers=headers)
 
     @router.get("/dashboard/static/{name}")
     def asset(
@@ -174,7 +231,7 @@ def dashboard_router(*, read_requires_token: bool) -> APIRouter:
     ) -> Response:
         found = assets.get(name)
         if found is None:
-            raise ApiError(404, "name", f"there is no dashboard file {name!r}")
+            raise ApiError(404, "name", Phrase("there is no dashboard file {name!r}", name=name))
         return found.response(request)
 
     @router.get("/dashboard/api/config", dependencies=reads)

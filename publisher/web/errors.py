@@ -17,6 +17,28 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from publisher.domain.errors import InputError, NotFound
+from publisher.domain.i18n import N_, Phrase, Translator, negotiate, translator
+
+#: pydantic's own words for the commonest mistakes, so the catalogue can say them.
+PYDANTIC_WORDS = (
+    N_("Field required"),
+    N_("Input should be a valid string"),
+    N_("Input should be a valid list"),
+    N_("Input should be a valid dictionary"),
+    N_("Input should be a valid boolean"),
+    N_("Input should be a valid integer"),
+    N_("Input should be a valid integer, unable to parse string as an integer"),
+)
+
+
+def reader_translator(scope: Scope) -> Translator:
+    """The language of the one asking: `Accept-Language`, else the newsroom's
+    `[newsroom] locale`, else English. Only words change; `field` never does."""
+    app = scope.get("app")
+    runtime = getattr(getattr(app, "state", None), "runtime", None)
+    default = getattr(getattr(runtime, "settings", None), "locale", None)
+    accept = dict(scope.get("headers") or []).get(b"accept-language", b"")
+    return translator(negotiate(accept.decode("latin-1"), default))
 
 
 class ErrorDetail(BaseModel):
@@ -29,8 +51,18 @@ class ErrorOut(BaseModel):
 
 
 def error_response(
-    status: int, field: str | None, problem: str, headers: dict[str, str] | None = None
+    status: int,
+    field: str | None,
+    problem: str,
+    headers: dict[str, str] | None = None,
+    reader: Translator | None = None,
 ) -> JSONResponse:
+    """The error as JSON, its `problem` in the `reader`'s language when one is given."""
+    headers = dict(headers or {})
+    if reader is not None:
+        problem = reader.text(problem)
+        headers["Content-Language"] = reader.tag
+        headers["Vary"] = "Accept-Language"
     body = ErrorOut(error=ErrorDetail(field=field, problem=problem))
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
@@ -69,39 +101,53 @@ def _validation_problem(exc: RequestValidationError) -> tuple[str | None, str]:
     kind = first.get("type", "")
     if kind == "json_invalid":
         detail = (first.get("ctx") or {}).get("error", "")
-        return "body", f"is not valid JSON: {detail}".rstrip(": ")
+        if not detail:
+            return "body", N_("is not valid JSON")
+        return "body", Phrase("is not valid JSON: {reason}", reason=detail)
     if kind in ("model_attributes_type", "dict_type", "model_type") and not where:
         return "body", "must be a JSON object of article fields"
     if kind == "missing":
         return where or "body", "is required"
     if kind == "extra_forbidden":
         return where, "is not an article field"
+    error = (first.get("ctx") or {}).get("error")
+    if kind == "value_error" and isinstance(error, ValueError) and error.args:
+        return where or None, str(error.args[0]) if not isinstance(
+            error.args[0], str
+        ) else error.args[0]
     return where or None, str(first.get("msg", "is invalid")).removeprefix("Value error, ")
+
+
+def reader(request: Request) -> Translator:
+    return reader_translator(request.scope)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 400:  # FastAPI's only 400: a body that is not UTF-8 JSON
-            return error_response(422, "body", "is not valid JSON (UTF-8)")
+            return error_response(422, "body", "is not valid JSON (UTF-8)", reader=reader(request))
         field = getattr(exc, "field", None)
         problem = getattr(exc, "problem", None) or str(exc.detail)
-        return error_response(exc.status_code, field, problem, dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        return error_response(exc.status_code, field, problem, headers, reader(request))
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         field, problem = _validation_problem(exc)
-        return error_response(422, field, problem)
+        return error_response(422, field, problem, reader=reader(request))
 
     async def on_input(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, InputError)
-        return error_response(422, exc.field, exc.problem)
+        return error_response(422, exc.field, exc.problem, reader=reader(request))
 
     async def on_not_found(request: Request, exc: Exception) -> Response:
-        return error_response(404, None, str(exc))
+        problem = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+        return error_response(404, None, problem, reader=reader(request))  # a Phrase, said anew
 
     async def on_database(request: Request, exc: Exception) -> Response:
-        return error_response(503, None, f"the database is unavailable ({type(exc).__name__})")
+        problem = Phrase("the database is unavailable ({reason})", reason=type(exc).__name__)
+        return error_response(503, None, problem, reader=reader(request))
 
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
@@ -123,10 +169,11 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        problem = f"request body is larger than {self.max_bytes:,} bytes"
+        problem = Phrase("request body is larger than {limit:,} bytes", limit=self.max_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            response = error_response(413, "body", problem, {"Connection": "close"})
+            closing = {"Connection": "close"}
+            response = error_response(413, "body", problem, closing, reader_translator(scope))
             await response(scope, receive, send)
             return
         received = 0

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Request, Response
 
 from channels.feed import FeedChannel
 from publisher.delivery import websub
+from publisher.domain.i18n import Phrase
 from publisher.web.conditional import conditional_response, dated_once_settled
 from publisher.web.context import CurrentRuntime
 from publisher.web.errors import ApiError, documented_errors
@@ -70,11 +71,13 @@ def get_feed(
     if document is None:
         owner = feed_owner(runtime, filename)
         if owner is None:
-            raise ApiError(404, "filename", f"there is no feed document {filename!r}")
+            raise ApiError(
+                404, "filename", Phrase("there is no feed document {name!r}", name=filename)
+            )
         runtime.rebuild_feed(owner.name)  # first request before any delivery
         document = store.feed_document(filename)
         if document is None:
-            raise ApiError(404, "filename", f"{filename!r} could not be built")
+            raise ApiError(404, "filename", Phrase("{name!r} could not be built", name=filename))
     headers = {"Cache-Control": "no-cache"}
     owner = feed_owner(runtime, filename)
     hub_url = runtime.settings.feeds.hub_url

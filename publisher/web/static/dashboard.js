@@ -12,6 +12,7 @@
 
 (() => {
   const TOKEN_KEY = "publisher.api-token";
+  const LANGUAGE_KEY = "publisher.language";
   const FAST_MS = 1000;
   const SLOW_MS = 5000;
   const FAST_AFTER_ACTION_MS = 20000;
@@ -19,6 +20,29 @@
   const MOVING = new Set(["pending", "sending", "retrying"]);
 
   const $ = (id) => document.getElementById(id);
+
+  // -- language ------------------------------------------------------------------
+  // The server renders the page in one language (`?lang=`, else Accept-Language)
+  // and hands the script its words as a JSON data block: {locale, zone, messages}.
+
+  const I18N = JSON.parse(document.getElementById("i18n").textContent);
+
+  /** `message` in the page's language, its {fields} filled in from `fields`. */
+  function t(message, fields) {
+    const text = I18N.messages[message] || message;
+    return text.replace(/\{(\w+)\}/g, (whole, name) => (fields && name in fields ? String(fields[name]) : whole));
+  }
+
+  // Dates in the page's language, in the browser's own variant of it when it has one
+  // (an en-GB browser on the English page reads "2 Dec 2026"), in the newsroom's zone.
+  const DATE_LOCALE =
+    (navigator.languages || []).find((tag) => tag.split("-")[0] === I18N.locale.split("-")[0]) || I18N.locale;
+  const DATE_TIME = new Intl.DateTimeFormat(DATE_LOCALE, {
+    dateStyle: "medium",
+    timeStyle: "medium",
+    timeZone: I18N.zone || undefined,
+  });
+  const TIME = new Intl.DateTimeFormat(DATE_LOCALE, { timeStyle: "medium", timeZone: I18N.zone || undefined });
 
   const view = {
     config: null,
@@ -64,14 +88,14 @@
   function stateBadge(state, tag = "span", props = {}, kind = "publish") {
     const className = `state state-${String(state).replace(/[^a-z]/g, "")} ${props.className || ""}`;
     // A correction or a removal shows what it is: "retract: delivered".
-    const text = kind && kind !== "publish" ? `${kind}: ${state}` : state;
+    const text = kind && kind !== "publish" ? t("{kind}: {state}", { kind: t(kind), state: t(state) }) : t(state);
     return el(tag, { ...props, className: className.trim(), text });
   }
 
   function when(iso) {
     if (!iso) return "";
     const date = new Date(iso);
-    return Number.isNaN(date.getTime()) ? String(iso) : date.toLocaleString();
+    return Number.isNaN(date.getTime()) ? String(iso) : DATE_TIME.format(date);
   }
 
   function showMessage(node, text, kind) {
@@ -100,7 +124,7 @@
   }
 
   async function api(method, path, { json, text } = {}) {
-    const headers = { Accept: "application/json" };
+    const headers = { Accept: "application/json", "Accept-Language": I18N.locale };
     const bearer = token();
     if (bearer) headers.Authorization = `Bearer ${bearer}`;
     let body;
@@ -115,7 +139,7 @@
     try {
       response = await fetch(path, { method, headers, body, cache: "no-store", credentials: "omit" });
     } catch (error) {
-      throw new Problem(0, null, `the server did not answer (${error.message})`);
+      throw new Problem(0, null, t("the server did not answer ({reason})", { reason: error.message }));
     }
     const raw = await response.text();
     let data = null;
@@ -134,7 +158,7 @@
   /** Mutations need a token: say so instead of sending a request bound to fail. */
   function needToken(messageNode) {
     if (token()) return false;
-    showMessage(messageNode, "Paste your API token at the top first: changes need it.", "error");
+    showMessage(messageNode, t("Paste your API token at the top first: changes need it."), "error");
     $("token").focus();
     return true;
   }
@@ -144,16 +168,16 @@
   async function checkToken() {
     const who = $("whoami");
     if (!token()) {
-      who.textContent = "not signed in: read only";
+      who.textContent = t("not signed in: read only");
       who.className = "whoami";
       return;
     }
     try {
       const me = await api("GET", "/dashboard/api/whoami");
-      who.textContent = `acting as ${me.name}`;
+      who.textContent = t("acting as {name}", { name: me.name });
       who.className = "whoami ok";
     } catch (error) {
-      who.textContent = error.status === 401 ? "token not accepted" : error.message;
+      who.textContent = error.status === 401 ? t("token not accepted") : error.message;
       who.className = "whoami bad";
     }
   }
@@ -185,7 +209,7 @@
 
   function renderHead() {
     const head = $("grid-head");
-    head.replaceChildren(el("th", { scope: "col" }, "Article"));
+    head.replaceChildren(el("th", { scope: "col" }, t("Article")));
     for (const column of view.columns) {
       head.append(
         el("th", { scope: "col" }, column.name, column.type ? el("span", { className: "type", text: column.type }) : null),
@@ -219,11 +243,11 @@
         { className: "meta" },
         el("code", { text: article.id }),
         ` · v${article.version} · ${when(article.created_at)}`,
-        article.retracted_at ? ` · retracted ${when(article.retracted_at)}` : "",
+        article.retracted_at ? ` · ${t("retracted {time}", { time: when(article.retracted_at) })}` : "",
       );
       const cells = view.columns.map((column) => {
         const delivery = byChannel.get(column.name);
-        if (!delivery) return el("td", { className: "none", title: `not sent to ${column.name}` }, "—");
+        if (!delivery) return el("td", { className: "none", title: t("not sent to {channel}", { channel: column.name }) }, "—");
         const selected = delivery.id === view.selected ? "selected" : "";
         return el(
           "td",
@@ -234,7 +258,12 @@
             {
               type: "button",
               className: `cell ${selected}`,
-              title: `${column.name}: ${delivery.kind} ${delivery.state} (delivery ${delivery.id}); details`,
+              title: t("{channel}: {kind} {state} (delivery {id}); details", {
+                channel: column.name,
+                kind: t(delivery.kind),
+                state: t(delivery.state),
+                id: delivery.id,
+              }),
               dataset: { delivery: String(delivery.id) },
             },
             delivery.kind,
@@ -247,7 +276,7 @@
     $("grid-empty").hidden = page.items.length > 0;
     const first = page.total === 0 ? 0 : page.offset + 1;
     const last = page.offset + page.items.length;
-    $("page-info").textContent = `${first}–${last} of ${page.total}`;
+    $("page-info").textContent = t("{first}–{last} of {total}", { first, last, total: page.total });
     $("newer").disabled = page.offset === 0;
     $("older").disabled = last >= page.total;
   }
@@ -276,11 +305,11 @@
       if (!document.hidden) {
         await refreshBoard();
         await refreshDetail();
-        live.textContent = `live · ${new Date().toLocaleTimeString()}`;
+        live.textContent = t("live · {time}", { time: TIME.format(new Date()) });
         live.className = "live";
       }
     } catch (error) {
-      live.textContent = `not updating: ${error.message}`;
+      live.textContent = t("not updating: {reason}", { reason: error.message });
       live.className = "live down";
     } finally {
       view.polling = false;
@@ -322,7 +351,8 @@
       try {
         const result = await api("POST", "/api/deliveries/retry?state=failed");
         const n = result.retried.length;
-        showMessage(message, n ? `Retrying ${n} failed ${n === 1 ? "delivery" : "deliveries"}.` : "Nothing has failed.", "ok");
+        const text = n === 1 ? t("Retrying 1 failed delivery.") : t("Retrying {n} failed deliveries.", { n });
+        showMessage(message, n ? text : t("Nothing has failed."), "ok");
       } catch (error) {
         showMessage(message, error.message, "error");
       }
@@ -358,28 +388,32 @@
   function renderDetail(d) {
     $("detail-empty").hidden = true;
     $("detail-body").hidden = false;
-    $("detail-heading").textContent = `Delivery ${d.id} · ${d.channel} · ${d.kind}`;
+    $("detail-heading").textContent = t("Delivery {id} · {channel} · {kind}", { id: d.id, channel: d.channel, kind: t(d.kind) });
     view.selectedArticle = d.article_id;
     $("detail-article").textContent = articleTitle(d.article_id);
     const facts = $("detail-facts");
     facts.replaceChildren();
-    fact(facts, "state", stateBadge(d.state));
-    fact(facts, "channel", `${d.channel} (${d.channel_type})`);
-    fact(facts, "article", el("code", { text: d.article_id }), ` version ${d.article_version}`);
-    fact(facts, "attempts", `${d.attempts} of ${d.max_attempts}`);
-    if (d.publish_at) fact(facts, "scheduled for", when(d.publish_at));
-    if (d.next_attempt_at) fact(facts, "next attempt", when(d.next_attempt_at));
-    if (d.last_error) fact(facts, "last error", d.last_error, d.last_code ? ` (code ${d.last_code})` : "");
-    if (d.delivered_at) fact(facts, "delivered", when(d.delivered_at));
-    if (d.remote_url || d.remote_id) fact(facts, "followers read it at", link(d.remote_url, d.remote_url || d.remote_id));
-    fact(facts, "last change", when(d.updated_at));
+    fact(facts, t("state"), stateBadge(d.state));
+    fact(facts, t("channel"), `${d.channel} (${d.channel_type})`);
+    fact(facts, t("article"), el("code", { text: d.article_id }), " ", t("version {version}", { version: d.article_version }));
+    fact(facts, t("attempts"), t("{n} of {max}", { n: d.attempts, max: d.max_attempts }));
+    if (d.publish_at) fact(facts, t("scheduled for"), when(d.publish_at));
+    if (d.next_attempt_at) fact(facts, t("next attempt"), when(d.next_attempt_at));
+    if (d.last_error) fact(facts, t("last error"), d.last_error, d.last_code ? ` (${t("code {code}", { code: d.last_code })})` : "");
+    if (d.delivered_at) fact(facts, t("delivered at"), when(d.delivered_at));
+    if (d.remote_url || d.remote_id) fact(facts, t("followers read it at"), link(d.remote_url, d.remote_url || d.remote_id));
+    fact(facts, t("last change"), when(d.updated_at));
 
     const retriable = new Set(view.config.retriable);
     const cancellable = new Set(view.config.cancellable);
     $("detail-retry").disabled = !retriable.has(d.state);
-    $("detail-retry").title = retriable.has(d.state) ? "send it again, with fresh attempts" : `cannot retry a ${d.state} delivery`;
+    $("detail-retry").title = retriable.has(d.state)
+      ? t("send it again, with fresh attempts")
+      : t("cannot retry a delivery that is {state}", { state: t(d.state) });
     $("detail-cancel").disabled = !cancellable.has(d.state);
-    $("detail-cancel").title = cancellable.has(d.state) ? "stop it before it is sent" : `cannot cancel a ${d.state} delivery`;
+    $("detail-cancel").title = cancellable.has(d.state)
+      ? t("stop it before it is sent")
+      : t("cannot cancel a delivery that is {state}", { state: t(d.state) });
 
     const rows = d.log.map((a) =>
       el(
@@ -388,11 +422,11 @@
         el("td", { text: a.number }),
         el("td", { text: when(a.started_at) }),
         el("td", { text: a.actor ? "" : `${a.duration_ms} ms` }),
-        el("td", { className: `outcome-${String(a.outcome).replace(/[^a-z]/g, "")}`, text: a.outcome }),
+        el("td", { className: `outcome-${String(a.outcome).replace(/[^a-z]/g, "")}`, text: t(a.outcome) }),
         el("td", { text: a.http_status ?? "" }),
         el("td", { text: a.platform_code ?? "" }),
         el("td", { className: "message-cell", text: a.message ?? "" }),
-        el("td", { text: a.actor ?? "worker" }),
+        el("td", { text: a.actor ?? t("worker") }),
       ),
     );
     $("detail-log").replaceChildren(...rows);
@@ -428,7 +462,7 @@
       box.replaceChildren(
         stored.payload
           ? channelCard(stored.channel, stored.channel_type, stored.payload, true)
-          : el("p", { className: "empty", text: "No payload stored." }),
+          : el("p", { className: "empty", text: t("No payload stored.") }),
       );
     }
   }
@@ -438,7 +472,7 @@
     if (view.selected === null || needToken(message)) return;
     try {
       const d = await api("POST", `/api/deliveries/${view.selected}/${action}`);
-      showMessage(message, action === "retry" ? "Retry queued." : `Cancelled: ${d.state}.`, "ok");
+      showMessage(message, action === "retry" ? t("Retry queued.") : t("Cancelled: {state}.", { state: t(d.state) }), "ok");
     } catch (error) {
       showMessage(message, error.message, "error");
     }
@@ -456,10 +490,10 @@
     const message = $("detail-message");
     const id = view.selectedArticle;
     if (!id || needToken(message)) return;
-    if (!window.confirm(`Withdraw ${id} from every channel?`)) return;
+    if (!window.confirm(t("Withdraw {id} from every channel?", { id }))) return;
     try {
       await api("DELETE", `/api/articles/${encodeURIComponent(id)}`);
-      showMessage(message, "Retracted: removals queued on every channel that has it.", "ok");
+      showMessage(message, t("Retracted: removals queued on every channel that has it."), "ok");
     } catch (error) {
       showMessage(message, error.message, "error");
     }
@@ -497,8 +531,8 @@
       return [
         el("div", { className: "post-title", text: a.title }),
         el("div", { className: "post-meta" }, a.author ? `${a.author} · ` : "", a.digest || ""),
-        htmlFrame(a.content, `${a.title} as an official-account article`),
-        el("div", { className: "post-meta" }, "read more: ", link(a.content_source_url)),
+        htmlFrame(a.content, t("{title} as an official-account article", { title: a.title })),
+        el("div", { className: "post-meta" }, t("read more: "), link(a.content_source_url)),
       ];
     }
     if (type === "rss" || type === "app_feed" || "content_html" in p) {
@@ -507,7 +541,7 @@
         el("div", { className: "post-title" }, link(p.url, p.title)),
         el("div", { className: "post-meta", text: byline }),
         el("div", { className: "post-meta", text: p.summary || "" }),
-        htmlFrame(p.content_html, `${p.title} in the feed`),
+        htmlFrame(p.content_html, t("{title} in the feed", { title: p.title })),
         tags(p.tags),
       ];
     }
@@ -526,7 +560,7 @@
       { className: "card", dataset: { channel: name } },
       el("header", {}, el("span", { className: "name", text: name }), el("span", { className: "type", text: type })),
       ...rendered,
-      el("details", { open: openJson || rendered.length === 0 }, el("summary", { text: "payload (JSON)" }), json),
+      el("details", { open: openJson || rendered.length === 0 }, el("summary", { text: t("payload (JSON)") }), json),
     );
   }
 
@@ -557,6 +591,11 @@
     );
   }
 
+  /** Typed times are the newsroom's wall-clock time when it names a zone, else the browser's. */
+  function inputZone() {
+    return I18N.zone || Intl.DateTimeFormat().resolvedOptions().timeZone;
+  }
+
   function articleFromFields() {
     const f = form().elements;
     const article = {};
@@ -570,7 +609,7 @@
     if (tagList.length) article.tags = tagList;
     // Wall-clock times go with the browser's IANA zone: the server refuses a time a
     // daylight-saving change skips or repeats, where `Date` would silently pick one.
-    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    const zone = inputZone();
     for (const name of ["published_at", "publish_at"]) {
       const value = zone ? f[name].value : withOffset(f[name].value);
       if (value) article[name] = value;
@@ -675,12 +714,12 @@
 
   async function articleFromSource() {
     const text = $("source-text").value.trim();
-    if (!text) throw new Problem(422, "source", "is empty: paste an article or load a file");
+    if (!text) throw new Problem(422, "source", t("is empty: paste an article or load a file"));
     if (text.startsWith("{")) {
       try {
         return JSON.parse(text);
       } catch (error) {
-        throw new Problem(422, "source", `is not valid JSON: ${error.message}`);
+        throw new Problem(422, "source", t("is not valid JSON: {reason}", { reason: error.message }));
       }
     }
     return api("POST", "/dashboard/api/source", { text });
@@ -739,10 +778,12 @@
       const result = await api("POST", "/api/articles", { json: article });
       const scheduled = result.deliveries.some((d) => d.state === "scheduled");
       let text;
-      if (result.rescheduled) text = `Rescheduled ${result.id} (version ${result.version}).`;
-      else if (!result.changed) text = `No change: ${result.id} already has this content (version ${result.version}).`;
-      else if (scheduled) text = `Scheduled ${result.id} (version ${result.version}).`;
-      else text = `${result.created ? "Published" : "Updated"} ${result.id} (version ${result.version}).`;
+      const fields = { id: result.id, version: result.version };
+      if (result.rescheduled) text = t("Rescheduled {id} (version {version}).", fields);
+      else if (!result.changed) text = t("No change: {id} already has this content (version {version}).", fields);
+      else if (scheduled) text = t("Scheduled {id} (version {version}).", fields);
+      else if (result.created) text = t("Published {id} (version {version}).", fields);
+      else text = t("Updated {id} (version {version}).", fields);
       showMessage(message, text, "ok");
       view.offset = 0;
     } catch (error) {
@@ -761,7 +802,7 @@
 
   function updatePublishLabel() {
     const scheduling = !sourceTabActive() && Boolean(form().elements.publish_at.value);
-    $("publish-button").textContent = scheduling ? "Schedule" : "Publish";
+    $("publish-button").textContent = scheduling ? t("Schedule") : t("Publish");
   }
 
   function setupCompose() {
@@ -771,7 +812,7 @@
         el("label", {}, el("input", { type: "checkbox", value: column.name, checked: true }), ` ${column.name} `, el("span", { className: "type", text: `(${column.type})` })),
       );
     }
-    $("tz").textContent = Intl.DateTimeFormat().resolvedOptions().timeZone || "local";
+    $("tz").textContent = inputZone() || t("local");
     $("tab-fields").addEventListener("click", () => switchTab(false));
     $("tab-source").addEventListener("click", () => switchTab(true));
     form().elements.publish_at.addEventListener("input", updatePublishLabel);
@@ -794,7 +835,9 @@
       const live = $("live");
       live.className = "live down";
       live.textContent =
-        error.status === 401 ? "this server needs a token to read: paste yours above" : `not connected: ${error.message}`;
+        error.status === 401
+          ? t("this server needs a token to read: paste yours above")
+          : t("not connected: {reason}", { reason: error.message });
       return;
     }
     $("site-title").textContent = view.config.title;
@@ -806,7 +849,35 @@
     poke();
   }
 
+  /** The editor's pick of language lives in this tab; the URL's `?lang=` is a pick too. */
+  function setupLanguage() {
+    const asked = new URLSearchParams(location.search).get("lang");
+    let picked = null;
+    try {
+      if (asked) sessionStorage.setItem(LANGUAGE_KEY, I18N.locale);
+      picked = sessionStorage.getItem(LANGUAGE_KEY);
+    } catch {
+      picked = asked;
+    }
+    if (!asked && picked && picked !== I18N.locale) {
+      location.replace(`?lang=${encodeURIComponent(picked)}`); // the page in the tab's language
+      return false;
+    }
+    const select = $("language");
+    select.value = I18N.locale;
+    select.addEventListener("change", () => {
+      try {
+        sessionStorage.setItem(LANGUAGE_KEY, select.value);
+      } catch {
+        // storage disabled: the URL keeps the pick
+      }
+      location.search = `?lang=${encodeURIComponent(select.value)}`;
+    });
+    return true;
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    if (!setupLanguage()) return;
     setupToken();
     checkToken();
     start();
