@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint unit bench clean install system-deps
+.PHONY: demo test lint unit bench clean install system-deps messages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -31,10 +32,10 @@ unit: $(STAMP)
 # chromium, the compose test asks docker-compose to validate the file, and the
 # feed-reader test polls the served feeds with Debian's newsboat.
 # Installed where apt-get works as root; anywhere else those tests skip and say why.
-SYSTEM_DEPS := /usr/bin/chromium:chromium /usr/bin/docker-compose:docker-compose /usr/bin/newsboat:newsboat
+SYSTEM_DEPS := /usr/bin/chromium:chromium /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc:fonts-noto-cjk /usr/bin/docker-compose:docker-compose /usr/bin/newsboat:newsboat
 system-deps:
 	@missing=""; for dep in $(SYSTEM_DEPS); do \
-		[ -x "$${dep%%:*}" ] || missing="$$missing $${dep#*:}"; done; \
+		[ -e "$${dep%%:*}" ] || missing="$$missing $${dep#*:}"; done; \
 	if [ -n "$$missing" ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" -eq 0 ]; then \
 		echo "installing$$missing"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null && \
@@ -43,6 +44,16 @@ system-deps:
 	fi
 
 test: lint system-deps unit
+
+# Translations (README, "Languages"): collect every marked message into the template,
+# then merge it into each language's catalogue for its translator to fill in.
+# Catalogues compile at first use; `pybabel compile` is optional.
+MESSAGE_KEYWORDS := -k _ -k N_ -k Phrase -k t -k InputError:2 -k ApiError:3
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg $(MESSAGE_KEYWORDS) --no-location --sort-output \
+		--project publisher -o publisher/locale/publisher.pot .
+	$(BIN)/pybabel update -i publisher/locale/publisher.pot -d publisher/locale -D publisher \
+		--no-fuzzy-matching --ignore-obsolete
 
 bench: $(STAMP)
 	$(BIN)/python bench/throughput.py

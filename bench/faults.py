@@ -25,12 +25,12 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from publisher.article import parse_article
-from publisher.states import State
+from publisher.domain.article import parse_article
+from publisher.domain.states import State
 from sandbox import wechat, weibo
 from sandbox.server import BackgroundServer
-from tests.stack import Stack
-from tests.test_remote_e2e import SECRETS, Platforms
+from tests.e2e.test_remote_e2e import SECRETS, Platforms
+from tests.support.stack import Stack
 
 FAULTS = {
     "weibo": [

@@ -265,9 +265,9 @@ def stored_articles(database_url: str) -> int:
 def start_api(root: Path, redis_url: str, prefix: str) -> tuple[Any, Any, str]:
     """The API on loopback over a fresh SQLite store: (server, runtime, database URL).
     Every Redis key it makes starts with `prefix` (`drop_keys` removes them)."""
-    from publisher.api import create_app
-    from publisher.runtime import Runtime
-    from publisher.settings import Settings
+    from publisher.config.settings import Settings
+    from publisher.web.api import create_app
+    from publisher.worker.runtime import Runtime
     from sandbox.server import BackgroundServer
     from tests.conftest import write_matrix
 

@@ -4,17 +4,20 @@
                                [--database sqlite|URL] [--big 100000]
 
 1. Pipeline: N articles x the two feed channels (rss + app_feed) go through
-   the real `Runtime.publish` into the store and are delivered by a real
-   `publisher worker --beat` subprocess (concurrency 2) over real Redis.
+   the real `Runtime.publish` into the store and are delivered by the
+   coalesced rebuilds of a real `publisher worker --beat` subprocess
+   (concurrency 2) over real Redis.
    Deliveries per second = 2N / (last `delivered_at` - first publish).
 2. Raw Celery: 2N no-op tasks through the same broker and the same Celery
    configuration (`create_celery`: acks_late, prefetch 1, ignore_result) on
    a queue of their own, drained by a worker with the same concurrency.
-   The headline is pipeline / no-op.
+   The headline is pipeline / no-op. Phase 2b (bench/remote.py): N articles x
+   the webhook channel to a loopback receiver that answers at once, by the
+   same worker command; remote / no-op, and the worker's resident memory.
 3. Latency of every pipeline delivery: `delivered_at` minus the time this
    script took just before calling `Runtime.publish` (p50 / p99), for the
    burst and for articles published one at a time into an idle system.
-4. Feed regeneration (`publisher.feeds.rebuild_feed`) for the rss and the
+4. Feed regeneration (`publisher.delivery.feeds.rebuild_feed`) for the rss and the
    app_feed channel with 100 and with `--big` articles in a separate store,
    whose rows are bulk-inserted in the shape `Store.publish` plus
    `Store.record_delivered` leave them (median of several rebuilds).
@@ -64,15 +67,20 @@ from sqlalchemy.engine import make_url
 from channels import build_channel
 from channels.base import ChannelContext
 from channels.feed import FeedChannel, FeedItem
-from publisher.article import Article, parse_article
-from publisher.broker import EmbeddedRedis
-from publisher.db import normalize_url
-from publisher.feeds import rebuild_feed
-from publisher.models import ArticleRow, ArticleVersionRow, DeliveryRow
-from publisher.runtime import Runtime
-from publisher.settings import Settings
-from publisher.states import SETTLED, State
+from publisher.config.settings import Settings
+from publisher.coord.broker import EmbeddedRedis
+from publisher.delivery.feeds import rebuild_feed
+from publisher.domain.article import Article, parse_article
+from publisher.domain.states import SETTLED, State
 from publisher.store import Store
+from publisher.store.db import normalize_url
+from publisher.store.feed_builds import read_feed
+from publisher.store.models import ArticleRow, ArticleVersionRow, DeliveryRow
+from publisher.worker.runtime import Runtime
+from sandbox.server import BackgroundServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import remote  # bench/remote.py, beside this file
 
 REPO = Path(__file__).resolve().parent.parent
 CONCURRENCY = 2
@@ -135,12 +143,13 @@ class Deployment:
         self.workers: list[subprocess.Popen[bytes]] = []
         self.runtime: Runtime | None = None
 
-    def start(self) -> Runtime:
+    def start(self, hook_url: str) -> Runtime:
         """Matrix, environment, store (migrated) and the in-process Runtime."""
         matrix = self.tmp / "matrix.toml"
         lines = ["[feeds]", 'title = "Bench Daily"', 'home_page_url = "https://news.example.org/"']
         for name, kind in FEEDS.items():
             lines += ["", f"[channels.{name}]", f'type = "{kind}"']
+        lines += ["", f"[channels.{remote.HOOK}]", 'type = "webhook"', f'base_url = "{hook_url}"']
         matrix.write_text("\n".join(lines) + "\n", encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
         env.pop("REDIS_URL", None)
@@ -410,7 +419,7 @@ class Pipeline:
     idle_p99_ms: float
     visible_p50_ms: float  # idle articles: until every feed document shows them
     visible_p99_ms: float
-    feed_debounce: float
+    feed_spacing: float
     cpu: Cpu
     task_ms: dict[str, tuple[int, float]] = field(default_factory=dict)  # name -> (count, mean)
 
@@ -455,6 +464,7 @@ class Results:
     populate_seconds: dict[int, float] = field(default_factory=dict)
     store_mb: dict[int, float] = field(default_factory=dict)
     rebuilds: list[Rebuild] = field(default_factory=list)
+    remote: remote.Remote | None = None
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -493,7 +503,7 @@ def run_pipeline(deployment: Deployment, runtime: Runtime, n: int, idle: int) ->
 
     # Warm-up: both pool processes build their Runtime before the clock starts.
     for i in range(4):
-        runtime.publish(make_article(f"warm-{i}", i))
+        runtime.publish(make_article(f"warm-{i}", i), only=list(FEEDS))
     wait_for(all_settled("warm-", 8), deployment, "the warm-up", 120)
 
     articles = [make_article(f"burst-{i:06d}", i) for i in range(n)]
@@ -503,7 +513,7 @@ def run_pipeline(deployment: Deployment, runtime: Runtime, n: int, idle: int) ->
     started = datetime.now(UTC)
     for article in articles:
         published[article.id] = datetime.now(UTC)
-        runtime.publish(article)
+        runtime.publish(article, only=list(FEEDS))
     publish_seconds = (datetime.now(UTC) - started).total_seconds()
     wait_for(all_settled("burst-", 2 * n), deployment, "settling the burst", 60 + n)
     cpu = cpu_used(cpu_start, cpu_snapshot(deployment, worker, runtime.redis))
@@ -542,7 +552,7 @@ def run_pipeline(deployment: Deployment, runtime: Runtime, n: int, idle: int) ->
     for i in range(idle):
         article = make_article(f"idle-{i:04d}", i)
         sent = datetime.now(UTC)
-        runtime.publish(article)
+        runtime.publish(article, only=list(FEEDS))
         wait_for(all_settled(article.id, 2), deployment, "an idle delivery", 60)
         for d in store.deliveries(article_ids=[article.id]):
             if d.delivered_at:
@@ -574,7 +584,7 @@ def run_pipeline(deployment: Deployment, runtime: Runtime, n: int, idle: int) ->
         idle_p99_ms=percentile(idle_latencies, 99) if idle_latencies else 0.0,
         visible_p50_ms=percentile(visible, 50) if visible else 0.0,
         visible_p99_ms=percentile(visible, 99) if visible else 0.0,
-        feed_debounce=runtime.settings.feed_debounce,
+        feed_spacing=runtime.settings.feed_rebuild_spacing,
         cpu=cpu,
         task_ms=summarize(task_times(log, log_start, log_end)),
     )
@@ -620,22 +630,19 @@ def run_noop(deployment: Deployment, runtime: Runtime, tasks: int) -> Noop:
 
 
 def run_serial(runtime: Runtime, n: int) -> Serial:
-    """Publish n articles, then deliver their 2n deliveries by calling the engine
-    directly, one at a time, with no worker running (their queued tasks are
-    never consumed; the clean-up deletes them)."""
+    """Publish n articles to the feeds one at a time, each followed by a rebuild of
+    each feed channel (which is what delivers it), in this process, no worker."""
     publishes, delivers = [], []
-    ids: list[int] = []
     for i in range(n):
         article = make_article(f"serial-{i:05d}", i)
         clock = time.perf_counter()
-        result = runtime.publish(article)
+        runtime.publish(article, only=list(FEEDS))
         publishes.append((time.perf_counter() - clock) * 1000)
-        ids += [item.delivery_id for item in result.to_enqueue]
-    for delivery_id in ids:
-        clock = time.perf_counter()
-        outcome = runtime.engine.deliver(delivery_id)
-        delivers.append((time.perf_counter() - clock) * 1000)
-        assert outcome == "delivered", outcome
+        for name in FEEDS:
+            clock = time.perf_counter()
+            rebuild_feed(runtime.settings, runtime.store, runtime.feed_channel(name))
+            delivers.append((time.perf_counter() - clock) * 1000)
+    assert settled_count(runtime.store, "serial-") == (2 * n, 2 * n)
     return Serial(
         articles=n,
         publish_p50_ms=statistics.median(publishes),
@@ -646,8 +653,8 @@ def run_serial(runtime: Runtime, n: int) -> Serial:
 
 def noop_worker() -> None:
     """`--noop-worker`: a Celery worker of the publisher's own app, on the no-op queue only."""
-    from publisher.broker import locate_redis
-    from publisher.celery_app import create_celery
+    from publisher.coord.broker import locate_redis
+    from publisher.worker.app import create_celery
 
     settings = Settings.load()
     app = create_celery(settings)
@@ -739,16 +746,16 @@ def time_rebuilds(settings: Settings, store: Store, channel: FeedChannel, articl
     totals, queries, renders = [], [], []
     for _ in range(REBUILD_RUNS):
         clock = time.perf_counter()
-        documents = rebuild_feed(settings, store, channel)
+        documents = rebuild_feed(settings, store, channel).documents
         totals.append(time.perf_counter() - clock)
         assert documents and all(d.body for d in documents)
     for _ in range(REBUILD_RUNS):
         clock = time.perf_counter()
-        rows = store.feed_payloads(channel.name, settings.feeds.items)
+        snapshot = read_feed(store, channel.name, settings.feeds.items)
         queries.append(time.perf_counter() - clock)
-        assert len(rows) == min(articles, settings.feeds.items)
+        assert len(snapshot.items) == min(articles, settings.feeds.items)
         clock = time.perf_counter()
-        channel.render([FeedItem(p, u) for p, u in rows], datetime.now(UTC))
+        channel.render([FeedItem(i.payload, i.updated) for i in snapshot.items], datetime.now(UTC))
         renders.append(time.perf_counter() - clock)
     return Rebuild(
         channel=f"{channel.name} ({channel.type_name})",
@@ -828,7 +835,7 @@ def report(results: Results) -> str:
             f"| idle latency p50 / p99 ({p.idle_samples} deliveries, one article at a time) "
             f"| {p.idle_p50_ms:.0f} / {p.idle_p99_ms:.0f} ms |",
             f"| idle, publish → in every feed document p50 / p99 ({p.idle_samples // 2} articles; "
-            f"includes the {p.feed_debounce:g} s rebuild debounce) "
+            f"rebuilds are at most one per {p.feed_spacing:g} s) "
             f"| {p.visible_p50_ms:.0f} / {p.visible_p99_ms:.0f} ms |",
             cpu_row("pipeline", p.cpu),
         ]
@@ -932,13 +939,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     deployment = Deployment(args.redis, args.database)
     failed = False
+    hook = BackgroundServer(remote.receiver).start()
     try:
         with time_bound(args.timeout):
-            runtime = deployment.start()
+            runtime = deployment.start(f"{hook.url}/hook")
             print(f"pipeline: {args.articles} articles × 2 feed channels ...", flush=True)
             results.pipeline = run_pipeline(deployment, runtime, args.articles, args.idle)
             print(f"raw Celery: {2 * args.articles} no-op tasks ...", flush=True)
             results.noop = run_noop(deployment, runtime, 2 * args.articles)
+            print(f"remote: {args.articles} articles × the webhook channel ...", flush=True)
+            results.remote = remote.run_remote(sys.modules[__name__], deployment, runtime,
+                                               args.articles)  # fmt: skip
             print(f"serial baseline: {args.serial} articles ...", flush=True)
             results.serial = run_serial(runtime, args.serial)
             print(f"feed rebuilds with {SMALL_STORE} and {args.big:,} articles ...", flush=True)
@@ -954,12 +965,16 @@ def main(argv: list[str] | None = None) -> int:
             for log in deployment.tmp.glob("*.log"):
                 shutil.copy(log, args.keep_logs / log.name)
         stray = deployment.close()
+        hook.stop()
     if stray:
         print(f"warning: Redis keys outside our prefix: {stray}", file=sys.stderr)
     print()
     print(report(results))
+    numbers = remote.headline(results)
+    print("\n".join(f"{key} = {value:.3f}" for key, value in numbers.items()))
     if args.json:
-        args.json.write_text(json.dumps(asdict(results), indent=2) + "\n", encoding="utf-8")
+        document = {**numbers, "details": asdict(results)}
+        args.json.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
     return 1 if failed else 0
 
 

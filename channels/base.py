@@ -1,23 +1,30 @@
 """The channel interface: a pure formatter and a transport that returns a receipt.
 
-A channel type declares its facts as class attributes (what it can do on an
-update or a retraction, how many attempts a send deserves); the engine does
-the shared work (claiming, retries, backoff, the attempt log) once. A
+A channel type declares its facts as class attributes the core reads (what
+it can do on an update or a retraction, whether it takes a multi-article
+digest and how many articles one holds, which payload fields the platform
+measures and by what rule); the engine does the shared work (claiming,
+retries, backoff, the attempt log) once, and no core module needs to know
+which platform it is talking to. A
 transport either returns a `Receipt` or raises one of the classified
-`DeliveryError`s from `publisher.errors`; it never returns a bare bool.
+`DeliveryError`s from `publisher.domain.errors`; it never returns a bare bool.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from publisher.article import Article
-from publisher.errors import PermanentError
-from publisher.settings import ChannelConfig, Settings
-from publisher.states import Correction
+from channels.links import LinkTracking
+from channels.overrides import OverrideRule
+from channels.overrides import check as check_override_rules
+from publisher.config.settings import ChannelConfig, Settings
+from publisher.domain.article import Article
+from publisher.domain.errors import InputError, PermanentError
+from publisher.domain.states import Correction
+from publisher.domain.text import Measure
 
 if TYPE_CHECKING:
     import redis
@@ -29,6 +36,34 @@ class Receipt:
 
     remote_id: str
     remote_url: str | None = None
+
+
+@dataclass(frozen=True)
+class TextLimit:
+    """One payload field the platform measures its own way, and the most it accepts.
+
+    `field` is a dotted path into the payload ("status", "article.title").
+    `measure` is the platform's rule (Weibo's 字, Mastodon's weighted
+    graphemes); a formatter cuts with it, so `fits` holds for every payload
+    `format` returns.
+    """
+
+    field: str
+    limit: int
+    measure: Measure
+
+    def used(self, post: Mapping[str, Any]) -> int | None:
+        """How much of the limit `post` uses, or None if it has no such field."""
+        value: Any = post
+        for key in self.field.split("."):
+            if not isinstance(value, Mapping) or key not in value:
+                return None
+            value = value[key]
+        return self.measure(value) if isinstance(value, str) else None
+
+    def fits(self, post: Mapping[str, Any]) -> bool:
+        used = self.used(post)
+        return used is None or used <= self.limit
 
 
 @dataclass
@@ -57,6 +92,24 @@ class SendAttempt:
         self.checkpoint[name] = value
         self.save_checkpoint(dict(self.checkpoint))
 
+    def note(self, text: str) -> None:
+        """Tell the editor about something the send did differently (an image left out,
+        a generated cover). Kept in the checkpoint, so a note made by an attempt
+        that later failed still reaches the attempt log of the one that delivers."""
+        notes = notes_of(self.checkpoint)
+        if text not in notes:
+            self.step(NOTES_KEY, [*notes, text])
+
+
+#: Where `SendAttempt.note` keeps its notes in the checkpoint.
+NOTES_KEY = "notes"
+
+
+def notes_of(checkpoint: dict[str, Any] | None) -> list[str]:
+    """The notes a delivery's attempts made, oldest first, for the attempt log."""
+    notes = (checkpoint or {}).get(NOTES_KEY)
+    return [str(n) for n in notes] if isinstance(notes, list) else []
+
 
 @dataclass
 class ChannelContext:
@@ -69,6 +122,9 @@ class ChannelContext:
     settings: Settings
     redis: redis.Redis | None = None
     read_media: Callable[[str], tuple[bytes, str]] | None = None  # ref -> (bytes, content type)
+    #: (bytes, content type, suffix, name) -> ref; files a channel makes (an episode's MP3).
+    save_media: Callable[..., str] | None = None
+    delete_media: Callable[[Sequence[str]], None] | None = None  # refs
 
 
 class Channel(ABC):
@@ -81,10 +137,20 @@ class Channel(ABC):
     can_delete: ClassVar[bool] = False
     #: True for feed-like channels whose output is a document, not a post.
     is_feed: ClassVar[bool] = False
+    #: Can one post carry several articles (a digest as one multi-article message)?
+    #: If so, `format_articles` builds it and `send` takes it like any payload.
+    supports_digest: ClassVar[bool] = False
+    #: The most articles one post may carry (above 1 only where `supports_digest`).
+    max_articles: ClassVar[int] = 1
+    #: The payload fields the platform measures, each with its rule and limit.
+    text_limits: ClassVar[tuple[TextLimit, ...]] = ()
+    #: The `overrides.<name>.<key>` an editor may write for this type, with their limits.
+    override_rules: ClassVar[tuple[OverrideRule, ...]] = ()
 
     def __init__(self, config: ChannelConfig, context: ChannelContext) -> None:
         self.config = config
         self.context = context
+        self.tracking = LinkTracking.of(config)  # `utm`: checked when the channel is built
 
     @property
     def name(self) -> str:
@@ -102,8 +168,33 @@ class Channel(ABC):
     def send(self, post: dict[str, Any], attempt: SendAttempt) -> Receipt:
         """Deliver `post`; raise a `DeliveryError` subclass on failure."""
 
+    def link(self, article: Article) -> str:
+        """The article link as this channel prints it (with its `utm` parameters)."""
+        return self.tracking.link(article)
+
+    def check_overrides(self, article: Article) -> None:
+        """Raise `InputError` for an override of this channel the platform would refuse."""
+        check_override_rules(self, article)
+
+    def measure_override(self, key: str, value: str, article: Article) -> int:
+        """What `value` uses of its limit, by the platform's rule (default: code points).
+        A type whose count covers more than the value (the link it appends) says so here."""
+        return len(value)
+
     def refresh_auth(self) -> None:  # noqa: B027 - optional hook
         """Called after an `AuthExpiredError`, before the immediate retry."""
+
+    def format_articles(self, articles: Sequence[Article]) -> dict[str, Any]:
+        """One post carrying several articles (channels that `supports_digest`); pure.
+
+        Everywhere else a digest is one article listing the others, formatted
+        by `format`: asking this of such a channel is a caller's mistake.
+        """
+        raise InputError(
+            "articles",
+            f"a {self.type_name} channel cannot carry several articles in one post; "
+            "publish a digest article instead",
+        )
 
     def update(self, remote_id: str, post: dict[str, Any]) -> Receipt:
         """Change a delivered post in place (channels whose correction is EDIT)."""

@@ -2,7 +2,7 @@
 
 A feed delivery does not call anyone: delivering means the item joins the
 channel's feed, and the documents are rebuilt once per burst by
-`publisher.feeds`. The payload is formatted once at publish time, so a
+`publisher.delivery.feeds`. The payload is formatted once at publish time, so a
 rebuild renders exactly what `preview` showed.
 """
 
@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from channels.base import Channel, Correction, Receipt, SendAttempt
-from publisher.article import Article
+from channels.overrides import OverrideRule
+from publisher.domain.article import SUMMARY_LIMIT, Article
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class FeedChannel(Channel):
     is_feed: ClassVar[bool] = True
     correction: ClassVar[Correction] = Correction.EDIT
     can_delete: ClassVar[bool] = True
+    override_rules: ClassVar[tuple[OverrideRule, ...]] = (OverrideRule("summary", SUMMARY_LIMIT),)
 
     def format(self, article: Article) -> dict[str, Any]:
         feeds = self.context.settings.feeds
@@ -48,17 +50,25 @@ class FeedChannel(Channel):
             "guid": "urn:uuid:"
             + str(uuid.uuid5(uuid.NAMESPACE_URL, feeds.home_page_url + article.id)),
             "article_id": article.id,
-            "url": article.url,
+            "url": self.link(article),  # the guid above, not this, is the item's identity
             "title": article.title,
-            "summary": article.summary,
+            "summary": article.overrides.get(self.name, {}).get("summary") or article.summary,
             "content_html": article.body_html,
             "author": article.author,
             "source": article.source,
             "tags": list(article.tags),
             "image": self.public_media_url(article.cover_image),
+            **self._cover_facts(article.cover_image),
             "language": article.language,
             "published": article.published_at.isoformat() if article.published_at else None,
         }
+
+    def _cover_facts(self, ref: str | None) -> dict[str, Any]:
+        """A stored cover's byte length and type, for enclosures (a remote one's are unknown)."""
+        if not (ref and ref.startswith("media/") and self.context.read_media):
+            return {}
+        data, content_type = self.context.read_media(ref)
+        return {"image_length": len(data), "image_type": content_type}
 
     def public_media_url(self, ref: str | None) -> str | None:
         """Covers kept in the store are served by the API under /media/."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from publisher.errors import (
+from publisher.domain.errors import (
     AuthExpiredError,
     DeliveryError,
     OutcomeUnknownError,
@@ -24,6 +24,12 @@ from publisher.errors import (
     RetryableError,
 )
 from publisher.net.reading import MAX_ANSWER_BYTES, ReadFailed, TooLarge, TooSlow, read_capped
+from publisher.net.redact import install_log_redaction
+
+# urllib3 logs every request line at DEBUG, query string and all (WeChat's
+# access_token rides in the URL): any process that sends through here redacts
+# its log records, whether or not its entry point installed the redactor.
+install_log_redaction()
 
 
 @dataclass(frozen=True)

@@ -16,21 +16,34 @@ Failures are classified like any delivery failure: `PermanentError` for
 what retrying cannot fix (too large, not an allowed type, refused
 reference, missing, 4xx, an address the fetch guard refuses), `RetryableError`
 for network trouble and 5xx.
+
+An image never blocks a story: `fetch_bounded` gives each image a bounded
+number of tries across attempts (counted in the checkpoint), after which,
+or at once on a permanent error, the channel goes on without it. `fit_image`
+re-encodes an image a platform would refuse for its size or type.
 """
 
 from __future__ import annotations
 
+import io
 import re
 import time
 from dataclasses import dataclass
+from html import unescape
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
 import requests
 
-from channels.base import ChannelContext
+from channels.base import ChannelContext, SendAttempt
 from channels.http import request
-from publisher.errors import NotFound, OutcomeUnknownError, PermanentError, RetryableError
+from publisher.domain.errors import (
+    DeliveryError,
+    NotFound,
+    OutcomeUnknownError,
+    PermanentError,
+    RetryableError,
+)
 from publisher.net.guard import Allowlist, PublicSession
 from publisher.net.reading import ReadFailed, TooLarge, TooSlow, read_capped
 
@@ -42,6 +55,7 @@ BMP = "image/bmp"
 
 EXTENSIONS = {JPEG: ".jpg", PNG: ".png", GIF: ".gif", WEBP: ".webp", BMP: ".bmp"}
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_IMG_SRC = re.compile(r"<img\b[^>]*?\ssrc=\"([^\"]+)\"", re.I)
 
 
 @dataclass(frozen=True)
@@ -186,3 +200,90 @@ def _describe(ref: str) -> str:
 def _filename(name: str, kind: str) -> str:
     stem = _SAFE_NAME.sub("-", PurePosixPath(name).stem).strip("-.")[:60] or "image"
     return stem + EXTENSIONS.get(kind, "")
+
+
+def first_image(body_html: str) -> str | None:
+    """The first body image a worker may fetch (http(s) or the media store), if any."""
+    for src in _IMG_SRC.findall(body_html):
+        if src.startswith(("http://", "https://", "media/")):
+            return unescape(src)
+    return None
+
+
+#: Where `fetch_bounded` counts each image's failed tries in the checkpoint.
+TRIES_KEY = "image_tries"
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """An image that could not be had this time. `final`: stop trying and go on
+    without it (a permanent error, or the tries are used up); otherwise the send
+    should be retried later, when the image gets another try."""
+
+    error: DeliveryError
+    tries: int
+    final: bool
+
+    @property
+    def reason(self) -> str:
+        return self.error.reason
+
+
+def fetch_bounded(
+    ref: str,
+    context: ChannelContext,
+    attempt: SendAttempt,
+    *,
+    tries: int,
+    max_bytes: int,
+    allowed_types: frozenset[str],
+    timeout: float = 10.0,
+) -> Image | Unavailable:
+    """`fetch_image`, or what went wrong, with at most `tries` transient failures per image
+    over all attempts of a delivery."""
+    try:
+        return fetch_image(
+            ref, context, max_bytes=max_bytes, allowed_types=allowed_types, timeout=timeout
+        )
+    except PermanentError as exc:
+        return Unavailable(exc, tries=1, final=True)
+    except RetryableError as exc:
+        counts = dict(attempt.checkpoint.get(TRIES_KEY) or {})
+        counts[ref] = int(counts.get(ref, 0)) + 1
+        attempt.step(TRIES_KEY, counts)
+        return Unavailable(exc, tries=counts[ref], final=counts[ref] >= tries)
+
+
+def image_name(ref: str) -> str:
+    """How the attempt log names an image: its file name, never a query string."""
+    if ref.startswith(("http://", "https://")):
+        return _url_name(ref)
+    return PurePosixPath(ref).name or "image"
+
+
+def fit_image(image: Image, *, max_bytes: int, allowed_types: frozenset[str]) -> Image:
+    """`image` as it is if a platform takes it, else re-encoded (Pillow): converted to
+    JPEG when its type is refused, scaled down until it is under `max_bytes`.
+    Raises `PermanentError` when the bytes cannot be decoded as an image."""
+    if image.content_type in allowed_types and len(image.data) <= max_bytes:
+        return image
+    from PIL import Image as PILImage  # imported here: only a send that needs it pays
+
+    try:
+        with PILImage.open(io.BytesIO(image.data)) as opened:
+            opened.seek(0)  # an animated GIF keeps its first frame
+            picture = opened.convert("RGB")
+    except (OSError, ValueError) as exc:
+        raise PermanentError(f"image {image.filename}: cannot be decoded ({exc})") from None
+    target = JPEG if JPEG in allowed_types else sorted(allowed_types)[0]
+    fmt = {JPEG: "JPEG", PNG: "PNG", GIF: "GIF"}.get(target, "JPEG")
+    scale = 1.0
+    for _ in range(12):
+        size = (max(1, int(picture.width * scale)), max(1, int(picture.height * scale)))
+        out = io.BytesIO()
+        picture.resize(size).save(out, fmt, **({"quality": 85} if fmt == "JPEG" else {}))
+        if out.tell() <= max_bytes:
+            stem = image.filename.rsplit(".", 1)[0]
+            return Image(data=out.getvalue(), content_type=target, filename=_filename(stem, target))
+        scale *= 0.75
+    raise PermanentError(f"image {image.filename}: cannot be made smaller than {max_bytes:,} bytes")

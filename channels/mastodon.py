@@ -24,45 +24,43 @@ import math
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 import redis
-import regex
 import requests
 
-from channels.base import Channel, ChannelContext, Correction, Receipt, SendAttempt
+from channels.base import Channel, ChannelContext, Correction, Receipt, SendAttempt, TextLimit
 from channels.http import json_body, request
 from channels.images import fetch_image
-from publisher.article import Article
-from publisher.errors import (
+from channels.mastodon_length import MAX_CHARACTERS, URL_WEIGHT, mastodon_length
+from channels.mastodon_status import StatusParts, compose_status, language_code, override_parts
+from channels.mastodon_status import hashtags as hashtags  # re-exported for callers
+from channels.overrides import OverrideRule
+from publisher.config.settings import ChannelConfig
+from publisher.domain.article import Article
+from publisher.domain.errors import (
     ConfigError,
     DeliveryError,
     PermanentError,
     ReauthRequiredError,
     RetryableError,
 )
-from publisher.settings import ChannelConfig
-from publisher.text import ELLIPSIS, cut, mastodon_length
+from publisher.domain.text import cut
 
 log = logging.getLogger(__name__)
 
 VISIBILITIES = ("public", "unlisted", "private", "direct")
-PARAGRAPH = "\n\n"
-# A hashtag is letters, marks, digits and underscores (CJK letters included)
-# and needs at least one letter: Mastodon does not link "#2024".
-_TAG_WORD = regex.compile(r"[\p{L}\p{M}\p{Nd}_]+")
-_LETTER = regex.compile(r"\p{L}")
 
 
 @dataclass(frozen=True)
 class InstanceLimits:
     """What an instance accepts; the defaults are stock Mastodon's."""
 
-    max_characters: int = 500
-    url_weight: int = 23
+    max_characters: int = MAX_CHARACTERS
+    url_weight: int = URL_WEIGHT
     image_size_limit: int = 10 * 1024 * 1024  # 10 MB: stock before 4.x raised it to 16
     image_types: tuple[str, ...] = ("image/jpeg", "image/png", "image/gif", "image/webp")
 
@@ -71,6 +69,10 @@ class InstanceLimits:
 
     def fits(self, text: str) -> bool:
         return self.measure(text) <= self.max_characters
+
+    def without(self, spoiler_text: str) -> InstanceLimits:
+        """What is left for the status once a content warning took its share."""
+        return replace(self, max_characters=self.max_characters - self.measure(spoiler_text))
 
     @classmethod
     def from_instance(cls, data: Mapping[str, Any]) -> InstanceLimits:
@@ -99,91 +101,6 @@ class InstanceLimits:
         data = json.loads(raw)
         data["image_types"] = tuple(data["image_types"])
         return cls(**data)
-
-
-@dataclass(frozen=True)
-class StatusParts:
-    """What a status is built from, kept in the payload so `send` can re-cut it
-    for a stricter instance without the article."""
-
-    title: str
-    summary: str
-    url: str
-    hashtags: tuple[str, ...] = field(default_factory=tuple)
-
-    @classmethod
-    def of(cls, article: Article, max_hashtags: int) -> StatusParts:
-        summary = "" if article.summary == article.title else article.summary
-        return cls(article.title, summary, article.url, hashtags(article.tags)[:max_hashtags])
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "hashtags": list(self.hashtags)}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> StatusParts:
-        return cls(
-            title=str(data.get("title", "")),
-            summary=str(data.get("summary", "")),
-            url=str(data.get("url", "")),
-            hashtags=tuple(str(t) for t in data.get("hashtags", ())),
-        )
-
-
-def hashtag(tag: str) -> str | None:
-    """`tag` as a name Mastodon links as a hashtag, or None if nothing usable is left.
-
-    Words are joined in CamelCase ("digital economy" → "DigitalEconomy"),
-    which screen readers can read aloud; a one-word tag keeps its case.
-    """
-    words = _TAG_WORD.findall(tag)
-    if not words:
-        return None
-    name = words[0] if len(words) == 1 else "".join(w[:1].upper() + w[1:] for w in words)
-    return name if _LETTER.search(name) else None
-
-
-def hashtags(tags: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """Valid hashtag names for `tags`, in order, without case-insensitive duplicates."""
-    seen: dict[str, str] = {}
-    for tag in tags:
-        name = hashtag(tag)
-        if name is not None:
-            seen.setdefault(name.casefold(), name)
-    return tuple(seen.values())
-
-
-def compose_status(parts: StatusParts, limits: InstanceLimits) -> str:
-    """The status text, within `limits`: the link always stays.
-
-    Space goes first to the title, the link and the hashtags (trailing tags
-    are dropped, then the title is cut, if even those do not fit); the
-    summary gets what is left, cut at a sentence or clause boundary.
-    """
-    tags = list(parts.hashtags)
-    while tags and not limits.fits(_join(parts.title, "", parts.url, tags)):
-        tags.pop()
-    title = parts.title
-    if not limits.fits(_join(title, "", parts.url, tags)):
-        rest = limits.measure(_join("", "", parts.url, tags)) + len(PARAGRAPH)
-        title = cut(title, limits.max_characters - rest, limits.measure)
-    room = limits.max_characters - limits.measure(_join(title, "", parts.url, tags))
-    room -= len(PARAGRAPH)
-    summary = cut(parts.summary, room, limits.measure) if room > 0 else ""
-    if summary.strip() in ("", ELLIPSIS):
-        summary = ""
-    status = _join(title, summary, parts.url, tags)
-    # Paragraphs are measured independently, so this only guards the arithmetic above.
-    return status if limits.fits(status) else cut(status, limits.max_characters, limits.measure)
-
-
-def _join(title: str, summary: str, url: str, tags: list[str]) -> str:
-    tag_line = " ".join(f"#{t}" for t in tags)
-    return PARAGRAPH.join(p for p in (title, summary, url, tag_line) if p)
-
-
-def language_code(tag: str | None) -> str | None:
-    """Mastodon takes an ISO 639-1 code: "zh-CN" is sent as "zh"."""
-    return tag.split("-", 1)[0].lower() if tag else None
 
 
 def seconds_until_reset(value: str | None, now: float) -> float | None:
@@ -314,6 +231,15 @@ class MastodonChannel(Channel):
     type_name: ClassVar[str] = "mastodon"
     correction: ClassVar[Correction] = Correction.EDIT
     can_delete: ClassVar[bool] = True
+    # Stock limits, as `format` cuts for preview; `send` re-cuts for a stricter instance.
+    text_limits: ClassVar[tuple[TextLimit, ...]] = (
+        TextLimit("status", MAX_CHARACTERS, mastodon_length),
+    )
+    override_rules: ClassVar[tuple[OverrideRule, ...]] = (
+        OverrideRule("text", MAX_CHARACTERS, counts="with the content warning, the link as 23"),
+        OverrideRule("spoiler_text", MAX_CHARACTERS, counts="with the link as 23"),
+        OverrideRule("visibility", choices=VISIBILITIES),
+    )
 
     def __init__(self, config: ChannelConfig, context: ChannelContext) -> None:
         super().__init__(config, context)
@@ -332,15 +258,33 @@ class MastodonChannel(Channel):
     # -- formatting (pure) -------------------------------------------------
 
     def format(self, article: Article) -> dict[str, Any]:
-        """The status for stock limits (500 / URL 23), plus what it was built from."""
-        parts = StatusParts.of(article, self.max_hashtags)
-        return {
-            "status": compose_status(parts, InstanceLimits()),
+        """The status for stock limits (500 / URL 23), plus what it was built from.
+
+        The editor's `text` replaces the generated copy; `spoiler_text` (a content
+        warning) takes its share of the limit; `visibility` replaces the channel's."""
+        mine = article.overrides.get(self.name, {})
+        text, link, spoiler = mine.get("text"), self.link(article), mine.get("spoiler_text", "")
+        parts = override_parts(text, link, article.url) if text else None
+        parts = parts or StatusParts.of(article, self.max_hashtags, link)
+        limits = InstanceLimits().without(spoiler)
+        post = {
+            "status": compose_status(parts, limits),
             "language": language_code(article.language),
-            "visibility": self.visibility,
+            "visibility": mine.get("visibility", self.visibility),
             "cover": article.cover_image if self.upload_cover else None,
+            "cover_alt": article.cover_alt,
             "parts": parts.to_json(),
         }
+        return {**post, "spoiler_text": spoiler} if spoiler else post
+
+    def measure_override(self, key: str, value: str, article: Article) -> int:
+        """Mastodon counts the content warning and the status together, every URL as 23."""
+        stock, mine = InstanceLimits(), {**article.overrides.get(self.name, {}), key: value}
+        spoiler = stock.measure(mine.get("spoiler_text", ""))
+        if "text" not in mine:  # the generated copy is cut to fit; only the link must stay
+            return spoiler + stock.url_weight
+        parts = override_parts(mine["text"], self.link(article), article.url)
+        return spoiler + stock.measure(compose_status(parts, InstanceLimits(max_characters=10**6)))
 
     # -- transport ---------------------------------------------------------
 
@@ -401,7 +345,8 @@ class MastodonChannel(Channel):
 
     def _status_body(self, post: Mapping[str, Any], limits: InstanceLimits) -> dict[str, Any]:
         """The JSON for create/edit, re-cut if this instance counts tighter than the preview."""
-        status = str(post.get("status", ""))
+        status, spoiler = str(post.get("status", "")), str(post.get("spoiler_text") or "")
+        limits = limits.without(spoiler)
         if not limits.fits(status):
             parts = post.get("parts")
             status = (
@@ -415,6 +360,8 @@ class MastodonChannel(Channel):
         }
         if post.get("language"):
             body["language"] = post["language"]
+        if spoiler:
+            body["spoiler_text"] = spoiler
         return body
 
     def _cover_media(
@@ -434,7 +381,7 @@ class MastodonChannel(Channel):
             return []
         media_id = attempt.checkpoint.get("media_id")
         if media_id is None:
-            media_id, ready = self._upload(api, str(ref), limits)
+            media_id, ready = self._upload(api, str(ref), limits, post.get("cover_alt"))
             attempt.step("media_id", media_id)
             if ready:
                 attempt.step("media_ready", True)
@@ -443,8 +390,10 @@ class MastodonChannel(Channel):
             attempt.step("media_ready", True)
         return [str(media_id)]
 
-    def _upload(self, api: MastodonApi, ref: str, limits: InstanceLimits) -> tuple[str, bool]:
-        """Upload the cover; True if the server processed it at once (200, not 202)."""
+    def _upload(
+        self, api: MastodonApi, ref: str, limits: InstanceLimits, alt: str | None = None
+    ) -> tuple[str, bool]:
+        """Upload the cover, `alt` as its description; True if processed at once (200)."""
         image = fetch_image(
             ref,
             self.context,
@@ -457,6 +406,7 @@ class MastodonChannel(Channel):
             "/api/v2/media",
             what="upload cover",
             files={"file": (image.filename, image.data, image.content_type)},
+            data={"description": alt} if alt else None,
         )
         media = json_body(response, "upload cover")
         if media.get("id") is None:

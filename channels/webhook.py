@@ -14,8 +14,8 @@ import requests
 
 from channels.base import Channel, Correction, Receipt, SendAttempt
 from channels.http import json_body, request
-from publisher.article import Article
-from publisher.errors import ConfigError, PermanentError
+from publisher.domain.article import Article
+from publisher.domain.errors import ConfigError, PermanentError
 
 
 class WebhookChannel(Channel):

@@ -6,10 +6,19 @@ and the tags as plain words: `statuses/share` rejects `#话题#`, so no `#`
 is left outside a URL. Everything is measured with `weibo_length`, the
 platform's own rule (ASCII half, CJK and emoji one, a URL ten).
 
+The cover (or the first body image) goes with the status as `pic`
+(multipart, < 5 MB, JPEG/PNG/GIF: anything else is scaled or converted
+first). A picture that cannot be had after `image_tries`, or that the
+platform refuses (20005/20006/20007), leaves a text-only status and a note
+in the attempt log: a picture never blocks a story.
+
 Weibo has no idempotency key: its only guard is 20019, "this account
 already posted this text". So a send whose outcome is unknown looks the
 text up on the account's timeline before posting again, and 20019 or
-20032 ("published, server slow") count as delivered. Posting is throttled
+20032 ("published, server slow") count as delivered. The lookup keeps the
+rule of `channels/wechat/lookup.py`: newest first (paged by `max_id`) down to
+the request's time; a failed page or no time left is retried from there
+(checkpointed), never read as "not posted"; only a complete miss posts again. Posting is throttled
 by a token bucket in Redis shared by all workers, under the platform's
 hourly per-user limit. Weibo web apps get no refresh token, so a token
 error asks the editor to re-authorise; the token itself travels only in
@@ -19,36 +28,60 @@ the `Authorization` header and never appears in a reason or a log line.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import requests
 
-from channels.base import Channel, ChannelContext, Correction, Receipt, SendAttempt
+from channels.base import Channel, ChannelContext, Correction, Receipt, SendAttempt, TextLimit
 from channels.http import CodeTable, classify_code, json_body, request
-from publisher.article import Article
-from publisher.errors import (
+from channels.images import (
+    GIF,
+    JPEG,
+    PNG,
+    Image,
+    Unavailable,
+    fetch_bounded,
+    first_image,
+    fit_image,
+    image_name,
+)
+from channels.overrides import OverrideRule
+from channels.weibo_length import MAX_LENGTH, weibo_length
+from channels.weibo_status import comparable, compose_override, compose_status
+from publisher.config.settings import ChannelConfig
+from publisher.coord.ratelimit import TokenBucket
+from publisher.domain.article import Article
+from publisher.domain.errors import (
     ConfigError,
     DeliveryError,
+    OutcomeUnknownError,
     PermanentError,
     ReauthRequiredError,
     RetryableError,
 )
-from publisher.ratelimit import TokenBucket
-from publisher.settings import ChannelConfig
-from publisher.text import ELLIPSIS, WEIBO_URL_PATTERN, cut, weibo_length
 
 log = logging.getLogger(__name__)
 
-MAX_LENGTH = 140  # 字, by weibo_length
 DEFAULT_BASE_URL = "https://api.weibo.com"
 SHARE = "/2/statuses/share.json"
 TIMELINE = "/2/statuses/user_timeline.json"
 DESTROY = "/2/statuses/destroy.json"
-MIN_SUMMARY = 30  # 字 the summary keeps before any tag is added
-RECONCILE_COUNT = 50  # recent statuses searched for a post that may have landed
+RECONCILE_COUNT = 50  # statuses per timeline page when looking for a post that may have landed
+PIC_MAX_BYTES = 5 * 1024 * 1024 - 1  # "< 5 MB"
+PIC_TYPES = frozenset({JPEG, PNG, GIF})
+PIC_REFUSED = frozenset({"20005", "20006", "20007"})  # type, size, multipart
+REPEAT_WINDOW = 24 * 3600.0  # how far back a 20019 ("already posted") can point
+_MONTHS = {
+    m: n
+    for n, m in enumerate(
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1
+    )
+}
 UNKNOWN_ID = "unknown"
 CORRECTION_PREFIX = "更正："
 ORIGINAL_LINK_WEIGHT = 11  # 字: a space and one URL (10) to the corrected status
@@ -75,47 +108,18 @@ HINTS = {
 }
 
 
-def plain(text: str) -> str:
-    """`text` with every `#` outside a URL made full-width, so no `#话题#` forms."""
-    out, last = [], 0
-    for match in WEIBO_URL_PATTERN.finditer(text):
-        out.append(text[last : match.start()].replace("#", "＃"))
-        out.append(match.group())
-        last = match.end()
-    out.append(text[last:].replace("#", "＃"))
-    return " ".join("".join(out).split())
-
-
-def join_status(title: str, summary: str, url: str, tags: list[str]) -> str:
-    """【title】summary url tag tag: the URL stands alone, so it is recognised."""
-    return " ".join(p for p in (f"【{title}】{summary}", url, " ".join(tags)) if p)
-
-
-def compose_status(article: Article, limit: int = MAX_LENGTH) -> str:
-    """The status text for `article`, at most `limit` 字 whenever the link allows.
-
-    Room goes first to the link and the title (cut only if it alone is too
-    long), then tags while the summary keeps `MIN_SUMMARY`, then the summary,
-    cut at a sentence or clause boundary by `publisher.text.cut`.
-    """
-    title, url = plain(article.title), article.url
-    summary = plain(article.summary) if article.summary != article.title else ""
-    if weibo_length(join_status(title, "", url, [])) > limit:
-        title = cut(title, limit, lambda t: weibo_length(join_status(t, "", url, [])))
-    tags = [plain(tag) for tag in article.tags]
-    reserve = MIN_SUMMARY if summary else 0
-    while tags and weibo_length(join_status(title, "", url, tags)) > limit - reserve:
-        tags.pop()
-    if summary:
-        summary = cut(summary, limit, lambda s: weibo_length(join_status(title, s, url, tags)))
-    if summary.strip() == ELLIPSIS:
-        summary = ""
-    return join_status(title, summary, url, tags)
-
-
-def comparable(text: str) -> str:
-    """A status text with its links blanked: Weibo answers with t.cn links, not ours."""
-    return " ".join(WEIBO_URL_PATTERN.sub("\x00", text).split())
+def parse_created_at(value: str) -> float | None:
+    """Weibo's "Wed Oct 24 23:49:17 +0800 2012" as a Unix time (locale-independent)."""
+    parts = value.split()
+    try:
+        _, month, day, clock, offset, year = parts
+        hours, minutes, seconds = (int(p) for p in clock.split(":"))
+        sign = -1 if offset.startswith("-") else 1
+        zone = timezone(sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5])))
+        moment = datetime(int(year), _MONTHS[month], int(day), hours, minutes, seconds, tzinfo=zone)
+    except (ValueError, KeyError):
+        return None
+    return moment.timestamp()
 
 
 def status_url(base_url: str, uid: str, status_id: str) -> str:
@@ -212,6 +216,10 @@ class WeiboChannel(Channel):
     # status that says so and links the original; a retraction deletes both.
     correction: ClassVar[Correction] = Correction.FOLLOW_UP
     can_delete: ClassVar[bool] = True
+    text_limits: ClassVar[tuple[TextLimit, ...]] = (TextLimit("status", MAX_LENGTH, weibo_length),)
+    override_rules: ClassVar[tuple[OverrideRule, ...]] = (
+        OverrideRule("text", MAX_LENGTH, "字", counts="with the article link"),
+    )
 
     def __init__(self, config: ChannelConfig, context: ChannelContext) -> None:
         super().__init__(config, context)
@@ -223,13 +231,26 @@ class WeiboChannel(Channel):
     # -- formatting (pure) -------------------------------------------------
 
     def format(self, article: Article) -> dict[str, Any]:
-        """The status text, already within 140 字: `send` posts exactly what preview showed."""
-        return {"status": compose_status(article)}
+        """The status text, already within 140 字: `send` posts exactly what preview showed;
+        `pic` is the picture to attach (the cover, else the first body image)."""
+        text = article.overrides.get(self.name, {}).get("text")
+        link = self.link(article)
+        status = compose_override(text, link, article.url) if text else None
+        post: dict[str, Any] = {"status": status or compose_status(article, link=link)}
+        pic = article.cover_image or first_image(article.body_html)
+        if pic:
+            post["pic"] = pic
+        return post
 
     def format_correction(self, article: Article) -> dict[str, Any]:
         """A status marked as a correction, leaving room for the original's link."""
         corrected = article.model_copy(update={"title": CORRECTION_PREFIX + article.title})
-        return {"status": compose_status(corrected, MAX_LENGTH - ORIGINAL_LINK_WEIGHT)}
+        limit = MAX_LENGTH - ORIGINAL_LINK_WEIGHT
+        return {"status": compose_status(corrected, limit, link=self.link(article))}
+
+    def measure_override(self, key: str, value: str, article: Article) -> int:
+        """The status's 字 as posted: the editor's text with the (tracked) article link."""
+        return weibo_length(compose_override(value, self.link(article), article.url))
 
     # -- transport ---------------------------------------------------------
 
@@ -242,22 +263,23 @@ class WeiboChannel(Channel):
         return self.send({"status": text}, attempt)
 
     def send(self, post: dict[str, Any], attempt: SendAttempt) -> Receipt:
-        """Share the status once: reconcile first if the last attempt may have landed."""
+        """Share the status once: reconcile first if an earlier attempt may have landed."""
         text = str(post.get("status", ""))
         if weibo_length(text) > MAX_LENGTH:
             raise PermanentError(
                 f"post status: {weibo_length(text)} 字, over Weibo's {MAX_LENGTH}", code="20012"
             )
         with self._api() as api:
-            if attempt.outcome_unknown:
-                found = self.find_posted(api, text)
+            requested = attempt.checkpoint.get("share_requested_at")
+            if requested is not None or attempt.outcome_unknown:
+                since = float(requested) if isinstance(requested, int | float) else 0.0
+                found = self.find_posted(api, text, attempt, since=since)
                 if found is not None:
                     log.info("%s: the last attempt had posted %s", self.name, found.remote_id)
                     return found
+            picture = self._picture(post, attempt)
             self._take_slot()
-            data = api.call(
-                "POST", SHARE, what="post status", data={"status": text}, accept=CODES.success
-            )
+            data = self._share(api, text, picture, attempt)
             code = error_code(data)
             receipt = self._receipt(data) if code is None else self._settle(api, text, code, data)
         log.info("%s: posted status %s", self.name, receipt.remote_id)
@@ -277,16 +299,96 @@ class WeiboChannel(Channel):
             )
         log.info("%s: deleted status %s", self.name, remote_id)
 
-    def find_posted(self, api: WeiboApi, text: str) -> Receipt | None:
-        """Our status on the account's recent timeline, if it is there."""
-        data = api.call(
-            "GET", TIMELINE, what="look for the post", params={"count": RECONCILE_COUNT}
-        )
+    def find_posted(
+        self, api: WeiboApi, text: str, attempt: SendAttempt | None = None, *, since: float = 0.0
+    ) -> Receipt | None:
+        """Our status on the account's timeline, or None once a complete lookup (back to
+        `since`, less a clock margin) did not find it; `RetryableError` while incomplete."""
         wanted = comparable(text)
-        for status in data.get("statuses") or []:
-            if isinstance(status, Mapping) and comparable(str(status.get("text", ""))) == wanted:
-                return self._receipt(status)
-        return None
+        saved = (attempt.checkpoint.get("timeline_lookup") if attempt else None) or {}
+        max_id = int(saved.get("max_id") or 0) if saved.get("since") == since else 0
+        oldest = since - float(self.config.option("reconcile_clock_margin", 300.0))
+        deadline = time.monotonic() + float(self.config.option("reconcile_budget_seconds", 20.0))
+        while True:
+            params: dict[str, Any] = {"count": RECONCILE_COUNT}
+            if max_id:
+                params["max_id"] = max_id
+            try:
+                if time.monotonic() > deadline:
+                    raise RetryableError("look for the post: out of time", retry_after=1.0)
+                data = api.call("GET", TIMELINE, what="look for the post", params=params)
+            except RetryableError as exc:
+                if attempt is not None:
+                    attempt.step("timeline_lookup", {"since": since, "max_id": max_id})
+                raise RetryableError(
+                    f"{exc.reason}; the lookup resumes there", code=exc.code,
+                    http_status=exc.http_status, retry_after=exc.retry_after,
+                ) from None  # fmt: skip
+            statuses = [s for s in data.get("statuses") or [] if isinstance(s, Mapping)]
+            for status in statuses:
+                if comparable(str(status.get("text", ""))) == wanted:
+                    return self._receipt(status)
+                created = parse_created_at(str(status.get("created_at", "")))
+                if created is not None and created < oldest:
+                    statuses = []  # older than the request: the lookup is complete
+                    break
+            if len(statuses) < RECONCILE_COUNT:
+                if attempt is not None:
+                    attempt.step("timeline_lookup", None)
+                return None
+            max_id = min(int(s.get("id") or 0) for s in statuses) - 1
+
+    def _picture(self, post: dict[str, Any], attempt: SendAttempt) -> Image | None:
+        """The picture to attach, fitted to Weibo's limits, or None (noted) to post text only."""
+        ref = post.get("pic")
+        if not ref or attempt.checkpoint.get("pic_dropped"):
+            return None
+        tries = int(self.config.option("image_tries", 3))
+        image = fetch_bounded(
+            str(ref), self.context, attempt, tries=tries, max_bytes=4 * PIC_MAX_BYTES,
+            allowed_types=PIC_TYPES | {"image/webp", "image/bmp"}, timeout=self.config.timeout,
+        )  # fmt: skip
+        if isinstance(image, Unavailable) and not image.final:
+            raise RetryableError(
+                f"picture {image_name(str(ref))}: {image.reason} (try {image.tries} of {tries}; "
+                "then the status goes out without it)",
+                retry_after=getattr(image.error, "retry_after", None),
+            )
+        try:
+            if isinstance(image, Unavailable):
+                raise image.error
+            return fit_image(image, max_bytes=PIC_MAX_BYTES, allowed_types=PIC_TYPES)
+        except DeliveryError as exc:
+            self._drop_picture(attempt, str(ref), exc.reason)
+            return None
+
+    def _share(
+        self, api: WeiboApi, text: str, picture: Image | None, attempt: SendAttempt
+    ) -> dict[str, Any]:
+        """POST statuses/share (multipart with `pic`); a refused picture: again, text only.
+
+        `share_requested_at` marks the request as sent until the platform clearly
+        answers, so an attempt after an unknown outcome reconciles first."""
+        attempt.step("share_requested_at", time.time())
+        files = {"pic": (picture.filename, picture.data, picture.content_type)} if picture else None
+        try:
+            return api.call(
+                "POST", SHARE, what="post status", data={"status": text}, files=files,
+                accept=CODES.success,
+            )  # fmt: skip
+        except OutcomeUnknownError:
+            raise
+        except DeliveryError as exc:
+            if exc.code is not None:  # the platform answered: nothing was posted
+                attempt.step("share_requested_at", None)
+            if picture is None or exc.code not in PIC_REFUSED:
+                raise
+            self._drop_picture(attempt, picture.filename, exc.reason)
+            return self._share(api, text, None, attempt)
+
+    def _drop_picture(self, attempt: SendAttempt, name: str, reason: str) -> None:
+        attempt.step("pic_dropped", True)
+        attempt.note(f"picture {image_name(name)} left out, the status went text only: {reason}")
 
     # -- steps -------------------------------------------------------------
 
@@ -299,7 +401,7 @@ class WeiboChannel(Channel):
         when the lookup finds nothing (or fails).
         """
         try:
-            found = self.find_posted(api, text)
+            found = self.find_posted(api, text, since=time.time() - REPEAT_WINDOW)
         except DeliveryError:
             if code != "20032":
                 raise

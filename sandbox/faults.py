@@ -7,6 +7,9 @@ one. Modes:
 - `delay`: sleep `seconds`, then behave normally;
 - `timeout_after_store`: do the work (the post is stored), then sleep
   `seconds` so the client times out: the ambiguous case.
+
+`every = N` applies a fault to every Nth matching request only (the others
+pass untouched), for a deterministic "one page in five fails".
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class FaultSpec(BaseModel):
     seconds: float = 0.0
     count: int = Field(default=1, ge=1)
     probability: float = Field(default=1.0, ge=0.0, le=1.0)
+    every: int = Field(default=1, ge=1)
 
 
 @dataclass
@@ -39,6 +43,7 @@ class FaultInjector:
     faults: list[FaultSpec] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     seed: int = 0
+    seen: dict[int, int] = field(default_factory=dict)  # matching requests per `every` spec
 
     def add(self, spec: FaultSpec) -> None:
         with self.lock:
@@ -47,6 +52,7 @@ class FaultInjector:
     def clear(self) -> None:
         with self.lock:
             self.faults.clear()
+            self.seen.clear()
 
     def take(self, path: str) -> FaultSpec | None:
         """Consume one fault queued for `path` (probabilistic faults are drawn)."""
@@ -54,6 +60,10 @@ class FaultInjector:
             for spec in self.faults:
                 if spec.path != path:
                     continue
+                if spec.every > 1:
+                    self.seen[id(spec)] = self.seen.get(id(spec), 0) + 1
+                    if self.seen[id(spec)] % spec.every:
+                        return None
                 if spec.probability < 1.0 and random.random() >= spec.probability:
                     return None
                 spec.count -= 1

@@ -1,8 +1,10 @@
 """Starting the platform sandboxes: for `publisher sandbox` and `publisher demo`.
 
-A sandbox is started for every remote channel of the matrix whose
-`base_url` points at this machine, on that URL's port, so the matrix file
-alone says where each channel sends, sandbox or real platform.
+A sandbox is started for every channel whose table says `sandbox = true`,
+on its `base_url`'s port (which must be on this machine), so the matrix file
+alone says where each channel sends, sandbox or real platform. A channel
+whose `base_url` merely happens to be on loopback (a newsroom's gateway, a
+test double) is left alone.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 
-from publisher.errors import ConfigError
-from publisher.settings import ChannelConfig, Settings
-from sandbox import wechat, weibo
+from publisher.config.settings import ChannelConfig, Settings
+from publisher.domain.errors import ConfigError
+from sandbox import speech, wechat, weibo
 from sandbox.server import BackgroundServer
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -34,6 +36,8 @@ KINDS: dict[str, SandboxKind] = {
     "wechat": SandboxKind(
         wechat.create_app, {"appid": "wx-sandbox", "secret": wechat.DEFAULT_SECRET}
     ),
+    # A voice channel with `engine = "http"` pointing here gets the speech stand-in.
+    "voice": SandboxKind(speech.create_app, {"api_key": speech.DEFAULT_KEY}),
 }
 
 
@@ -54,14 +58,23 @@ class Sandboxes:
 
 
 def sandboxed_channels(settings: Settings) -> list[ChannelConfig]:
-    """Remote channels whose base_url is on this machine and has a sandbox."""
-    return [
-        config
-        for config in settings.channels.values()
-        if config.type in KINDS
-        and config.base_url
-        and urlsplit(config.base_url).hostname in LOCAL_HOSTS
-    ]
+    """The channels whose table asks for a sandbox (`sandbox = true`)."""
+    chosen = []
+    for config in settings.channels.values():
+        if not config.sandbox:
+            continue
+        if config.type not in KINDS:
+            raise ConfigError(
+                f"channels.{config.name}.sandbox: there is no {config.type} sandbox "
+                f"(there are: {', '.join(sorted(KINDS))})"
+            )
+        if not config.base_url or urlsplit(config.base_url).hostname not in LOCAL_HOSTS:
+            raise ConfigError(
+                f"channels.{config.name}.sandbox: base_url must be on this machine "
+                "(http://127.0.0.1:PORT)"
+            )
+        chosen.append(config)
+    return chosen
 
 
 def start_sandboxes(settings: Settings) -> Sandboxes:

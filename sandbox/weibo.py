@@ -10,6 +10,13 @@ limit (10023), token errors (21301/21327/21332) and the error shape
 form-urlencoded or multipart with a `pic`; the token may come as
 `access_token` or as `Authorization: OAuth2 <token>`.
 
+`pic` must be a multipart file part (else 20007), under 5 MB (20006) and a
+JPEG/PNG/GIF that really decodes (20005). `user_timeline` pages newest first
+with `count`/`page` and the real API's `since_id`/`max_id`;
+`/_control/statuses` adds older history (`count`, `age_seconds`);
+`api_hourly_limits` gives a path an hourly per-user limit answered with
+10024, as the platform does for one API.
+
 Followers see the account at `GET /` (newest first) and one status at
 `GET /status/<id>`. Faults come from the shared `sandbox.faults` control
 API; `/_control/slow` additionally answers the next posts with 20032
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import io
 import threading
 import time
 from collections import deque
@@ -33,14 +41,14 @@ from urllib.parse import urlsplit
 import regex
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
+from PIL import Image as PILImage
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
-from publisher.text import WEIBO_URL_PATTERN, weibo_length
+from channels.weibo_length import MAX_LENGTH, WEIBO_URL_PATTERN, weibo_length
 from sandbox.faults import FaultInjector, control_router, install_fault_middleware
 
 SHARE_PATH = "/2/statuses/share.json"
-MAX_LENGTH = 140  # 字, as counted by weibo_length
 MAX_PIC_BYTES = 5 * 1024 * 1024
 HOUR = 3600.0
 DEFAULT_TOKEN = "sandbox-weibo-token"
@@ -195,6 +203,9 @@ class WeiboState:
     safe_domains: tuple[str, ...] = ("news.example.org",)
     tokens: dict[str, str] = field(default_factory=lambda: {DEFAULT_TOKEN: DEFAULT_SCREEN_NAME})
     hourly_limit: int = 30
+    #: Requests an hour per user on one API path (e.g. {"/2/statuses/user_timeline.json": 150}):
+    #: past it, 10024 "User requests for (...) out of rate limit!".
+    api_hourly_limits: dict[str, int] = field(default_factory=dict)
     repeat_window: float = 24 * HOUR
     clock: Callable[[], float] = time.time
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -216,6 +227,8 @@ class WeiboState:
             self.slow_posts = 0
             self.rejected: dict[int, int] = {}
             self._recent: dict[int, deque[float]] = {}
+            self._api_calls: dict[tuple[int, str], deque[float]] = {}
+            self.timeline_pages = 0
             self._next_id = FIRST_STATUS_ID
 
     # --- accounts -----------------------------------------------------------------
@@ -263,12 +276,46 @@ class WeiboState:
             self.slow_posts -= 1
             return True
 
-    def timeline(self, user: WeiboUser, count: int, page: int) -> list[StoredStatus]:
-        """The account's statuses, newest first, one page of `count`."""
+    def timeline(
+        self, user: WeiboUser, count: int, page: int, since_id: int = 0, max_id: int = 0
+    ) -> list[StoredStatus]:
+        """The account's statuses, newest first, one page of `count`; like the real API,
+        `max_id` keeps ids ≤ it and `since_id` ids > it (ids grow with time)."""
         with self.lock:
-            own = [s for s in self.statuses.values() if s.user == user]
+            own = [
+                s
+                for s in self.statuses.values()
+                if s.user == user and s.id > since_id and (not max_id or s.id <= max_id)
+            ]
         own.reverse()
         return own[(page - 1) * count : page * count]
+
+    def count_call(self, user: WeiboUser, path: str) -> None:
+        """One request against the user's hourly limit on `path`; 10024 past it."""
+        limit = self.api_hourly_limits.get(path)
+        if limit is None:
+            return
+        with self.lock:
+            calls = self._api_calls.setdefault((user.uid, path), deque())
+            cutoff = self.clock() - HOUR
+            while calls and calls[0] <= cutoff:
+                calls.popleft()
+            if len(calls) >= limit:
+                raise WeiboError(
+                    10024, f"User requests for ({path.split('/')[-1]}) out of rate limit!"
+                )
+            calls.append(self.clock())
+
+    def seed(self, user: WeiboUser, count: int, age: float) -> int:
+        """`count` statuses the account posted `age` seconds ago (by hand, other tools):
+        the history a reconciliation has to look through."""
+        with self.lock:
+            when = self.clock() - age
+            for _ in range(count):
+                number = self._next_id
+                self._store(user, f"往期微博 {number} https://news.example.org/{number}", when,
+                            None, None)  # fmt: skip
+            return len(self.statuses)
 
     def show(self, status_id: int) -> StoredStatus:
         with self.lock:
@@ -301,6 +348,7 @@ class WeiboState:
     def stats(self) -> dict[str, Any]:
         with self.lock:
             return {
+                "timeline_pages": self.timeline_pages,
                 "posts": self.posts,
                 "duplicate_posts": self.duplicate_posts,
                 "live": len(self.statuses),
@@ -369,8 +417,18 @@ def _check_pic(pic: bytes | None) -> str | None:
         raise WeiboError(20006)
     for magic, kind in _PIC_TYPES.items():
         if pic.startswith(magic):
+            _check_decodes(pic)
             return kind
     raise WeiboError(20005)
+
+
+def _check_decodes(pic: bytes) -> None:
+    """The bytes must be the image they claim to be: a truncated or fake file is 20005."""
+    try:
+        with PILImage.open(io.BytesIO(pic)) as image:
+            image.verify()
+    except Exception:  # Pillow raises many kinds for broken files
+        raise WeiboError(20005, "unsupported image type, only suport JPG, GIF, PNG") from None
 
 
 # --- HTTP ---------------------------------------------------------------------------
@@ -378,6 +436,11 @@ def _check_pic(pic: bytes | None) -> str | None:
 
 class SlowSpec(BaseModel):
     count: int = Field(default=1, ge=1)
+
+
+class SeedSpec(BaseModel):
+    count: int = Field(default=1, ge=1, le=10_000)
+    age_seconds: float = Field(default=0.0, ge=0)
 
 
 def _token(request: Request, form: dict[str, Any] | None = None) -> str | None:
@@ -398,6 +461,8 @@ async def _form(request: Request) -> tuple[dict[str, Any], bytes | None]:
             if isinstance(value, UploadFile):
                 if key == "pic":
                     pic = await value.read()
+            elif key == "pic":  # not a file part: "does multipart has image"
+                raise WeiboError(20007)
             else:
                 fields.setdefault(key, value)
     return fields, pic
@@ -460,6 +525,7 @@ def create_app(
     hourly_limit: int = 30,
     repeat_window: float = 24 * HOUR,
     clock: Callable[[], float] = time.time,
+    api_hourly_limits: dict[str, int] | None = None,
 ) -> FastAPI:
     """The sandbox app; `app.state.weibo` is its `WeiboState`.
 
@@ -471,6 +537,7 @@ def create_app(
         safe_domains=tuple(d.lower() for d in safe_domains),
         tokens=dict(tokens) if tokens is not None else {DEFAULT_TOKEN: DEFAULT_SCREEN_NAME},
         hourly_limit=hourly_limit,
+        api_hourly_limits=dict(api_hourly_limits or {}),
         repeat_window=repeat_window,
         clock=clock,
     )
@@ -498,17 +565,29 @@ def create_app(
     async def share(request: Request) -> Response:
         fields, pic = await _form(request)
         user = state.user_for(_token(request, fields))
+        state.count_call(user, SHARE_PATH)
         status = state.share(user, fields.get("status"), pic)
         if state.take_slow():
             raise WeiboError(20032)
         return JSONResponse(status.to_json(str(request.base_url).rstrip("/")))
 
+    @app.post("/_control/statuses", tags=["control"])
+    def seed(spec: SeedSpec) -> dict[str, Any]:
+        """The default account posted `count` statuses `age_seconds` ago."""
+        user = state.user_for(next(iter(state.tokens)))
+        return {"statuses": state.seed(user, spec.count, spec.age_seconds)}
+
     @app.get("/2/statuses/user_timeline.json")
     def user_timeline(request: Request) -> dict[str, Any]:
         user = state.user_for(_token(request))
+        state.count_call(user, request.url.path)
         count = _int_param(request, "count", 20, 1, 100)
         page = _int_param(request, "page", 1, 1, 10_000)
-        statuses = state.timeline(user, count, page)
+        since_id = _int_param(request, "since_id", 0, 0, 2**62)
+        max_id = _int_param(request, "max_id", 0, 0, 2**62)
+        statuses = state.timeline(user, count, page, since_id, max_id)
+        with state.lock:
+            state.timeline_pages += 1
         base = str(request.base_url).rstrip("/")
         return {
             "statuses": [s.to_json(base) for s in statuses],

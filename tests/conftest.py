@@ -17,11 +17,21 @@ import redis
 
 from channels import build_channel
 from channels.base import Channel, ChannelContext
-from publisher.settings import Settings
+from publisher.config.settings import Settings
 from publisher.store import Store
 
-SAMPLES = Path(__file__).parent.parent / "publisher" / "demo_samples"
+SAMPLES = Path(__file__).parent.parent / "publisher" / "local" / "demo_samples"
 TEST_REDIS_URL = os.environ.get("PUBLISHER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(autouse=True)
+def english_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests read English unless they ask for another language: the machine's own
+    `LANG` (or a developer's `PUBLISHER_LOCALE`) must not change what a test sees,
+    in this process or in the commands it starts."""
+    for variable in ("LC_ALL", "LC_MESSAGES", "PUBLISHER_LOCALE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
 
 
 @pytest.fixture(scope="session")
@@ -43,9 +53,12 @@ def redis_client(redis_prefix: str) -> Iterator[redis.Redis]:
 
 
 def write_matrix(path: Path, channels: dict[str, dict[str, Any]], feeds: dict[str, Any]) -> Path:
-    """A matrix TOML file with the given channel tables (values: str, int, float, bool)."""
+    """A matrix TOML file with the given channel tables (values: str, int, float, bool,
+    and dicts of those as inline tables)."""
 
     def value(v: Any) -> str:
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
         if isinstance(v, bool):
             return "true" if v else "false"
         if isinstance(v, int | float):

@@ -41,7 +41,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from publisher.errors import ConfigError, PermanentError
+from publisher.domain.errors import ConfigError, PermanentError
 
 if TYPE_CHECKING:
     from requests.adapters import _HostParams, _PoolKwargs

@@ -17,7 +17,7 @@ from typing import Any
 import requests
 import urllib3
 
-from publisher.errors import PublisherError
+from publisher.domain.errors import PublisherError
 
 CHUNK = 64 * 1024
 #: What a platform, partner or webhook answer may hold before reading stops.

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from publisher.settings import Settings
+    from publisher.config.settings import Settings
 
 MASK = "[redacted]"
 _QUERY = re.compile(

@@ -12,8 +12,8 @@ from fastapi.responses import StreamingResponse
 
 from channels.base import ChannelContext
 from channels.images import GIF, JPEG, PNG, Image, fetch_image
-from publisher.errors import DeliveryError, NotFound, PermanentError, RetryableError
-from publisher.settings import Settings
+from publisher.config.settings import Settings
+from publisher.domain.errors import DeliveryError, NotFound, PermanentError, RetryableError
 from sandbox.server import BackgroundServer, free_port
 from tests.conftest import SAMPLES
 

@@ -3,13 +3,12 @@
 End-to-end tests post through the real channel to mastodon-mock (a
 stateful Mastodon API server, run on loopback in a thread) and read back
 with Mastodon.py. What mastodon-mock cannot answer (429 with an ISO 8601
-`X-RateLimit-Reset`, 503, media still processing) comes from a small
-FastAPI stand-in for the remote server, defined below.
+`X-RateLimit-Reset`, 503, media still processing) comes from the contract
+harness's `ScriptedPlatform`, scripted below as a Mastodon server.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -20,14 +19,11 @@ from typing import Any
 
 import pytest
 import redis
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
 from mastodon import Mastodon, MastodonNotFoundError
 from mastodon_mock.config import MastodonMockConfig, RateLimitConfig
 from mastodon_mock.testing.seed import DEFAULT_TEST_SEED
 from mastodon_mock.testing.server import MockServer
 
-from channels.base import ChannelContext, SendAttempt
 from channels.mastodon import (
     InstanceLimits,
     MastodonChannel,
@@ -36,8 +32,9 @@ from channels.mastodon import (
     hashtags,
     seconds_until_reset,
 )
-from publisher.article import Article, load_article_file, parse_article
-from publisher.errors import (
+from channels.mastodon_length import mastodon_length
+from publisher.domain.article import Article, load_article_file, parse_article
+from publisher.domain.errors import (
     ConfigError,
     DeliveryError,
     OutcomeUnknownError,
@@ -45,9 +42,7 @@ from publisher.errors import (
     ReauthRequiredError,
     RetryableError,
 )
-from publisher.settings import Settings
-from publisher.text import mastodon_length
-from sandbox.server import BackgroundServer
+from tests.channels.contract import Answer, ChannelFactory, ScriptedPlatform, attempt
 from tests.conftest import SAMPLES
 
 TOKEN = "alice_token"  # seeded by mastodon-mock's default test seed
@@ -229,31 +224,18 @@ def test_seconds_until_reset(value: str | None, expected: float | None) -> None:
 
 
 @pytest.fixture
-def channel_for(
-    make_settings: Callable[..., Settings],
-    redis_client: redis.Redis,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Callable[..., MastodonChannel]:
+def channel_for(build: ChannelFactory) -> Callable[..., MastodonChannel]:
     """A channel against `base_url`, with the token in the environment (as in production)."""
-    monkeypatch.setenv(TOKEN_ENV, TOKEN)
 
-    def build(base_url: str, *, use_redis: bool = True, **options: Any) -> MastodonChannel:
-        table = {
-            "type": "mastodon",
-            "base_url": base_url,
-            "access_token_env": TOKEN_ENV,
-            "timeout": 5.0,
-            **options,
-        }
-        settings = make_settings(channels={"masto": table}, PUBLISHER_FETCH_ALLOW="127.0.0.1")
-        context = ChannelContext(settings=settings, redis=redis_client if use_redis else None)
-        return MastodonChannel(settings.channel("masto"), context)
+    def make(base_url: str, *, use_redis: bool = True, **options: Any) -> MastodonChannel:
+        table = {"base_url": base_url, "access_token_env": TOKEN_ENV, "timeout": 5.0, **options}
+        channel = build(
+            "mastodon", name="masto", env={TOKEN_ENV: TOKEN}, use_redis=use_redis, **table
+        )
+        assert isinstance(channel, MastodonChannel)
+        return channel
 
-    return build
-
-
-def attempt(key: str, number: int = 1, **fields: Any) -> SendAttempt:
-    return SendAttempt(delivery_id=1, number=number, idempotency_key=key, **fields)
+    return make
 
 
 def test_format_is_the_stock_status_and_options(
@@ -315,7 +297,7 @@ def test_posts_one_status_with_the_formatted_text(
     story = article(id="e2e-post", url="https://news.example.org/e2e-post.html", tags=["e2e"])
     post = channel.format(story)
 
-    receipt = channel.send(post, attempt("key-e2e-post"))
+    receipt = channel.send(post, attempt(key="key-e2e-post"))
 
     assert reader.status_source(receipt.remote_id)["text"] == post["status"]
     assert [s["id"] for s in statuses_linking(reader, story.url)] == [receipt.remote_id]
@@ -329,14 +311,14 @@ def test_same_idempotency_key_posts_once(
     story = article(id="e2e-idem", url="https://news.example.org/e2e-idem.html")
     post = channel.format(story)
 
-    first = channel.send(post, attempt("key-e2e-idem"))
+    first = channel.send(post, attempt(key="key-e2e-idem"))
     # The retry after an ambiguous timeout sends the same key again.
-    again = channel.send(post, attempt("key-e2e-idem", number=2, outcome_unknown=True))
+    again = channel.send(post, attempt(2, "key-e2e-idem", outcome_unknown=True))
 
     assert again == first
     assert len(statuses_linking(reader, story.url)) == 1
     # A new delivery (new key) is a new status: the key, not the text, de-duplicates.
-    other = channel.send(post, attempt("key-e2e-idem-2"))
+    other = channel.send(post, attempt(key="key-e2e-idem-2"))
     assert other.remote_id != first.remote_id
     assert len(statuses_linking(reader, story.url)) == 2
 
@@ -346,7 +328,7 @@ def test_chinese_sample_with_cover(
 ) -> None:
     channel = channel_for(mock_server.base_url)
     post = channel.format(load_article_file(SAMPLES / "skills-contest.md"))
-    progress = attempt("key-e2e-zh")
+    progress = attempt(key="key-e2e-zh")
 
     receipt = channel.send(post, progress)
 
@@ -361,7 +343,7 @@ def test_update_then_delete(
 ) -> None:
     channel = channel_for(mock_server.base_url)
     story = article(id="e2e-edit", url="https://news.example.org/e2e-edit.html")
-    receipt = channel.send(channel.format(story), attempt("key-e2e-edit"))
+    receipt = channel.send(channel.format(story), attempt(key="key-e2e-edit"))
 
     corrected = channel.format(story.model_copy(update={"title": "Corrected title"}))
     assert channel.update(receipt.remote_id, corrected).remote_id == receipt.remote_id
@@ -385,7 +367,7 @@ def test_revoked_token_is_permanent_and_never_shown(
     caplog.set_level(logging.DEBUG)
 
     with pytest.raises(ReauthRequiredError) as caught:
-        channel.send(channel.format(article()), attempt("key-e2e-401"))
+        channel.send(channel.format(article()), attempt(key="key-e2e-401"))
 
     assert caught.value.http_status == 401
     assert "re-authorise" in caught.value.reason and TOKEN_ENV in caught.value.reason
@@ -399,7 +381,7 @@ def test_rejections_carry_the_servers_reason(
     channel = channel_for(mock_server.base_url)
     empty = {**channel.format(article()), "status": " "}
     with pytest.raises(PermanentError, match="Text can't be blank") as blank:
-        channel.send(empty, attempt("key-e2e-422"))
+        channel.send(empty, attempt(key="key-e2e-422"))
     assert blank.value.http_status == 422
 
     with pytest.raises(PermanentError, match="Record not found") as missing:
@@ -425,7 +407,7 @@ def test_instance_limits_are_cached_in_redis(
     redis_prefix: str,
 ) -> None:
     channel = channel_for(mock_server.base_url, upload_cover=False)
-    channel.send(channel.format(article(id="e2e-cache")), attempt("key-e2e-cache"))
+    channel.send(channel.format(article(id="e2e-cache")), attempt(key="key-e2e-cache"))
 
     key = f"{redis_prefix}mastodon:instance:127.0.0.1:{mock_server.port}"
     assert 0 < redis_client.ttl(key) <= 3600
@@ -443,109 +425,67 @@ def test_mock_rate_limit_is_retryable_with_the_reset_wait(
         channel = channel_for(limited.base_url, use_redis=False)
         # The instance read uses the one allowed request; the post is refused.
         with pytest.raises(RetryableError) as caught:
-            channel.send(channel.format(article()), attempt("key-e2e-429"))
+            channel.send(channel.format(article()), attempt(key="key-e2e-429"))
     assert caught.value.http_status == 429
     assert caught.value.retry_after is not None and 200 <= caught.value.retry_after <= 301
 
 
-# --- a stand-in for the remote server, for answers mastodon-mock cannot give --
+# --- a scripted remote server, for answers mastodon-mock cannot give ---------
 
-
-@dataclass
-class Remote:
-    """What the stand-in will answer, and what it was sent."""
-
-    instance: dict[str, Any] | None = None  # None: 404, an old server
-    # Replies to POST /api/v1/statuses, in order: a dict is JSON, a str an HTML page.
-    status_replies: list[tuple[int, dict[str, Any] | str, dict[str, str]]] = field(
-        default_factory=list
-    )
-    hold_first_post: bool = False  # answer the first post only once `released`
-    released: bool = False
-    processing_polls: int = 2  # 206 answers before the media is ready
-    posts: list[dict[str, Any]] = field(default_factory=list)
-    keys: list[str | None] = field(default_factory=list)
-    instance_reads: int = 0
-    uploads: int = 0
-    polls: int = 0
-
-
-def stand_in_app(remote: Remote) -> FastAPI:
-    app = FastAPI()
-
-    @app.get("/api/v2/instance")
-    def instance() -> JSONResponse:
-        remote.instance_reads += 1
-        if remote.instance is None:
-            return JSONResponse({"error": "Record not found"}, status_code=404)
-        return JSONResponse(remote.instance)
-
-    @app.post("/api/v1/statuses")
-    async def post_status(request: Request) -> Response:
-        remote.posts.append(await request.json())
-        remote.keys.append(request.headers.get("Idempotency-Key"))
-        deadline = time.monotonic() + 5
-        while remote.hold_first_post and len(remote.posts) == 1 and not remote.released:
-            if time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.01)
-        if remote.status_replies:
-            code, body, headers = remote.status_replies.pop(0)
-            if isinstance(body, str):
-                return Response(body, status_code=code, headers=headers, media_type="text/html")
-            return JSONResponse(body, status_code=code, headers=headers)
-        return JSONResponse({"id": "9001", "url": "https://remote.example/@news/9001"})
-
-    @app.post("/api/v2/media")
-    async def upload(request: Request) -> JSONResponse:
-        form = await request.form()
-        assert form.get("file") is not None
-        remote.uploads += 1
-        return JSONResponse({"id": "m1", "type": "image", "url": None}, status_code=202)
-
-    @app.get("/api/v1/media/{media_id}")
-    def media(media_id: str) -> JSONResponse:
-        remote.polls += 1
-        if remote.polls <= remote.processing_polls:
-            return JSONResponse({"id": media_id, "url": None}, status_code=206)
-        return JSONResponse({"id": media_id, "url": "https://remote.example/m1.jpg"})
-
-    return app
+INSTANCE, STATUSES, UPLOAD, MEDIA = (
+    "/api/v2/instance", "/api/v1/statuses", "/api/v2/media", "/api/v1/media/m1"
+)  # fmt: skip
+PROCESSING = Answer(206, {"id": "m1", "url": None})
 
 
 @pytest.fixture
-def remote() -> Iterator[tuple[Remote, str]]:
-    state = Remote(instance={"configuration": {"statuses": {"max_characters": 500}}})
-    with BackgroundServer(stand_in_app(state)) as server:
-        yield state, server.url
+def remote(platform: ScriptedPlatform) -> tuple[ScriptedPlatform, str]:
+    """The contract harness's platform answering as a Mastodon server would.
+
+    An upload is accepted for processing (202); the media is ready on the
+    first poll unless a test queues `PROCESSING` answers before it.
+    """
+    platform.reset(
+        {
+            INSTANCE: Answer(200, {"configuration": {"statuses": {"max_characters": 500}}}),
+            STATUSES: Answer(200, {"id": "9001", "url": "https://remote.example/@news/9001"}),
+            UPLOAD: Answer(202, {"id": "m1", "type": "image", "url": None}),
+            MEDIA: Answer(200, {"id": "m1", "url": "https://remote.example/m1.jpg"}),
+        }
+    )
+    return platform, platform.url
+
+
+def posted(platform: ScriptedPlatform) -> list[dict[str, Any]]:
+    return [json.loads(seen.body) for seen in platform.requests_to(STATUSES)]
 
 
 def test_rate_limit_waits_until_the_iso_reset(
-    channel_for: Callable[..., MastodonChannel], remote: tuple[Remote, str]
+    channel_for: Callable[..., MastodonChannel], remote: tuple[ScriptedPlatform, str]
 ) -> None:
-    state, url = remote
+    platform, url = remote
     # Mastodon writes the reset as ISO 8601 UTC with microseconds and a Z.
     reset = (datetime.now(UTC) + timedelta(seconds=120)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     headers = {"X-RateLimit-Limit": "300", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset}
-    state.status_replies.append((429, {"error": "Too many requests"}, headers))
+    platform.fault(STATUSES, Answer(429, {"error": "Too many requests"}, headers=headers))
     channel = channel_for(url, upload_cover=False)
 
     with pytest.raises(RetryableError) as caught:
-        channel.send(channel.format(article()), attempt("key-429"))
+        channel.send(channel.format(article()), attempt(key="key-429"))
 
     assert caught.value.http_status == 429
     assert caught.value.retry_after is not None and 115 <= caught.value.retry_after <= 121
 
 
 def test_retry_after_wins_over_the_reset(
-    channel_for: Callable[..., MastodonChannel], remote: tuple[Remote, str]
+    channel_for: Callable[..., MastodonChannel], remote: tuple[ScriptedPlatform, str]
 ) -> None:
-    state, url = remote
+    platform, url = remote
     headers = {"Retry-After": "7", "X-RateLimit-Reset": "2099-01-01T00:00:00Z"}
-    state.status_replies.append((429, {"error": "Too many requests"}, headers))
+    platform.fault(STATUSES, Answer(429, {"error": "Too many requests"}, headers=headers))
     channel = channel_for(url, upload_cover=False)
     with pytest.raises(RetryableError) as caught:
-        channel.send(channel.format(article()), attempt("key-429b"))
+        channel.send(channel.format(article()), attempt(key="key-429b"))
     assert caught.value.retry_after == 7
 
 
@@ -567,104 +507,113 @@ def test_retry_after_wins_over_the_reset(
 )
 def test_answers_are_classified(
     channel_for: Callable[..., MastodonChannel],
-    remote: tuple[Remote, str],
+    remote: tuple[ScriptedPlatform, str],
     code: int,
     body: dict[str, Any] | str,
     headers: dict[str, str],
     kind: type[Exception],
     reason: str,
 ) -> None:
-    state, url = remote
-    state.status_replies.append((code, body, headers))
+    platform, url = remote
+    if isinstance(body, str):
+        answer = Answer(code, raw=body.encode(), headers=headers, content_type="text/html")
+    else:
+        answer = Answer(code, body, headers=headers)
+    platform.fault(STATUSES, answer)
     channel = channel_for(url, upload_cover=False)
     with pytest.raises(kind) as caught:
-        channel.send(channel.format(article()), attempt(f"key-{code}"))
+        channel.send(channel.format(article()), attempt(key=f"key-{code}"))
     assert isinstance(caught.value, DeliveryError)
     assert caught.value.http_status == code
     assert reason in caught.value.reason and TOKEN not in caught.value.reason
 
 
 def test_timeout_is_outcome_unknown_and_the_retry_reuses_the_key(
-    channel_for: Callable[..., MastodonChannel], remote: tuple[Remote, str]
+    channel_for: Callable[..., MastodonChannel], remote: tuple[ScriptedPlatform, str]
 ) -> None:
-    state, url = remote
-    state.hold_first_post = True
+    platform, url = remote
+    platform.fault(STATUSES, Answer(200, {"id": "9001"}, delay=2.0))  # answered too late
     channel = channel_for(url, upload_cover=False, timeout=0.5)
     post = channel.format(article())
 
     with pytest.raises(OutcomeUnknownError):
-        channel.send(post, attempt("key-timeout"))
-    state.released = True
-    receipt = channel.send(post, attempt("key-timeout", number=2, outcome_unknown=True))
+        channel.send(post, attempt(key="key-timeout"))
+    receipt = channel.send(post, attempt(2, "key-timeout", outcome_unknown=True))
 
     assert receipt.remote_id == "9001"
-    assert state.keys == ["key-timeout", "key-timeout"]
+    keys = [seen.headers.get("Idempotency-Key") for seen in platform.requests_to(STATUSES)]
+    assert keys == ["key-timeout", "key-timeout"]
 
 
 def test_stricter_instance_recuts_and_is_read_once(
-    channel_for: Callable[..., MastodonChannel], remote: tuple[Remote, str]
+    channel_for: Callable[..., MastodonChannel], remote: tuple[ScriptedPlatform, str]
 ) -> None:
-    state, url = remote
-    state.instance = {
-        "configuration": {"statuses": {"max_characters": 120, "characters_reserved_per_url": 30}}
-    }
+    platform, url = remote
+    platform.routes[INSTANCE] = Answer(
+        200,
+        {"configuration": {"statuses": {"max_characters": 120, "characters_reserved_per_url": 30}}},
+    )
     channel = channel_for(url, upload_cover=False)
     story = article(summary=LONG_SUMMARY, tags=["skills"])
     post = channel.format(story)
     assert mastodon_length(post["status"], 30) > 120
 
-    channel.send(post, attempt("key-strict-1"))
-    channel.send(post, attempt("key-strict-2"))
+    channel.send(post, attempt(key="key-strict-1"))
+    channel.send(post, attempt(key="key-strict-2"))
 
-    sent = state.posts[0]["status"]
+    sent = posted(platform)[0]["status"]
     assert mastodon_length(sent, 30) <= 120
     assert sent.split("\n\n")[-2:] == [story.url, "#skills"]
-    assert state.instance_reads == 1  # the second send used the Redis cache
+    assert len(platform.requests_to(INSTANCE)) == 1  # the second send used the Redis cache
 
 
 def test_old_server_without_v2_instance_gets_stock_limits(
-    channel_for: Callable[..., MastodonChannel], remote: tuple[Remote, str]
+    channel_for: Callable[..., MastodonChannel], remote: tuple[ScriptedPlatform, str]
 ) -> None:
-    state, url = remote
-    state.instance = None
+    platform, url = remote
+    platform.routes[INSTANCE] = Answer(404, {"error": "Record not found"})
     channel = channel_for(url, upload_cover=False)
     post = channel.format(article(summary=LONG_SUMMARY))
-    channel.send(post, attempt("key-old"))
-    assert state.posts[0]["status"] == post["status"]
+    channel.send(post, attempt(key="key-old"))
+    assert posted(platform)[0]["status"] == post["status"]
 
 
 def test_cover_processed_asynchronously_is_awaited(
-    channel_for: Callable[..., MastodonChannel], remote: tuple[Remote, str]
+    channel_for: Callable[..., MastodonChannel], remote: tuple[ScriptedPlatform, str]
 ) -> None:
-    state, url = remote
+    platform, url = remote
+    platform.fault(MEDIA, PROCESSING, PROCESSING)
     channel = channel_for(url, media_poll_interval=0.01)
     post = channel.format(load_article_file(SAMPLES / "skills-contest.md"))
-    progress = attempt("key-media")
+    progress = attempt(key="key-media")
 
     channel.send(post, progress)
 
-    assert (state.uploads, state.polls) == (1, 3)  # 202, then 206, 206, 200
-    assert state.posts[0]["media_ids"] == ["m1"]
+    (upload,) = platform.requests_to(UPLOAD)
+    assert b'name="file"' in upload.body
+    assert len(platform.requests_to(MEDIA)) == 3  # 202, then 206, 206, 200
+    assert posted(platform)[0]["media_ids"] == ["m1"]
     assert progress.checkpoint == {"media_id": "m1", "media_ready": True}
 
 
 def test_cover_still_processing_resumes_without_uploading_again(
-    channel_for: Callable[..., MastodonChannel], remote: tuple[Remote, str]
+    channel_for: Callable[..., MastodonChannel], remote: tuple[ScriptedPlatform, str]
 ) -> None:
-    state, url = remote
-    state.processing_polls = 1_000_000
+    platform, url = remote
+    ready = platform.routes[MEDIA]
+    platform.routes[MEDIA] = PROCESSING
     channel = channel_for(url, media_poll_interval=0.01, media_wait_seconds=0.05)
     post = channel.format(load_article_file(SAMPLES / "skills-contest.md"))
     saved: list[dict[str, Any]] = []
-    first = attempt("key-media-slow", save_checkpoint=saved.append)
+    first = attempt(key="key-media-slow", save_checkpoint=saved.append)
 
     with pytest.raises(RetryableError, match="still processing"):
         channel.send(post, first)
-    assert state.posts == [] and saved[-1] == {"media_id": "m1"}
+    assert posted(platform) == [] and saved[-1] == {"media_id": "m1"}
 
-    state.processing_polls = 0
+    platform.routes[MEDIA] = ready
     started = time.monotonic()
-    channel.send(post, attempt("key-media-slow", number=2, checkpoint=dict(saved[-1])))
+    channel.send(post, attempt(2, "key-media-slow", checkpoint=dict(saved[-1])))
     assert time.monotonic() - started < 2
-    assert state.uploads == 1
-    assert state.posts[0]["media_ids"] == ["m1"]
+    assert len(platform.requests_to(UPLOAD)) == 1
+    assert posted(platform)[0]["media_ids"] == ["m1"]

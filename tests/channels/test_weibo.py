@@ -7,20 +7,24 @@ API, and checks how the failure is classified, or what was delivered.
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import requests
+from PIL import Image as PILImage
 
-from channels.base import ChannelContext, Receipt, SendAttempt
+from channels.base import Receipt, SendAttempt, notes_of
 from channels.weibo import MAX_LENGTH, WeiboApi, WeiboChannel, compose_status, status_url
-from publisher.article import Article, load_article_file, parse_article
-from publisher.errors import (
+from channels.weibo_length import weibo_length
+from publisher.domain.article import Article, load_article_file, parse_article
+from publisher.domain.errors import (
     ConfigError,
     DeliveryError,
     OutcomeUnknownError,
@@ -28,10 +32,10 @@ from publisher.errors import (
     ReauthRequiredError,
     RetryableError,
 )
-from publisher.settings import ChannelConfig, Settings
-from publisher.text import cut, graphemes, weibo_length
+from publisher.domain.text import cut, graphemes
 from sandbox.server import BackgroundServer, free_port
 from sandbox.weibo import WeiboState, create_app
+from tests.channels.contract import ChannelFactory, attempt, offline_channel
 from tests.conftest import SAMPLES
 
 TOKEN = "wb-secret-2.00Zx9Kq7tokenvalue"
@@ -149,16 +153,21 @@ def test_format_is_pure_and_stable() -> None:
     item = load_article_file(SAMPLES / "skills-contest.md")
     channel = channel_for_format()
 
-    assert channel.format(item) == channel.format(item) == {"status": compose_status(item)}
+    assert (
+        channel.format(item)
+        == channel.format(item)
+        == {
+            "status": compose_status(item),
+            "pic": item.cover_image,  # attached as `pic` when the status is shared
+        }
+    )
 
 
 def channel_for_format() -> WeiboChannel:
     """A channel with no Redis and no network: what `preview` builds."""
-    settings = Settings.load({"PUBLISHER_DATA_DIR": "/nonexistent"})
-    config = ChannelConfig.model_validate(
-        {"name": "weibo", "type": "weibo", "access_token_env": TOKEN_ENV}
-    )
-    return WeiboChannel(config, ChannelContext(settings))
+    channel = offline_channel("weibo", access_token_env=TOKEN_ENV)
+    assert isinstance(channel, WeiboChannel)
+    return channel
 
 
 # -- the length rule and the cutter it relies on (publisher/text.py) ----------------------
@@ -199,12 +208,11 @@ def test_cut_still_ends_at_an_ascii_full_stop_before_a_space() -> None:
 
 @dataclass
 class Weibo:
-    """The sandbox plus a factory for channels pointed at it."""
+    """The sandbox plus the shared channel factory, pointed at it."""
 
     server: BackgroundServer
     state: WeiboState
-    settings_for: Callable[..., Settings]
-    redis: redis.Redis
+    build: ChannelFactory
 
     @property
     def url(self) -> str:
@@ -212,15 +220,15 @@ class Weibo:
 
     def channel(self, **options: Any) -> WeiboChannel:
         table = {
-            "type": "weibo",
             "base_url": self.url,
             "access_token_env": TOKEN_ENV,
             "timeout": 2.0,
             "account": uuid.uuid4().hex,  # a fresh rate-limit bucket per test
             **options,
         }
-        settings = self.settings_for(channels={"weibo": table})
-        return WeiboChannel(settings.channel("weibo"), ChannelContext(settings, self.redis))
+        channel = self.build("weibo", name="weibo", **table)
+        assert isinstance(channel, WeiboChannel)
+        return channel
 
     def fault(self, **spec: Any) -> None:
         spec.setdefault("path", "/2/statuses/share.json")
@@ -246,20 +254,13 @@ def weibo_server() -> Iterator[tuple[BackgroundServer, WeiboState]]:
 @pytest.fixture
 def weibo(
     weibo_server: tuple[BackgroundServer, WeiboState],
-    make_settings: Callable[..., Settings],
-    redis_client: redis.Redis,
+    build: ChannelFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Weibo:
     server, state = weibo_server
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
     requests.post(f"{server.url}/_control/reset", timeout=5).raise_for_status()
-    return Weibo(server, state, make_settings, redis_client)
-
-
-def attempt(number: int = 1, *, outcome_unknown: bool = False) -> SendAttempt:
-    return SendAttempt(
-        delivery_id=1, number=number, idempotency_key="k-1", outcome_unknown=outcome_unknown
-    )
+    return Weibo(server, state, build)
 
 
 def post_for(channel: WeiboChannel, title: str = "决赛开幕") -> dict[str, Any]:
@@ -482,3 +483,144 @@ def test_a_token_echoed_by_the_platform_is_scrubbed_from_the_reason() -> None:
         api.close()
 
     assert TOKEN not in error.reason and "[token]" in error.reason
+
+
+# -- pictures (issue 11, item 5) and reconciliation that never reposts (item 3) ------------
+
+
+@dataclass
+class Resumable:
+    """Attempts that carry one checkpoint, as the engine persists it between attempts."""
+
+    channel: WeiboChannel
+    post: dict[str, Any]
+    checkpoint: dict[str, Any]
+    failures: list[DeliveryError]
+    unknown: bool = False
+
+    def attempt(self) -> Receipt:
+        try:
+            receipt = self.channel.send(
+                self.post,
+                SendAttempt(1, len(self.failures) + 1, "k-1", checkpoint=self.checkpoint,
+                            outcome_unknown=self.unknown),
+            )  # fmt: skip
+        except RetryableError as error:
+            self.failures.append(error)
+            self.unknown = isinstance(error, OutcomeUnknownError)
+            raise
+        self.unknown = False
+        return receipt
+
+    def until_delivered(self, attempts: int = 10) -> Receipt:
+        for _ in range(attempts):
+            try:
+                return self.attempt()
+            except RetryableError:
+                continue
+        raise AssertionError(f"not delivered: {self.failures}")
+
+
+def resumable(channel: WeiboChannel, post: dict[str, Any]) -> Resumable:
+    return Resumable(channel, post, {}, [])
+
+
+def picture_of(status_id: str, weibo: Weibo) -> bytes:
+    return requests.get(f"{weibo.url}/pic/{status_id}", timeout=5).content
+
+
+def test_the_cover_goes_out_as_pic(weibo: Weibo) -> None:
+    channel = weibo.channel()
+    post = channel.format(load_article_file(SAMPLES / "skills-contest.md"))
+
+    receipt = channel.send(post, attempt())
+
+    assert weibo.timeline()[0]["original_pic"].endswith(f"/pic/{receipt.remote_id}")
+    assert picture_of(receipt.remote_id, weibo) == (SAMPLES / "skills-contest.jpg").read_bytes()
+
+
+def test_the_first_body_image_when_there_is_no_cover() -> None:
+    body = '<p>正文</p><p><img src="https://img.example/a.png?x=1&amp;y=2" alt="a"></p>'
+    post = channel_for_format().format(article(title="图", body_html=body))
+    assert post["pic"] == "https://img.example/a.png?x=1&y=2"
+    assert "pic" not in channel_for_format().format(article(title="无图"))
+
+
+def test_a_picture_over_5_mb_is_scaled_down(weibo: Weibo, tmp_path: Path) -> None:
+    noise = PILImage.frombytes("RGB", (2200, 1600), os.urandom(2200 * 1600 * 3))
+    big = tmp_path / "big.png"
+    noise.save(big, "PNG")
+    assert big.stat().st_size > 5 * 1024 * 1024
+    channel = weibo.channel()
+
+    receipt = channel.send({**post_for(channel), "pic": str(big)}, attempt())
+
+    sent = PILImage.open(io.BytesIO(picture_of(receipt.remote_id, weibo)))
+    assert sent.format == "JPEG" and len(picture_of(receipt.remote_id, weibo)) < 5 * 1024 * 1024
+
+
+def test_a_refused_picture_posts_text_only_with_a_note(weibo: Weibo) -> None:
+    weibo.fault(mode="error", code=20006)  # "image size too large"
+    channel = weibo.channel()
+    delivery = resumable(channel, {**post_for(channel), "pic": str(SAMPLES / "skills-contest.jpg")})
+
+    receipt = delivery.attempt()
+
+    assert "original_pic" not in weibo.timeline()[0] and receipt.remote_id
+    assert notes_of(delivery.checkpoint) == [
+        "picture skills-contest.jpg left out, the status went text only: "
+        "post status: image size too large (code 20006)"
+    ]
+    assert weibo.stats()["posts"] == 1
+
+
+def test_an_unreachable_picture_never_blocks_the_status(weibo: Weibo) -> None:
+    channel = weibo.channel()
+    dead = f"http://127.0.0.1:{free_port()}/photo.jpg"
+    delivery = resumable(channel, {**post_for(channel), "pic": dead})
+
+    delivery.until_delivered()
+
+    assert [f.reason.split(":")[0] for f in delivery.failures] == ["picture photo.jpg"] * 2
+    assert notes_of(delivery.checkpoint)[0].startswith("picture photo.jpg left out")
+    assert weibo.stats()["posts"] == 1
+
+
+def test_ambiguous_share_found_deep_in_the_timeline_while_pages_fail(weibo: Weibo) -> None:
+    """The status sits under 300 newer ones, one timeline page in five fails and the
+    account's older history lies below the request: found, never posted twice."""
+    requests.post(f"{weibo.url}/_control/statuses", json={"count": 200, "age_seconds": 7200},
+                  timeout=5).raise_for_status()  # fmt: skip
+    channel = weibo.channel(timeout=0.5)
+    delivery = resumable(channel, post_for(channel))
+    weibo.fault(mode="timeout_after_store", seconds=1.0)
+    with pytest.raises(OutcomeUnknownError):
+        delivery.attempt()
+    requests.post(f"{weibo.url}/_control/statuses", json={"count": 300}, timeout=5)
+    weibo.fault(path="/2/statuses/user_timeline.json", mode="error", code=10001, every=5,
+                count=1000)  # fmt: skip
+
+    receipt = delivery.until_delivered()
+
+    stats = weibo.stats()
+    assert (stats["posts"], stats["duplicate_posts"]) == (1, 0)
+    assert requests.get(str(receipt.remote_url), timeout=5).status_code == 200
+    assert sum("resumes there" in f.reason for f in delivery.failures) == 1
+    assert stats["timeline_pages"] == 7  # 301 statuses in pages of 50; never the old 200
+
+
+def test_a_rate_limited_lookup_is_retried_and_never_posts(weibo: Weibo) -> None:
+    channel = weibo.channel(timeout=0.5)
+    delivery = resumable(channel, post_for(channel))
+    weibo.fault(mode="delay", seconds=1.0)  # no answer: the share may or may not have landed
+    with pytest.raises(OutcomeUnknownError):
+        delivery.attempt()
+    weibo.fault(path="/2/statuses/user_timeline.json", mode="error", code=10024, count=3)
+
+    for _ in range(3):
+        with pytest.raises(RetryableError) as caught:
+            delivery.attempt()
+        assert caught.value.code == "10024" and not isinstance(caught.value, PermanentError)
+    delivery.until_delivered()
+
+    assert (weibo.stats()["posts"], weibo.stats()["duplicate_posts"]) == (1, 0)

@@ -15,9 +15,9 @@ import pytest
 
 from channels.base import ChannelContext
 from channels.images import PNG, fetch_image
-from publisher.errors import ConfigError, PermanentError
+from publisher.config.settings import Settings
+from publisher.domain.errors import ConfigError, PermanentError
 from publisher.net.guard import REFUSED, Allowlist, FetchRefused, PublicSession, check_url
-from publisher.settings import Settings
 
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 IMAGES = frozenset({PNG})
@@ -341,8 +341,8 @@ def test_https_keeps_the_name_for_sni_and_the_certificate(tmp_path: Any) -> None
 
 
 def test_a_refused_partner_feed_is_an_ingest_error_without_connecting(inside: Counting) -> None:
-    from publisher.ingest import IngestError
-    from publisher.ingest import fetch as fetch_feed
+    from publisher.jobs.ingest import IngestError
+    from publisher.jobs.ingest import fetch as fetch_feed
 
     with pytest.raises(IngestError, match=r"^refused: not a public address$"):
         fetch_feed(inside.url("/feed.xml"), etag=None, last_modified=None, timeout=2)

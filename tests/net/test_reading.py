@@ -15,11 +15,11 @@ import requests
 from channels.base import ChannelContext
 from channels.http import request
 from channels.images import PNG, fetch_image
-from publisher.errors import OutcomeUnknownError, RetryableError
-from publisher.ingest import IngestError
-from publisher.ingest import fetch as fetch_feed
+from publisher.config.settings import Settings
+from publisher.domain.errors import OutcomeUnknownError, RetryableError
+from publisher.jobs.ingest import IngestError
+from publisher.jobs.ingest import fetch as fetch_feed
 from publisher.net.reading import MAX_ANSWER_BYTES
-from publisher.settings import Settings
 
 PNG_HEAD = b"\x89PNG\r\n\x1a\n"
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import requests
 
-from publisher import cli
+from publisher.cli import main as cli
+from publisher.config.settings import Settings
 from publisher.net.redact import MASK, install_log_redaction, redact
-from publisher.settings import Settings
 
 TOKEN = "wx-access-token-0123456789"
 APP_SECRET = "app-secret-abcdef987654"

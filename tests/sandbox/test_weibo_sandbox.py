@@ -22,7 +22,7 @@ import pytest
 import requests
 import weibo as sdk  # sinaweibopy3
 
-from publisher.text import weibo_length
+from channels.weibo_length import weibo_length
 from sandbox.server import BackgroundServer
 from sandbox.weibo import DEFAULT_TOKEN, WeiboState, create_app, short_link
 from tests.conftest import SAMPLES
@@ -210,6 +210,7 @@ def test_the_same_text_twice_is_a_repeat(sandbox: Sandbox) -> None:
 
     assert (error.error_code, error.error) == (20019, "Repeat conetnt!")
     assert sandbox.stats() | {"rejected": None} == {
+        "timeline_pages": 0,
         "posts": 1,
         "duplicate_posts": 0,
         "live": 1,

@@ -1,0 +1,121 @@
+"""Phase 5 of bench/throughput.py: remote deliveries, and the headline numbers.
+
+N articles x the webhook channel, POSTing to a loopback receiver that answers
+200 at once, delivered by a real `publisher worker` (same concurrency as the
+feed phase, same broker): what a remote delivery costs next to a no-op task
+on the same broker in the same run. Also the worker's resident memory, read
+from /proc for every process of its group (the Celery main process and its
+pool), after it has worked through the phase.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from publisher.domain.states import State
+from publisher.store.models import DeliveryRow
+
+HOOK = "hook"
+
+
+async def receiver(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """An ASGI app that reads the request and answers 200 at once."""
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        more = (await receive()).get("more_body", False)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})  # fmt: skip
+    await send({"type": "http.response.body", "body": b'{"ok": true}'})
+
+
+@dataclass
+class Remote:
+    articles: int
+    delivered: int
+    publish_seconds: float
+    total_seconds: float
+    per_second: float
+    worker_rss_mb: float  # the largest process of the worker's group
+    worker_group_rss_mb: float  # all of them
+
+
+def group_rss_mb(pgid: int) -> tuple[float, float]:
+    """(largest, total) resident set of the processes in a process group, in MB."""
+    sizes = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) != pgid:
+                continue
+            status = (entry / "status").read_text()
+        except (OSError, ProcessLookupError):
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                sizes.append(int(line.split()[1]) / 1024)
+    return (max(sizes, default=0.0), sum(sizes))
+
+
+def run_remote(bench: Any, deployment: Any, runtime: Any, n: int) -> Remote:
+    """`bench` is the throughput module (its helpers, without an import cycle)."""
+    store = runtime.store
+    worker = deployment.start_worker(
+        ["-m", "publisher", "worker", "--concurrency", str(bench.CONCURRENCY)], "remote.log"
+    )
+
+    def settled(prefix: str, expected: int) -> Any:
+        return lambda: bench.settled_count(store, prefix) == (expected, expected)
+
+    for i in range(4):
+        runtime.publish(bench.make_article(f"rwarm-{i}", i), only=[HOOK])
+    bench.wait_for(settled("rwarm-", 4), deployment, "the remote warm-up", 120)
+    articles = [bench.make_article(f"remote-{i:06d}", i) for i in range(n)]
+    started = datetime.now(UTC)
+    for article in articles:
+        runtime.publish(article, only=[HOOK])
+    publish_seconds = (datetime.now(UTC) - started).total_seconds()
+    bench.wait_for(settled("remote-", n), deployment, "settling the remote burst", 60 + n)
+    largest, total = group_rss_mb(worker.pid)
+    with store.session() as session:
+        done = session.scalars(
+            select(DeliveryRow.delivered_at).where(
+                DeliveryRow.article_id.startswith("remote-"),
+                DeliveryRow.state == State.DELIVERED,
+            )
+        ).all()
+    deployment.stop_worker(worker)
+    seconds = (max(d for d in done if d) - started).total_seconds()
+    return Remote(n, len(done), publish_seconds, seconds, len(done) / seconds, largest, total)
+
+
+def headline(results: Any) -> dict[str, float]:
+    """The numbers issue 10's goals are stated in, from one run."""
+    p, noop, remote = results.pipeline, results.noop, results.remote
+    out: dict[str, float] = {}
+    if noop is not None:
+        out["noop_tasks_per_s"] = noop.per_second
+    if p is not None:
+        out["feed_deliveries_per_s"] = p.per_second
+        out["idle_in_feed_p50_ms"] = p.visible_p50_ms
+        out["idle_in_feed_p99_ms"] = p.visible_p99_ms
+        out["burst_all_in_feed_s"] = p.total_seconds - p.publish_seconds
+        if noop is not None:
+            out["feed_ratio"] = p.per_second / noop.per_second
+    if remote is not None:
+        out["remote_deliveries_per_s"] = remote.per_second
+        out["worker_rss_mb"] = remote.worker_rss_mb
+        if noop is not None:
+            out["remote_ratio"] = remote.per_second / noop.per_second
+    for size in sorted({r.articles for r in results.rebuilds}):
+        key = "rebuild_ms_100" if size == 100 else f"rebuild_ms_{size}"
+        out[key] = sum(r.total_ms for r in results.rebuilds if r.articles == size)
+    return out

@@ -1,0 +1,1 @@
+"""The `publisher` command line: the top layer; nothing imports it."""

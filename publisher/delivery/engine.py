@@ -1,0 +1,238 @@
+"""One delivery attempt: claim, send, classify the outcome, record it.
+
+This is the only code that turns a channel's result into a state change,
+and it does so through the store's fenced writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from channels.base import Channel, Receipt, SendAttempt, notes_of
+from publisher.config.settings import Settings
+from publisher.delivery.attempts import Outcome, attempt, decide
+from publisher.delivery.notify import event_for, plan_notifications
+from publisher.delivery.pacing import COUNTDOWN_LIMIT, Deferral, Pacer, Slot
+from publisher.delivery.ports import Dispatch
+from publisher.domain.errors import (
+    AuthExpiredError,
+    DeliveryError,
+    OutcomeUnknownError,
+    PermanentError,
+    RetryableError,
+)
+from publisher.domain.states import Correction, Kind, State
+from publisher.store import Claim, Enqueue, PlannedNotification, Store
+from publisher.store.models import DeliveryRow
+
+log = logging.getLogger(__name__)
+
+
+def idempotency_key(delivery_id: int, article_id: str, version: int) -> str:
+    """Stable for every attempt at one version of one delivery, opaque to platforms."""
+    raw = f"publisher:{delivery_id}:{article_id}:{version}".encode()
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+class DeliveryEngine:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        channels: Mapping[str, Channel],
+        dispatcher: Dispatch,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.channels = channels
+        self.dispatcher = dispatcher
+        self.pacer = Pacer(settings)
+
+    def deliver(self, delivery_id: int) -> str:
+        """Make one attempt; returns what happened, for logs and tests."""
+        claim = self.store.claim(delivery_id, self.settings.lease_seconds)
+        if claim is None:
+            return "skipped"  # settled, not due, or another worker holds it
+        channel = self.channels.get(claim.channel)
+        slots: list[Slot] = []
+
+        def work() -> Receipt | Deferral:
+            if channel is None:
+                raise PermanentError(f"channel {claim.channel!r} is no longer configured")
+            # Quiet hours and account spacing hold the delivery before anything is sent.
+            paced = self.pacer.deferral(claim, channel)
+            if isinstance(paced, Deferral):
+                return paced
+            if paced is not None:
+                slots.append(paced)
+            return self._send(channel, claim)
+
+        outcome = attempt(work, what=f"delivery {delivery_id}")
+        if outcome.error is not None:
+            return self._failed(claim, outcome.error, outcome)
+        if isinstance(outcome.result, Deferral):
+            return self._defer(claim, outcome.result)
+        assert isinstance(outcome.result, Receipt)
+        recorded = self.store.record_delivered(
+            claim,
+            remote_id=outcome.result.remote_id,
+            remote_url=outcome.result.remote_url,
+            # A spaced post started in its slot: the log shows the start the promise is about.
+            started_at=slots[0].started if slots else outcome.started_at,
+            duration_ms=outcome.duration_ms,
+            notes=notes_of(claim.checkpoint),  # what the channel did differently, named
+        )
+        if not recorded:
+            log.warning("delivery %s: lease lost before recording delivered", delivery_id)
+            return "lease-lost"
+        if channel is not None and channel.is_feed:
+            self.dispatcher.request_feed_rebuild(channel.name)
+        return "delivered"
+
+    def _send(self, channel: Channel, claim: Claim) -> Receipt:
+        attempt = SendAttempt(
+            delivery_id=claim.delivery_id,
+            number=claim.attempt,
+            idempotency_key=idempotency_key(
+                claim.delivery_id, claim.article_id, claim.article_version
+            ),
+            checkpoint=claim.checkpoint,
+            outcome_unknown=claim.outcome_unknown,
+            save_checkpoint=lambda data: self._checkpoint(claim, data),
+        )
+        try:
+            return self._perform(channel, claim, attempt)
+        except AuthExpiredError:
+            # Refresh once and go again at once: an expired token is not a
+            # reason to wait. A second expiry is treated as transient.
+            channel.refresh_auth()
+            try:
+                return self._perform(channel, claim, attempt)
+            except AuthExpiredError as again:
+                raise RetryableError(again.reason, code=again.code) from None
+
+    def _perform(self, channel: Channel, claim: Claim, attempt: SendAttempt) -> Receipt:
+        if claim.kind == Kind.RETRACT:
+            return self._remove(channel, claim, attempt)
+        if claim.kind == Kind.CORRECTION:
+            return self._correct(channel, claim, attempt)
+        if claim.remote_id and channel.correction == Correction.EDIT:
+            return channel.update(claim.remote_id, claim.payload)  # delivered before: edit it
+        return channel.send(claim.payload, attempt)
+
+    def _correct(self, channel: Channel, claim: Claim, attempt: SendAttempt) -> Receipt:
+        rows = self.store.siblings(claim.article_id, claim.channel)
+        original = rows.get(Kind.PUBLISH)
+        if original is None or original.state in (State.FAILED, State.CANCELLED):
+            raise PermanentError("the original post was never delivered; retry it instead")
+        if original.state != State.DELIVERED:
+            raise RetryableError("waiting for the original post to be delivered", retry_after=5)
+        if channel.correction == Correction.FOLLOW_UP:
+            return channel.send_correction(claim.payload, original.remote_url, attempt)
+        # REPUBLISH: the corrected article takes the place of what followers see now.
+        replaced = claim.remote_id or original.remote_id
+        if replaced and attempt.checkpoint.get("replaced") != replaced:
+            channel.delete(replaced)
+            attempt.step("replaced", replaced)
+        return channel.send(claim.payload, attempt)
+
+    def _remove(self, channel: Channel, claim: Claim, attempt: SendAttempt) -> Receipt:
+        """Delete every post of the article on this channel, each once (checkpointed)."""
+        rows = self.store.siblings(claim.article_id, claim.channel)
+        posts = [rows.get(Kind.PUBLISH), rows.get(Kind.CORRECTION)]
+        if any(row is not None and row.state == State.SENDING for row in posts):
+            raise RetryableError("waiting for the post in flight to land", retry_after=5)
+        removed: list[str] = list(attempt.checkpoint.get("removed", []))
+        for target in _live_posts(channel, rows):
+            if target not in removed:
+                channel.delete(target)
+                removed.append(target)
+                attempt.step("removed", removed)
+        return Receipt(remote_id=",".join(removed) or "-", remote_url=None)
+
+    def _defer(self, claim: Claim, deferral: Deferral) -> str:
+        """Wait without sending and without spending the attempt; re-enqueued like a retry."""
+        armed = (deferral.until - datetime.now(UTC)).total_seconds() <= COUNTDOWN_LIMIT
+        if not self.store.defer(claim, until=deferral.until, reason=deferral.reason, armed=armed):
+            return "lease-lost"
+        if armed:  # a longer wait is released by the sweeper once due
+            countdown = max(0.0, (deferral.until - datetime.now(UTC)).total_seconds())
+            self.dispatcher.enqueue([Enqueue(claim.delivery_id, claim.channel_type, countdown)])
+        log.info("delivery %s: %s", claim.delivery_id, deferral.reason)
+        return "deferred"
+
+    def _checkpoint(self, claim: Claim, data: dict[str, object]) -> None:
+        if not self.store.save_checkpoint(claim, dict(data)):
+            raise PermanentError("lost the lease while sending; another worker took over")
+
+    def _failed(self, claim: Claim, error: DeliveryError, outcome: Outcome[Any]) -> str:
+        verdict = decide(
+            error,
+            attempt_number=claim.attempt,
+            max_attempts=claim.max_attempts,
+            backoff=self.settings.channels.get(claim.channel),
+        )
+        # Failed for good: the webhooks in [notifications] are told, in the same transaction.
+        notifications = (
+            [] if verdict.retry_at else self._notifications(claim, error, verdict.reason)
+        )
+        recorded = self.store.record_failure(
+            claim,
+            outcome=verdict.outcome,
+            reason=verdict.reason,
+            code=error.code,
+            http_status=error.http_status,
+            started_at=outcome.started_at,
+            duration_ms=outcome.duration_ms,
+            retry_at=verdict.retry_at,
+            outcome_unknown=isinstance(error, OutcomeUnknownError),
+            notifications=notifications,
+        )
+        if recorded is None:
+            return "lease-lost"
+        self.dispatcher.notify(recorded)
+        if verdict.retry_at is not None:
+            countdown = verdict.countdown()
+            self.dispatcher.enqueue([Enqueue(claim.delivery_id, claim.channel_type, countdown)])
+        log.info(
+            "delivery %s attempt %s: %s (%s)",
+            claim.delivery_id, claim.attempt, verdict.outcome, verdict.reason,
+        )  # fmt: skip
+        return verdict.outcome
+
+    def _notifications(
+        self, claim: Claim, error: DeliveryError, reason: str
+    ) -> list[PlannedNotification]:
+        return plan_notifications(
+            self.settings,
+            event=event_for(error),
+            delivery_id=claim.delivery_id,
+            article_id=claim.article_id,
+            channel=claim.channel,
+            reason=reason,
+            code=error.code,
+            attempts=claim.attempt,
+            at=datetime.now(UTC),
+        )
+
+
+def _live_posts(channel: Channel, rows: Mapping[str, DeliveryRow]) -> list[str]:
+    """What followers can still see: the delivered post, the follow-up correction,
+    or, where a correction republished the article, only the republished one."""
+    publish, correction = rows.get(Kind.PUBLISH), rows.get(Kind.CORRECTION)
+    posts: list[str] = []
+    if channel.correction == Correction.REPUBLISH and correction is not None:
+        if correction.remote_id and correction.state == State.DELIVERED:
+            return [correction.remote_id]
+        replaced = (correction.checkpoint or {}).get("replaced")
+        if replaced and publish is not None and replaced == publish.remote_id:
+            return [correction.remote_id] if correction.remote_id else []
+    if publish is not None and publish.remote_id and publish.state == State.DELIVERED:
+        posts.append(publish.remote_id)
+    if correction is not None and correction.remote_id and correction.state == State.DELIVERED:
+        posts.append(correction.remote_id)
+    return posts

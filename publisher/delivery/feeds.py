@@ -1,0 +1,141 @@
+"""Rebuilding a feed channel's documents, which is what delivers its items.
+
+A rebuild reads the channel's newest N items together with every delivery
+waiting on it, renders every document the channel owns, and hands both to
+the store's build transaction (`publisher.store.feed_builds`): the documents
+are saved in the store (what the API serves) and written atomically under
+`PUBLISHER_DATA_DIR/feeds/` (temp file + rename, so a reader never sees half
+a document), and the deliveries they cover are marked `delivered` with the
+document URL and the build's id as the receipt, all before one commit. Then
+the WebSub hub, if any, is pinged for each document: the hub fetches what
+the API now serves.
+
+An item the channel cannot render (say a title with U+FFFF, which lxml
+refuses) fails its own delivery with the reason; the document is built
+without it, so one bad item never blocks the others.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from channels.feed import FeedChannel, FeedDocument, FeedItem
+from publisher.config.settings import Settings
+from publisher.delivery import websub
+from publisher.store import Store
+from publisher.store.feed_builds import (
+    BuiltDocument,
+    FeedSnapshot,
+    SnapshotItem,
+    commit_feed_build,
+    read_feed,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Rebuild:
+    """What one rebuild did, for the task's log line and for tests."""
+
+    documents: list[FeedDocument] = field(default_factory=list)
+    kept: bool = False
+    covered: int = 0
+    failed: dict[int, str] = field(default_factory=dict)
+
+
+def rebuild_feed(settings: Settings, store: Store, channel: FeedChannel) -> Rebuild:
+    started_at = datetime.now(UTC)
+    snapshot = read_feed(store, channel.name, settings.feeds.items)
+    snapshot = replace(snapshot, items=within_byte_budget(snapshot.items, settings.feeds.max_bytes))
+    documents, failed, held = render_without_bad_items(channel, snapshot)
+    built = [BuiltDocument(d.filename, d.content_type, d.body, held) for d in documents]
+
+    def write() -> None:
+        for document in documents:
+            write_atomically(settings.feeds_dir / document.filename, document.body)
+
+    kept = commit_feed_build(
+        store,
+        snapshot,
+        built,
+        document_url=channel.feed_url(channel.filenames()[0]),
+        failed=failed,
+        write=write,
+        started_at=started_at,
+    )
+    if kept:
+        websub.ping_hub(settings.feeds.hub_url, [channel.feed_url(d.filename) for d in documents])
+    return Rebuild(documents, kept, snapshot.waiting, failed)
+
+
+def within_byte_budget(items: list[SnapshotItem], budget: int) -> list[SnapshotItem]:
+    """Items (newest first) whose full HTML fits `[feeds] max_bytes` together; every
+    later item carries its summary as its content, so a few huge articles can
+    neither make a document of tens of MB nor a rebuild of hundreds."""
+    spent = 0
+    kept: list[SnapshotItem] = []
+    for item in items:
+        content = str(item.payload.get("content_html") or "")
+        spent += len(content.encode("utf-8", "replace"))
+        if spent > budget:
+            summary = html.escape(
+                str(item.payload.get("summary") or item.payload.get("title") or "")
+            )
+            item = replace(item, payload={**item.payload, "content_html": f"<p>{summary}</p>"})
+        kept.append(item)
+    return kept
+
+
+def render_without_bad_items(
+    channel: FeedChannel, snapshot: FeedSnapshot
+) -> tuple[list[FeedDocument], dict[int, str], int]:
+    """The documents, the waiting deliveries whose item could not be rendered
+    (id → reason), and how many items the documents hold.
+
+    The whole set is rendered at once, as always; only when that fails is each
+    item tried alone, so the cost of isolating a bad item is paid only then.
+    """
+    items = [(s, FeedItem(s.payload, s.updated)) for s in snapshot.items]
+    try:
+        return channel.render([i for _, i in items], snapshot.read_at), {}, len(items)
+    except Exception as whole:  # any renderer error: find the item that caused it
+        bad: dict[int, str] = {}
+        for source, item in items:
+            try:
+                channel.render([item], snapshot.read_at)
+            except Exception as exc:  # the reason goes to the editor
+                bad[source.delivery_id] = f"cannot be put in the feed: {exc}"
+                if not source.waiting:
+                    log.warning("feed %s: delivered item %s no longer renders: %s",
+                                channel.name, source.delivery_id, exc)  # fmt: skip
+        if not bad:
+            raise whole
+        good = [i for s, i in items if s.delivery_id not in bad]
+        failed = {d: r for d, r in bad.items() if _is_waiting(snapshot, d)}
+        return channel.render(good, snapshot.read_at), failed, len(good)
+
+
+def _is_waiting(snapshot: FeedSnapshot, delivery_id: int) -> bool:
+    return any(i.waiting and i.delivery_id == delivery_id for i in snapshot.items)
+
+
+def write_atomically(path: Path, body: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(body)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

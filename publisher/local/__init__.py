@@ -1,0 +1,1 @@
+"""One machine, everything embedded: the stack that `demo` and `serve` share."""

@@ -1,0 +1,373 @@
+"""A feed build as one transaction: the documents and the deliveries they complete.
+
+A feed delivery is `delivered` only when the document that holds its item is
+live, so the build that makes the document live is what completes it. A
+build reads a snapshot (`read_feed`), the delivery layer renders it, and
+`commit_feed_build` saves the documents, runs the caller's disk write and
+moves every delivery the build covers, all in one transaction: an editor
+never sees `delivered` for an item a follower cannot read.
+
+Every move is a compare-and-set against `publisher.domain.states`: the build
+first takes the rows it covers (`sending` under the build's id as lease
+token, like a worker's claim, and only where a worker could claim them), then
+settles exactly the rows it took. Both happen before the commit, so no other
+reader ever sees the intermediate `sending`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, insert, or_, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from publisher.domain.states import Kind, State
+from publisher.store.core import Store
+from publisher.store.ledger import claimable
+from publisher.store.models import (
+    ArticleRow,
+    ArticleVersionRow,
+    AttemptRow,
+    DeliveryRow,
+    FeedDocumentRow,
+)
+from publisher.store.records import utcnow
+from publisher.store.transitions import move
+
+#: How long a build's own hold on the rows it covers lasts if the transaction
+#: were somehow left open; it never outlives the commit in practice.
+BUILD_LEASE = timedelta(seconds=60)
+#: Every state a row the build may take can be in (`_waiting` says which of them, when).
+WAITING_STATES = (State.PENDING, State.RETRYING, State.SENDING, State.SCHEDULED)
+
+
+@dataclass(frozen=True)
+class SnapshotItem:
+    """One item the document may hold: a delivered row, or one waiting for this build."""
+
+    delivery_id: int
+    version: int
+    payload: dict[str, Any]
+    updated: datetime  # when its article version was made
+    waiting: bool
+
+
+@dataclass(frozen=True)
+class FeedSnapshot:
+    """What one build of one channel sees, read before rendering."""
+
+    channel: str
+    build_id: str
+    read_at: datetime
+    #: The newest `limit` items (delivered or waiting), newest first.
+    items: list[SnapshotItem]
+    #: Waiting publish rows a burst pushed out of the window before it was built.
+    crowded_out: list[tuple[int, int]] = field(default_factory=list)
+    #: Waiting removals (retract rows): done once a document without the item is live.
+    removals: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def waiting(self) -> int:
+        return sum(i.waiting for i in self.items) + len(self.crowded_out) + len(self.removals)
+
+
+@dataclass(frozen=True)
+class BuiltDocument:
+    filename: str
+    content_type: str
+    body: bytes
+    items: int
+
+
+def document_etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def _waiting(now: datetime) -> Any:
+    """What a worker could claim now: the build takes exactly those rows, never a live lease.
+
+    The plain `state IN (...)` in front lets the (channel, state, ...) index find
+    the few waiting rows; the OR alone makes the database scan the channel's history.
+    """
+    return and_(
+        DeliveryRow.state.in_(WAITING_STATES),
+        or_(
+            claimable(DeliveryRow, now),
+            and_(DeliveryRow.state == State.SCHEDULED, DeliveryRow.publish_at <= now),
+        ),
+    )
+
+
+def read_feed(store: Store, channel: str, limit: int, now: datetime | None = None) -> FeedSnapshot:
+    """The newest `limit` items of a channel plus every delivery waiting on it.
+
+    Two narrow reads instead of one wide one: the delivered window walks the
+    (channel, state, published_at) index and stops after `limit` rows, so the
+    cost does not grow with the history; the waiting rows are few (a burst).
+    """
+    now = now or utcnow()
+    columns = (
+        DeliveryRow.id,
+        DeliveryRow.article_version,
+        DeliveryRow.payload,
+        ArticleVersionRow.created_at,
+        DeliveryRow.published_at,
+        DeliveryRow.article_id,
+    )
+    joined = (
+        select(*columns)
+        .join(ArticleRow, ArticleRow.id == DeliveryRow.article_id)
+        .join(
+            ArticleVersionRow,
+            and_(
+                ArticleVersionRow.article_id == DeliveryRow.article_id,
+                ArticleVersionRow.version == DeliveryRow.article_version,
+            ),
+        )
+        .where(
+            DeliveryRow.channel == channel,
+            DeliveryRow.kind == Kind.PUBLISH,
+            ArticleRow.retracted_at.is_(None),
+        )
+    )
+    with store.session() as session:
+        delivered = session.execute(
+            joined.where(DeliveryRow.state == State.DELIVERED)
+            .order_by(DeliveryRow.published_at.desc(), DeliveryRow.article_id)
+            .limit(limit)
+        ).all()
+        waiting = session.execute(joined.where(_waiting(now))).all()
+        removals = session.execute(
+            select(DeliveryRow.id, DeliveryRow.article_version).where(
+                DeliveryRow.channel == channel, DeliveryRow.kind == Kind.RETRACT, _waiting(now)
+            )
+        ).all()
+    rows = [(r, False) for r in delivered] + [(r, True) for r in waiting]
+    rows.sort(key=lambda pair: (-pair[0].published_at.timestamp(), pair[0].article_id))
+    items = [
+        SnapshotItem(r.id, r.article_version, dict(r.payload or {}), r.created_at, is_waiting)
+        for r, is_waiting in rows[:limit]
+    ]
+    return FeedSnapshot(
+        channel=channel,
+        build_id="build-" + secrets.token_hex(6),
+        read_at=now,
+        items=items,
+        crowded_out=[(r.id, r.article_version) for r, w in rows[limit:] if w],
+        removals=[(r.id, r.article_version) for r in removals],
+    )
+
+
+def commit_feed_build(
+    store: Store,
+    snapshot: FeedSnapshot,
+    documents: Sequence[BuiltDocument],
+    *,
+    document_url: str,
+    failed: Mapping[int, str],
+    write: Callable[[], None],
+    started_at: datetime,
+) -> bool:
+    """Save the documents and settle what they cover, in one transaction; False if stale.
+
+    `failed` maps the delivery id of each waiting item the channel could not
+    render to the reason (the document was built without it). `write` puts
+    the documents on disk; it runs inside the transaction, after the rows are
+    saved and before the commit, so a `delivered` anyone can read implies the
+    file is there too (a failed write rolls everything back). A build whose
+    snapshot is older than the stored documents' changes nothing: the newer
+    build saw everything this one saw.
+    """
+    now = utcnow()
+    covered = [(i.delivery_id, i.version) for i in snapshot.items if i.waiting]
+    covered += snapshot.removals + snapshot.crowded_out
+    # Published behind newer items in one burst: it went out like the others and
+    # scrolled out of the window before any document held it, as it would have a
+    # moment later anyway. Said in its attempt log rather than hidden.
+    notes = {
+        d: f"{document_url} (older than the newest {len(snapshot.items)} items it holds)"
+        for d, _ in snapshot.crowded_out
+    }
+    if not covered and not failed and _unchanged(store, snapshot, documents):
+        # Nothing to deliver and nothing changed since the live build (a follow-up
+        # that a sweep asked for): keep it, so its Last-Modified stays put (readers
+        # compare dates) and no file is rewritten with only a new build date.
+        return True
+    try:
+        with store.session() as session, session.begin():
+            if not all(_save_document(session, snapshot, doc) for doc in documents):
+                raise _Stale
+            _settle_covered(
+                session, snapshot, covered, failed, notes, document_url, started_at, now
+            )
+            write()
+    except _Stale:
+        return False
+    return True
+
+
+def _unchanged(store: Store, snapshot: FeedSnapshot, documents: Sequence[BuiltDocument]) -> bool:
+    """Every document is stored, and no delivery of the channel changed since."""
+    if not documents or any(store.feed_document(d.filename) is None for d in documents):
+        return False
+    return not store.feed_changed_since_build(snapshot.channel)
+
+
+class _Stale(Exception):
+    """A newer build's documents are stored: roll this one back."""
+
+
+def _settle_covered(
+    session: Session,
+    snapshot: FeedSnapshot,
+    covered: list[tuple[int, int]],
+    reasons: Mapping[int, str],
+    notes: Mapping[int, str],
+    document_url: str,
+    started_at: datetime,
+    now: datetime,
+) -> None:
+    """Take the covered rows for this build, then settle exactly those it took."""
+    taken = _take_for_build(session, snapshot, covered, now)
+    done = [d for d in taken if d not in reasons]
+    _settle(
+        session, snapshot, done, State.DELIVERED, now,
+        remote_id=snapshot.build_id, remote_url=document_url, delivered_at=now,
+        last_error=None, last_code=None,
+    )  # fmt: skip
+    for delivery_id in (d for d in taken if d in reasons):
+        _settle(session, snapshot, [delivery_id], State.FAILED, now,
+                last_error=reasons[delivery_id], last_code="feed")  # fmt: skip
+    messages = {d: reasons.get(d) or notes.get(d) or document_url for d in taken}
+    _log(session, taken, reasons, messages, started_at, now)
+
+
+def _save_document(session: Session, snapshot: FeedSnapshot, doc: BuiltDocument) -> bool:
+    """Newest snapshot wins, whatever order builds finish in: a conditional UPDATE
+    (atomic on SQLite too, where FOR UPDATE means nothing), else the first insert."""
+    values = dict(
+        channel=snapshot.channel,
+        content_type=doc.content_type,
+        body=doc.body,
+        etag=document_etag(doc.body),
+        items=doc.items,
+        built_at=snapshot.read_at,
+    )
+    result = session.execute(
+        update(FeedDocumentRow)
+        .where(
+            FeedDocumentRow.filename == doc.filename,
+            FeedDocumentRow.built_at <= snapshot.read_at,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0):
+        return True
+    if session.get(FeedDocumentRow, doc.filename) is not None:
+        return False  # a newer build is stored
+    session.add(FeedDocumentRow(filename=doc.filename, **values))
+    session.flush()
+    return True
+
+
+def _take_for_build(
+    session: Session, snapshot: FeedSnapshot, rows: Iterable[tuple[int, int]], now: datetime
+) -> dict[int, int]:
+    """Claim the covered rows for this build: {delivery id: attempt number}.
+
+    The version must still be the one rendered: a row re-published since the
+    snapshot stays waiting for the follow-up build, which renders the new one.
+    """
+    pairs = list(rows)
+    if not pairs:
+        return {}
+    for chunk in _chunks(pairs, 500):
+        move(
+            session,
+            DeliveryRow,
+            State.SENDING,
+            where=[tuple_(DeliveryRow.id, DeliveryRow.article_version).in_(chunk), _waiting(now)],
+            values=dict(
+                lease_token=snapshot.build_id,
+                lease_until=now + BUILD_LEASE,
+                attempts=DeliveryRow.attempts + 1,
+                updated_at=now,
+            ),
+        )
+    taken = session.execute(
+        select(DeliveryRow.id, DeliveryRow.attempts).where(
+            DeliveryRow.lease_token == snapshot.build_id, DeliveryRow.state == State.SENDING
+        )
+    ).all()
+    return {row.id: row.attempts for row in taken}
+
+
+def _settle(
+    session: Session,
+    snapshot: FeedSnapshot,
+    ids: Sequence[int],
+    target: State,
+    now: datetime,
+    **values: Any,
+) -> None:
+    # `updated_at` is the snapshot's time, not now: the sweeper calls a feed stale
+    # when a delivery changed after its documents' `built_at`, and this change is
+    # the build itself.
+    for chunk in _chunks(list(ids), 500):
+        move(
+            session,
+            DeliveryRow,
+            target,
+            where=[DeliveryRow.id.in_(chunk), DeliveryRow.lease_token == snapshot.build_id],
+            source=State.SENDING,
+            values=dict(
+                lease_token=None,
+                lease_until=None,
+                outcome_unknown=0,
+                enqueued_at=None,
+                next_attempt_at=now,
+                updated_at=snapshot.read_at,
+                **values,
+            ),
+        )
+
+
+def _log(
+    session: Session,
+    taken: Mapping[int, int],
+    reasons: Mapping[int, str],
+    messages: Mapping[int, str],
+    started_at: datetime,
+    now: datetime,
+) -> None:
+    if not taken:
+        return
+    duration_ms = max(0, int((now - started_at).total_seconds() * 1000))
+    session.execute(
+        insert(AttemptRow),
+        [
+            dict(
+                delivery_id=delivery_id,
+                number=number,
+                started_at=started_at,
+                duration_ms=duration_ms,
+                outcome="failed" if delivery_id in reasons else "delivered",
+                http_status=None,
+                platform_code="feed" if delivery_id in reasons else None,
+                message=messages[delivery_id],
+                actor=None,
+            )
+            for delivery_id, number in taken.items()
+        ],
+    )
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

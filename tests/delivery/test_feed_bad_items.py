@@ -1,0 +1,72 @@
+"""A feed rebuild never fails because of one item: an item the renderer cannot write
+(U+FFFF in a stored payload, as before validation refused it) is left out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from lxml import etree
+
+from channels.base import Channel
+from channels.feed import FeedChannel, FeedItem
+from publisher.delivery.feeds import render_without_bad_items
+
+WHEN = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def payload(channel: FeedChannel, n: int, title: str) -> FeedItem:
+    return FeedItem(
+        {
+            "guid": f"urn:uuid:0000000{n}-0000-0000-0000-000000000000",
+            "article_id": f"a{n}",
+            "url": f"https://news.example.org/{n}",
+            "title": title,
+            "summary": "S",
+            "content_html": "<p>x</p>",
+            "author": None,
+            "source": None,
+            "tags": [],
+            "image": None,
+            "language": None,
+            "published": WHEN.isoformat(),
+        },
+        WHEN,
+    )
+
+
+def test_an_unrenderable_item_is_left_out_and_the_rest_published(
+    channels: dict[str, Channel],
+) -> None:
+    channel = channels["site"]
+    assert isinstance(channel, FeedChannel)
+    items = [payload(channel, 1, "Good one"), payload(channel, 2, "Bad\uffff"),
+             payload(channel, 3, "Good three")]  # fmt: skip
+    documents = render_without_bad_items(channel, items, WHEN)
+    for document in documents:
+        text = document.body.decode()
+        assert "Good one" in text and "Good three" in text and "Bad" not in text
+        etree.fromstring(document.body)  # well-formed RSS and Atom
+
+
+def test_the_rss_renderer_really_refuses_such_an_item(channels: dict[str, Channel]) -> None:
+    channel = channels["site"]
+    assert isinstance(channel, FeedChannel)
+    with pytest.raises(ValueError):
+        channel.render([payload(channel, 2, "Bad\uffff")], WHEN)
+
+
+def test_past_the_byte_budget_items_carry_their_summary_only(channels: dict[str, Channel]) -> None:
+    from publisher.delivery.feeds import within_byte_budget
+
+    channel = channels["site"]
+    assert isinstance(channel, FeedChannel)
+    big = [payload(channel, n, f"Story {n}") for n in range(1, 21)]
+    big = [FeedItem({**i.payload, "content_html": "<p>" + "x" * 1_000_000 + "</p>"}, WHEN)
+           for i in big]  # fmt: skip
+    kept = within_byte_budget(big, 4_000_000)
+    full = [i for i in kept if len(i.get("content_html")) > 1000]
+    assert len(full) == 3 and kept[:3] == big[:3]  # the newest, whole
+    assert all(i.get("content_html") == "<p>S</p>" for i in kept[3:])
+    documents = channel.render(kept, WHEN)
+    assert all(len(d.body) < 4 * 3_200_000 for d in documents)

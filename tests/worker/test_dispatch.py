@@ -1,0 +1,165 @@
+"""The dispatcher against the machine's Redis: coalesced rebuilds and batched fan-out.
+
+No worker runs here: what reaches the broker is read straight from the
+queues (kombu keeps each as a Redis list), so every count is exact.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+
+from publisher.config.settings import Settings
+from publisher.store import Enqueue
+from publisher.worker.celery_app import CONTROL_QUEUE, configure_celery
+from publisher.worker.dispatch import Dispatcher
+from tests.conftest import TEST_REDIS_URL
+
+MATRIX = {
+    "site": {"type": "rss"},
+    "app": {"type": "app_feed"},
+    "hook": {"type": "webhook", "base_url": "http://127.0.0.1:9/hook"},
+}
+
+
+@pytest.fixture
+def dispatcher(
+    make_settings: Callable[..., Settings], redis_prefix: str, redis_client: redis.Redis
+) -> Iterator[Dispatcher]:
+    settings = make_settings(
+        channels=MATRIX,
+        REDIS_URL=TEST_REDIS_URL,
+        PUBLISHER_REDIS_PREFIX=f"{redis_prefix}{uuid.uuid4().hex[:8]}:",
+        PUBLISHER_FEED_REBUILD_LEASE="0.4",
+        PUBLISHER_FEED_REBUILD_SPACING="0.3",
+    )
+    celery = configure_celery(settings)
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    yield Dispatcher(celery, client, settings)
+    client.close()
+
+
+def queued(d: Dispatcher, queue: str) -> list[tuple[str, list[object]]]:
+    """(task name, args) of every message waiting on a queue, oldest first."""
+    key = d.settings.redis_prefix + "celery:" + queue
+    messages = [json.loads(raw) for raw in reversed(d.redis.lrange(key, 0, -1))]
+    out = []
+    for m in messages:
+        body = json.loads(base64.b64decode(m["body"]))
+        out.append((m["headers"]["task"], body[0]))
+    return out
+
+
+def etas(d: Dispatcher) -> list[str | None]:
+    raw = d.redis.lrange(d.settings.redis_prefix + "celery:" + CONTROL_QUEUE, 0, -1)
+    return [json.loads(m)["headers"]["eta"] for m in reversed(raw)]  # oldest first
+
+
+def rebuilds(d: Dispatcher) -> list[object]:
+    return [args[0] for task, args in queued(d, CONTROL_QUEUE) if task == "publisher.rebuild_feed"]
+
+
+def test_an_idle_channel_rebuilds_at_once_and_a_queued_rebuild_covers_later_requests(
+    dispatcher: Dispatcher,
+) -> None:
+    assert dispatcher.request_feed_rebuild("site") is True
+    assert dispatcher.request_feed_rebuild("site") is False
+    assert dispatcher.request_feed_rebuild("app") is True
+    assert sorted(map(str, rebuilds(dispatcher))) == ["app", "site"]
+    assert etas(dispatcher) == [None, None]  # leading edge: no debounce delay
+
+
+def test_requests_during_a_rebuild_fold_into_one_follow_up(dispatcher: Dispatcher) -> None:
+    dispatcher.request_feed_rebuild("site")
+    token = dispatcher.rebuild_started("site")
+    assert token is not None
+    for _ in range(50):  # a burst while it runs: no task of its own
+        assert dispatcher.request_feed_rebuild("site") is False
+    assert dispatcher.rebuild_finished("site", token) is True  # one follow-up for all 50
+    assert len(rebuilds(dispatcher)) == 2
+    first, follow_up = etas(dispatcher)
+    assert first is None and follow_up is not None  # due once the spacing is over
+    assert dispatcher.request_feed_rebuild("site") is False  # the follow-up covers it
+    second = dispatcher.rebuild_started("site")
+    assert second is not None
+    assert dispatcher.rebuild_finished("site", second) is False  # nothing new: idle
+    assert dispatcher.request_feed_rebuild("site") is True
+    assert etas(dispatcher)[-1] is None  # idle again: at once
+
+
+def test_a_quiet_rebuild_leaves_the_next_request_immediate(dispatcher: Dispatcher) -> None:
+    token = dispatcher.rebuild_started("site")
+    assert token is not None
+    assert dispatcher.rebuild_finished("site", token) is False
+    assert dispatcher.request_feed_rebuild("site") is True
+    assert etas(dispatcher) == [None]
+
+
+def test_the_follow_up_waits_for_the_spacing(dispatcher: Dispatcher) -> None:
+    token = dispatcher.rebuild_started("site")
+    assert token is not None
+    dispatcher.request_feed_rebuild("site")
+    assert dispatcher.rebuild_finished("site", token) is True
+    (eta,) = etas(dispatcher)
+    assert eta is not None
+    wait = datetime.fromisoformat(eta) - datetime.now(UTC)
+    assert timedelta(seconds=0.2) < wait <= timedelta(seconds=0.3)
+
+
+def test_a_second_worker_folds_its_rebuild_into_the_running_one(dispatcher: Dispatcher) -> None:
+    first = dispatcher.rebuild_started("site")
+    assert first is not None
+    assert dispatcher.rebuild_started("site") is None  # another worker's task: folded
+    assert dispatcher.rebuild_finished("site", first) is True  # into one follow-up
+    assert dispatcher.rebuild_finished("site", first) is False  # released already
+    assert len(rebuilds(dispatcher)) == 1
+
+
+def test_a_killed_rebuild_blocks_nothing_beyond_its_lease(dispatcher: Dispatcher) -> None:
+    dead = dispatcher.rebuild_started("site")  # its worker dies: it never finishes
+    assert dead is not None
+    assert dispatcher.request_feed_rebuild("site") is False
+    time.sleep(0.5)  # the 0.4 s lease runs out
+    assert dispatcher.request_feed_rebuild("site") is True  # the sweeper's next ask
+    taken = dispatcher.rebuild_started("site")
+    assert taken is not None
+    assert dispatcher.rebuild_finished("site", dead) is False  # the ghost changes nothing
+    # The request folded into the dead rebuild still gets its follow-up.
+    assert dispatcher.rebuild_finished("site", taken) is True
+
+
+def test_a_failed_round_releases_the_channel(dispatcher: Dispatcher) -> None:
+    token = dispatcher.rebuild_started("site")
+    assert token is not None
+    dispatcher.rebuild_abandoned("site", token)
+    assert dispatcher.request_feed_rebuild("site") is True
+
+
+def test_fan_out_sends_remote_deliveries_in_one_batch_and_feeds_as_one_rebuild_each(
+    dispatcher: Dispatcher,
+) -> None:
+    items = [Enqueue(i, "webhook") for i in range(1, 201)]
+    items += [Enqueue(1000 + i, kind) for i in range(100) for kind in ("rss", "app_feed")]
+    with dispatcher.celery.producer_or_acquire() as producer:
+        assert producer.supports_batch_publish  # kombu will pipeline on this broker
+
+    assert dispatcher.enqueue(items) == 400
+
+    sent = queued(dispatcher, "deliver.webhook")
+    assert sorted(args[0] for _, args in sent) == list(range(1, 201))  # type: ignore[type-var]
+    assert queued(dispatcher, "deliver.rss") == queued(dispatcher, "deliver.app_feed") == []
+    assert sorted(map(str, rebuilds(dispatcher))) == ["app", "site"]
+
+
+def test_a_scheduled_feed_item_gets_a_rebuild_when_it_is_due(dispatcher: Dispatcher) -> None:
+    dispatcher.enqueue([Enqueue(7, "rss", countdown=30.0)])
+    (eta,) = etas(dispatcher)
+    assert eta is not None
+    assert dispatcher.request_feed_rebuild("site") is True  # not held back by it
