@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -10,14 +11,18 @@ from lxml import etree
 
 from channels.base import Channel
 from channels.feed import FeedChannel, FeedItem
-from publisher.delivery.feeds import render_without_bad_items
+from publisher.delivery.feeds import render_without_bad_items, within_byte_budget
+from publisher.store.feed_builds import FeedSnapshot, SnapshotItem
 
 WHEN = datetime(2026, 11, 20, tzinfo=UTC)
 
 
-def payload(channel: FeedChannel, n: int, title: str) -> FeedItem:
-    return FeedItem(
-        {
+def payload(channel: FeedChannel, n: int, title: str) -> SnapshotItem:
+    """Item `n` of the channel, waiting for this build (delivery id `n`)."""
+    return SnapshotItem(
+        delivery_id=n,
+        version=1,
+        payload={
             "guid": f"urn:uuid:0000000{n}-0000-0000-0000-000000000000",
             "article_id": f"a{n}",
             "url": f"https://news.example.org/{n}",
@@ -31,7 +36,8 @@ def payload(channel: FeedChannel, n: int, title: str) -> FeedItem:
             "language": None,
             "published": WHEN.isoformat(),
         },
-        WHEN,
+        updated=WHEN,
+        waiting=True,
     )
 
 
@@ -42,7 +48,9 @@ def test_an_unrenderable_item_is_left_out_and_the_rest_published(
     assert isinstance(channel, FeedChannel)
     items = [payload(channel, 1, "Good one"), payload(channel, 2, "Bad\uffff"),
              payload(channel, 3, "Good three")]  # fmt: skip
-    documents = render_without_bad_items(channel, items, WHEN)
+    snapshot = FeedSnapshot(channel="site", build_id="build-test", read_at=WHEN, items=items)
+    documents, failed, held = render_without_bad_items(channel, snapshot)
+    assert list(failed) == [2] and "cannot be put in the feed" in failed[2] and held == 2
     for document in documents:
         text = document.body.decode()
         assert "Good one" in text and "Good three" in text and "Bad" not in text
@@ -53,20 +61,19 @@ def test_the_rss_renderer_really_refuses_such_an_item(channels: dict[str, Channe
     channel = channels["site"]
     assert isinstance(channel, FeedChannel)
     with pytest.raises(ValueError):
-        channel.render([payload(channel, 2, "Bad\uffff")], WHEN)
+        item = payload(channel, 2, "Bad\uffff")
+        channel.render([FeedItem(item.payload, item.updated)], WHEN)
 
 
 def test_past_the_byte_budget_items_carry_their_summary_only(channels: dict[str, Channel]) -> None:
-    from publisher.delivery.feeds import within_byte_budget
-
     channel = channels["site"]
     assert isinstance(channel, FeedChannel)
     big = [payload(channel, n, f"Story {n}") for n in range(1, 21)]
-    big = [FeedItem({**i.payload, "content_html": "<p>" + "x" * 1_000_000 + "</p>"}, WHEN)
+    big = [replace(i, payload={**i.payload, "content_html": "<p>" + "x" * 1_000_000 + "</p>"})
            for i in big]  # fmt: skip
     kept = within_byte_budget(big, 4_000_000)
-    full = [i for i in kept if len(i.get("content_html")) > 1000]
+    full = [i for i in kept if len(i.payload["content_html"]) > 1000]
     assert len(full) == 3 and kept[:3] == big[:3]  # the newest, whole
-    assert all(i.get("content_html") == "<p>S</p>" for i in kept[3:])
-    documents = channel.render(kept, WHEN)
+    assert all(i.payload["content_html"] == "<p>S</p>" for i in kept[3:])
+    documents = channel.render([FeedItem(i.payload, i.updated) for i in kept], WHEN)
     assert all(len(d.body) < 4 * 3_200_000 for d in documents)

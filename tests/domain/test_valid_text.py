@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from publisher.config.jobs import IngestConfig
 from publisher.domain.article import parse_article, parse_time
 from publisher.domain.errors import InputError
-from publisher.jobs import IngestConfig
 from publisher.jobs.ingest import (
     FeedItem,
     Ingestor,

@@ -145,7 +145,7 @@ TABLE = TransportTable(
                 "article.title": "全国数字技能大赛决赛开幕",
                 "article.digest": "三百余名职工同台竞技。",
                 "article.content_source_url": STORY_URL,
-                "cover_image": COVER,
+                "cover_image": "channel:default_cover",  # never a server path in a payload
                 "inline_images": [],
             },
         ),
