@@ -10,7 +10,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -63,12 +63,41 @@ def migrate(engine: Engine) -> None:
     its DDL is not transactional under pysqlite, so they take turns on a
     file lock beside the database instead.
     """
-    with _sqlite_migration_lock(engine), engine.begin() as connection:
+    with _sqlite_migration_lock(engine), engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             connection.exec_driver_sql("SELECT pg_advisory_xact_lock(727274)")
-        config = alembic_config(engine)
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        with _transactional_ddl(connection):
+            config = alembic_config(engine)
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        connection.commit()
+
+
+@contextlib.contextmanager
+def _transactional_ddl(connection: Connection) -> Iterator[None]:
+    """On SQLite, run the migration in one real transaction.
+
+    pysqlite opens transactions only before DML, so DDL commits statement by
+    statement: a process killed mid-migration leaves half a schema that the
+    next start cannot migrate ("table already exists"). Taking transaction
+    control back for this connection makes the whole upgrade one unit.
+    """
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    raw: Any = connection.connection.dbapi_connection
+    previous = raw.isolation_level
+    raw.isolation_level = None  # pysqlite leaves BEGIN/COMMIT to us
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            connection.exec_driver_sql("ROLLBACK")
+            raise
+        connection.exec_driver_sql("COMMIT")
+    finally:
+        raw.isolation_level = previous
 
 
 @contextlib.contextmanager

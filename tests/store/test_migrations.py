@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -17,3 +20,19 @@ def test_migrations_match_models(database_url: str) -> None:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     store.dispose()
     assert diff == []
+
+
+def test_a_migration_cut_short_on_sqlite_leaves_no_half_schema(tmp_path: Path) -> None:
+    """pysqlite commits DDL statement by statement: a process killed mid-migration
+    left tables the next start could not create again ("already exists")."""
+    from sqlalchemy import inspect
+
+    from publisher.store.db import _transactional_ddl, create_db_engine
+
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'half.db'}")
+    with engine.connect() as connection, contextlib.suppress(RuntimeError):
+        with _transactional_ddl(connection):
+            connection.exec_driver_sql("CREATE TABLE first_step (id INTEGER)")
+            raise RuntimeError("killed here")
+    assert "first_step" not in inspect(engine).get_table_names()
+    engine.dispose()
