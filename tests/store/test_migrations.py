@@ -30,9 +30,12 @@ def test_a_migration_cut_short_on_sqlite_leaves_no_half_schema(tmp_path: Path) -
     from publisher.store.db import _transactional_ddl, create_db_engine
 
     engine = create_db_engine(f"sqlite:///{tmp_path / 'half.db'}")
-    with engine.connect() as connection, contextlib.suppress(RuntimeError):
-        with _transactional_ddl(connection):
-            connection.exec_driver_sql("CREATE TABLE first_step (id INTEGER)")
-            raise RuntimeError("killed here")
+    with (
+        engine.connect() as connection,
+        contextlib.suppress(RuntimeError),
+        _transactional_ddl(connection),
+    ):
+        connection.exec_driver_sql("CREATE TABLE first_step (id INTEGER)")
+        raise RuntimeError("killed here")
     assert "first_step" not in inspect(engine).get_table_names()
     engine.dispose()
