@@ -15,14 +15,8 @@ import pytest
 from publisher.config.jobs import IngestConfig
 from publisher.domain.article import parse_article, parse_time
 from publisher.domain.errors import InputError
-from publisher.jobs.ingest import (
-    FeedItem,
-    Ingestor,
-    ParsedFeed,
-    build_article,
-    link_key,
-    parse_feed,
-)
+from publisher.jobs.ingest import Ingestor, build_article
+from publisher.jobs.partner_feed import FeedItem, ParsedFeed, link_key, parse_feed
 from publisher.worker.runtime import Runtime
 from tests.jobs.test_ingest import Partner, make_runtime, partner  # noqa: F401 - fixtures
 from tests.web.test_api import Api, make_api  # noqa: F401 - fixture

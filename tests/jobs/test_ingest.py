@@ -21,15 +21,8 @@ import redis
 from publisher.config.settings import Settings
 from publisher.domain.errors import ConfigError
 from publisher.domain.states import State
-from publisher.jobs.ingest import (
-    IngestError,
-    Ingestor,
-    PollResult,
-    article_id,
-    link_key,
-    normalize_link,
-    parse_feed,
-)
+from publisher.jobs.ingest import Ingestor, PollResult, article_id
+from publisher.jobs.partner_feed import IngestError, link_key, normalize_link, parse_feed
 from publisher.store.models import ArticleRow
 from publisher.worker.periodic import run_periodic
 from publisher.worker.runtime import Runtime

@@ -341,8 +341,8 @@ def test_https_keeps_the_name_for_sni_and_the_certificate(tmp_path: Any) -> None
 
 
 def test_a_refused_partner_feed_is_an_ingest_error_without_connecting(inside: Counting) -> None:
-    from publisher.jobs.ingest import IngestError
     from publisher.jobs.ingest import fetch as fetch_feed
+    from publisher.jobs.partner_feed import IngestError
 
     with pytest.raises(IngestError, match=r"^refused: not a public address$"):
         fetch_feed(inside.url("/feed.xml"), etag=None, last_modified=None, timeout=2)

@@ -17,8 +17,8 @@ from channels.http import request
 from channels.images import PNG, fetch_image
 from publisher.config.settings import Settings
 from publisher.domain.errors import OutcomeUnknownError, RetryableError
-from publisher.jobs.ingest import IngestError
 from publisher.jobs.ingest import fetch as fetch_feed
+from publisher.jobs.partner_feed import IngestError
 from publisher.net.reading import MAX_ANSWER_BYTES
 
 PNG_HEAD = b"\x89PNG\r\n\x1a\n"
