@@ -19,10 +19,11 @@ from rich.console import Console
 
 from publisher.cli.language import LocalizedParser, cli_locale
 from publisher.config.settings import Settings
-from publisher.domain.article import Article, load_article_file, load_zone, parse_time
+from publisher.domain.article import Article, load_article_file
 from publisher.domain.errors import ConfigError, InputError, NotFound, PublisherError
 from publisher.domain.i18n import N_, _, activate, current
 from publisher.domain.states import State
+from publisher.domain.times import load_zone, parse_time
 
 console = Console()
 errors = Console(stderr=True)

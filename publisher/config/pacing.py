@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from publisher.domain.article import load_zone
 from publisher.domain.errors import ConfigError, InputError
+from publisher.domain.times import load_zone
 
 if TYPE_CHECKING:
     from publisher.config.channel import ChannelConfig

@@ -19,9 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from publisher.config.channel import ChannelConfig
 from publisher.config.jobs import IngestConfig, SyndicationConfig, ingest_tables, syndication_tables
 from publisher.config.pacing import check_pacing
-from publisher.domain.article import load_zone
 from publisher.domain.errors import ConfigError, InputError
 from publisher.domain.i18n import available_locales, match_locale
+from publisher.domain.times import load_zone
 
 DEFAULT_CONFIG = Path("config/matrix.toml")
 BUILTIN_CONFIG = Path(__file__).with_name("default_matrix.toml")

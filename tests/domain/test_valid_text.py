@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from publisher.config.jobs import IngestConfig
-from publisher.domain.article import parse_article, parse_time
+from publisher.domain.article import parse_article
 from publisher.domain.errors import InputError
+from publisher.domain.times import parse_time
 from publisher.jobs.ingest import Ingestor, build_article
 from publisher.jobs.partner_feed import FeedItem, ParsedFeed, link_key, parse_feed
 from publisher.worker.runtime import Runtime
