@@ -9,7 +9,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import requests
+from sqlalchemy import update
 
+from publisher.store.models import DeliveryRow
 from publisher.web.dashboard import CONTENT_SECURITY_POLICY
 from tests.conftest import SAMPLES
 from tests.web.test_api import AS_DESK, Api, article, make_api  # noqa: F401 - fixture
@@ -92,3 +94,22 @@ def test_docs_come_from_local_assets_under_the_dashboard_csp(make_api: Callable[
         assert got.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
     assert api.get("/docs/static/index.html").status_code == 404
     assert api.get("/openapi.json").status_code == 200
+
+
+def test_the_delivery_list_shows_anonymous_readers_states_not_reasons(
+    make_api: Callable[..., Api],  # noqa: F811
+) -> None:
+    api = make_api(worker=False, PUBLISHER_OPEN_READS="")
+    posted = api.post("/api/articles", json=article("why", title="Reasons"))
+    delivery_id = posted.json()["deliveries"][0]["id"]
+    store = api.stack.runtime.store
+    with store.session() as session, session.begin():  # as a failed attempt leaves it
+        session.execute(
+            update(DeliveryRow)
+            .where(DeliveryRow.id == delivery_id)
+            .values(last_error="download image: could not connect", last_code="E1")
+        )
+    anonymous = api.get("/api/deliveries").json()["items"]
+    assert {(d["last_error"], d["last_code"]) for d in anonymous} == {(None, None)}
+    editor = {d["id"]: d for d in api.get("/api/deliveries", headers=AS_DESK).json()["items"]}
+    assert editor[delivery_id]["last_error"] == "download image: could not connect"

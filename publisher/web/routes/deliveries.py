@@ -47,15 +47,17 @@ def get_deliveries(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_DB_INT)] = 0,
+    who: Reader = None,
 ) -> DeliveryPage:
     rows, total = runtime.store.delivery_page(
         article_ids=[article_id] if article_id else None, states=state, channel=channel,
         since=utc_param(since, "since"), until=utc_param(until, "until"),
         limit=limit, offset=offset,
     )  # fmt: skip
-    return DeliveryPage(
-        items=[delivery_out(d) for d in rows], total=total, limit=limit, offset=offset
-    )
+    items = [delivery_out(d) for d in rows]
+    if reads_restricted(runtime.settings, who):  # reasons may map a network: states only
+        items = [i.model_copy(update={"last_error": None, "last_code": None}) for i in items]
+    return DeliveryPage(items=items, total=total, limit=limit, offset=offset)
 
 
 @reads.get(
