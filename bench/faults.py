@@ -27,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from publisher.domain.article import parse_article
 from publisher.domain.states import State
+from publisher.local.cluster import Stack
 from sandbox import wechat, weibo
+from sandbox.platforms import SECRETS, Platforms
 from sandbox.server import BackgroundServer
-from tests.e2e.test_remote_e2e import SECRETS, Platforms
-from tests.support.stack import Stack
 
 FAULTS = {
     "weibo": [
@@ -58,7 +58,13 @@ def main() -> int:
     )
     args = parser.parse_args()
     os.environ.update(SECRETS)
-    platforms = Platforms()
+    platforms = Platforms(
+        cover=Path(__file__).resolve().parents[1]
+        / "publisher"
+        / "local"
+        / "demo_samples"
+        / "skills-contest.jpg"
+    )
     platforms.wechat.stop()  # replace with a short token lifetime: tokens expire mid-run
     platforms.wechat = BackgroundServer(wechat.create_app(publish_delay=0.2, token_lifetime=8))
     platforms.wechat.start()

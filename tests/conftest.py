@@ -18,6 +18,7 @@ import redis
 from channels import build_channel
 from channels.base import Channel, ChannelContext
 from publisher.config.settings import Settings
+from publisher.local.cluster import write_matrix
 from publisher.store import Store
 
 SAMPLES = Path(__file__).parent.parent / "publisher" / "local" / "demo_samples"
@@ -50,28 +51,6 @@ def redis_client(redis_prefix: str) -> Iterator[redis.Redis]:
     for key in client.scan_iter(match=f"{redis_prefix}*", count=1000):
         client.delete(key)
     client.close()
-
-
-def write_matrix(path: Path, channels: dict[str, dict[str, Any]], feeds: dict[str, Any]) -> Path:
-    """A matrix TOML file with the given channel tables (values: str, int, float, bool,
-    and dicts of those as inline tables)."""
-
-    def value(v: Any) -> str:
-        if isinstance(v, dict):
-            return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int | float):
-            return repr(v)
-        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-    lines = ["[feeds]", *(f"{k} = {value(v)}" for k, v in feeds.items()), ""]
-    for name, table in channels.items():
-        lines.append(f"[channels.{name}]")
-        lines.extend(f"{k} = {value(v)}" for k, v in table.items())
-        lines.append("")
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
 
 
 @pytest.fixture

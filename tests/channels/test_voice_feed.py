@@ -18,12 +18,12 @@ from channels.voice import VoiceChannel
 from channels.voice.podcast import podcast_guid
 from publisher.domain.article import load_article_file
 from publisher.domain.states import Kind, State
+from publisher.local.cluster import Stack
 from publisher.web.api import create_app
 from sandbox.server import BackgroundServer
 from tests.channels.podcast_rules import ITUNES, PODCAST, problems
 from tests.channels.speech_checks import listen, looks_like_speech
 from tests.conftest import SAMPLES
-from tests.support.stack import Stack
 from tests.worker.test_worker import make_stack  # noqa: F401 - fixture
 
 ENGLISH, MANDARIN = "2024-04-22-digital-talent", "2026-11-20-skills-contest"

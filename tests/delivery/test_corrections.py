@@ -15,11 +15,12 @@ from mastodon import Mastodon
 
 from publisher.domain.article import load_article_file
 from publisher.domain.states import Kind, State
+from publisher.local.cluster import Stack
+from sandbox.platforms import SECRETS, Platforms
 from sandbox.server import BackgroundServer
 from tests.conftest import SAMPLES
-from tests.e2e.test_remote_e2e import SECRETS, Platforms, platforms  # noqa: F401 - fixture
+from tests.e2e.test_remote_e2e import platforms  # noqa: F401 - fixture
 from tests.support.receiver import Receiver
-from tests.support.stack import Stack
 from tests.worker.test_worker import make_stack  # noqa: F401 - fixture
 
 ARTICLE = "2024-04-22-digital-talent"

@@ -32,13 +32,13 @@ from publisher.domain.errors import (
     RetryableError,
 )
 from publisher.domain.states import State
+from publisher.local.cluster import Stack
 from publisher.store import Claim, PlannedNotification, Store
 from publisher.store.models import NotificationRow
 from publisher.worker.dispatch import Dispatcher
 from sandbox.server import BackgroundServer
 from tests.conftest import write_matrix
 from tests.support.receiver import Receiver
-from tests.support.stack import Stack
 from tests.worker.test_worker import make_stack, receiver  # noqa: F401 - fixtures
 
 SECRET_ENV = "PUBLISHER_TEST_NOTIFY_KEY"

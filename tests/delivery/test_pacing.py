@@ -29,10 +29,10 @@ from publisher.delivery.pacing import Deferral, Pacer, Slot
 from publisher.domain.article import parse_article
 from publisher.domain.errors import ConfigError
 from publisher.domain.states import Kind, State
+from publisher.local.cluster import Stack
 from publisher.store import Claim, Enqueue, Store
 from publisher.worker.dispatch import Dispatcher
 from tests.support.receiver import Receiver
-from tests.support.stack import Stack
 from tests.worker.test_worker import hook_article, make_stack, receiver  # noqa: F401 - fixtures
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -47,12 +47,12 @@ from werkzeug.serving import make_server
 from channels.feed import FeedChannel
 from publisher.config.settings import Settings
 from publisher.delivery import feeds, websub
+from publisher.local.cluster import Stack
 from publisher.web.api import create_app
 from publisher.worker.runtime import Runtime
 from sandbox.server import BackgroundServer, free_port
 from tests.conftest import TEST_REDIS_URL, write_matrix
 from tests.delivery.test_feeds import FeedSite, story
-from tests.support.stack import Stack
 
 TOKEN = "websub-desk-token"
 SECRET = "s3cret-hub-token"  # in a hub URL: must never reach a log

@@ -19,11 +19,11 @@ from channels.weibo_length import weibo_length
 from channels.weibo_status import MAX_LENGTH
 from publisher.domain.article import parse_article
 from publisher.domain.states import State
+from publisher.local.cluster import Stack
 from sandbox import wechat, weibo
+from sandbox.platforms import SECRETS
 from sandbox.server import BackgroundServer
 from tests.conftest import SAMPLES
-from tests.e2e.test_remote_e2e import SECRETS
-from tests.support.stack import Stack
 from tests.worker.test_worker import make_stack  # noqa: F401 - fixture
 
 URL = "https://news.example.org/2026/11/20/contest?ref=home"

@@ -23,11 +23,11 @@ from publisher.domain.errors import ConfigError
 from publisher.domain.states import State
 from publisher.jobs.ingest import Ingestor, PollResult, article_id
 from publisher.jobs.partner_feed import IngestError, link_key, normalize_link, parse_feed
+from publisher.local.cluster import Stack
 from publisher.store.models import ArticleRow
 from publisher.worker.periodic import run_periodic
 from publisher.worker.runtime import Runtime
 from tests.conftest import TEST_REDIS_URL, write_matrix
-from tests.support.stack import Stack
 from tests.worker.test_worker import make_stack  # noqa: F401 - fixture
 
 CHANNELS = {"site": {"type": "rss"}, "app": {"type": "app_feed"}}

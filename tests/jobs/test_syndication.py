@@ -26,6 +26,7 @@ from publisher.domain.cron import CronError, CronSchedule
 from publisher.domain.errors import ConfigError
 from publisher.domain.states import State
 from publisher.jobs.syndication import RunState, Syndicator, digest_id, due_time
+from publisher.local.cluster import Stack
 from publisher.store.models import ArticleRow
 from publisher.worker.beatlock import BeatLock, BeatLockHeld
 from publisher.worker.periodic import run_periodic
@@ -33,7 +34,6 @@ from publisher.worker.runtime import Runtime
 from publisher.worker.schedule import tick_interval
 from tests.conftest import TEST_REDIS_URL
 from tests.jobs.test_ingest import write_ingest_matrix
-from tests.support.stack import Stack
 from tests.worker.test_worker import make_stack  # noqa: F401 - fixture
 
 REPO = Path(__file__).resolve().parents[2]

@@ -22,6 +22,7 @@ from publisher.domain.article import Article, parse_article
 from publisher.domain.errors import InputError, OutcomeUnknownError, PermanentError
 from publisher.domain.states import State
 from publisher.jobs.syndication import RunState, Syndicator, digest_id
+from publisher.local.cluster import Stack
 from publisher.worker.runtime import Runtime
 from sandbox.server import BackgroundServer
 from sandbox.wechat import DEFAULT_SECRET, create_app
@@ -38,7 +39,6 @@ from tests.channels.test_wechat import (  # noqa: F401 - fixtures
 from tests.conftest import SAMPLES
 from tests.jobs.test_ingest import write_ingest_matrix
 from tests.jobs.test_syndication import EVENING, make_runtime, publish_story, utc  # noqa: F401
-from tests.support.stack import Stack
 from tests.worker.test_worker import make_stack  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.timeout(120)

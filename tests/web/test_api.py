@@ -20,12 +20,12 @@ import redis
 import requests
 
 from publisher.domain.states import SETTLED
+from publisher.local.cluster import FAST, Stack
 from publisher.web.api import DATE_SETTLES_AFTER, create_app
 from publisher.worker.runtime import Runtime
 from sandbox.server import BackgroundServer, free_port
 from tests.conftest import SAMPLES, TEST_REDIS_URL, postgres_schema_url, write_matrix
 from tests.support.receiver import Receiver
-from tests.support.stack import FAST, Stack
 
 DESK, CMS = "s3cret-desk-token", "t0ken-for-the-cms"
 TOKENS = f"desk:{DESK},cms:{CMS}"

@@ -25,10 +25,10 @@ import redis
 import requests
 
 from publisher.domain.states import State
+from publisher.local.cluster import Stack
 from publisher.web.api import create_app
 from sandbox.server import BackgroundServer
 from tests.conftest import TEST_REDIS_URL
-from tests.support.stack import Stack
 
 NEWSBOAT = shutil.which("newsboat")
 pytestmark = pytest.mark.skipif(

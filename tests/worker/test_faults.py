@@ -14,9 +14,9 @@ import pytest
 import redis
 
 from publisher.domain.states import State
+from publisher.local.cluster import Stack
 from sandbox.server import BackgroundServer
 from tests.support.receiver import Receiver
-from tests.support.stack import Stack
 from tests.worker.test_worker import hook_article, make_stack  # noqa: F401 - fixture
 
 ARTICLES = int(os.environ.get("PUBLISHER_FAULT_ARTICLES", "8"))

@@ -10,7 +10,7 @@ import redis
 
 from publisher.domain.article import parse_article
 from publisher.domain.states import State
-from tests.support.stack import Stack
+from publisher.local.cluster import Stack
 from tests.worker.test_worker import make_stack  # noqa: F401 - the shared stack fixture
 
 FEEDS = {"site": {"type": "rss"}, "app": {"type": "app_feed"}}

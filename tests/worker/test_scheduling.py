@@ -28,11 +28,11 @@ from publisher.delivery import publishing
 from publisher.domain.article import Article, load_article_file, parse_article
 from publisher.domain.errors import ConfigError, InputError
 from publisher.domain.states import State
+from publisher.local.cluster import Stack
 from publisher.store import Store
 from publisher.web.api import create_app
 from sandbox.server import BackgroundServer
 from tests.conftest import SAMPLES, TEST_REDIS_URL, write_matrix
-from tests.support.stack import Stack
 
 NEW_YORK = "America/New_York"
 BASE: dict[str, Any] = {

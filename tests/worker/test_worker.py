@@ -15,10 +15,10 @@ import redis
 
 from publisher.domain.article import load_article_file, parse_article
 from publisher.domain.states import State
+from publisher.local.cluster import Stack
 from sandbox.server import BackgroundServer
 from tests.conftest import SAMPLES, TEST_REDIS_URL
 from tests.support.receiver import Receiver
-from tests.support.stack import Stack
 
 FEEDS = {"site": {"type": "rss"}, "app": {"type": "app_feed"}}
 

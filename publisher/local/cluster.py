@@ -1,5 +1,6 @@
-"""A real deployment in miniature for tests: settings, a store, and Celery
-worker processes started the way an operator starts them (`publisher worker`)."""
+"""A real deployment in miniature, for tests and benchmarks: settings, a store,
+and Celery worker processes started the way an operator starts them
+(`publisher worker`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,29 @@ from publisher.config.settings import Settings
 from publisher.coord.broker import EmbeddedRedis
 from publisher.domain.states import SETTLED
 from publisher.worker.runtime import Runtime
-from tests.conftest import write_matrix
+
+
+def write_matrix(path: Path, channels: dict[str, dict[str, Any]], feeds: dict[str, Any]) -> Path:
+    """A matrix TOML file with the given channel tables (values: str, int, float, bool,
+    and dicts of those as inline tables)."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return repr(v)
+        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = ["[feeds]", *(f"{k} = {value(v)}" for k, v in feeds.items()), ""]
+    for name, table in channels.items():
+        lines.append(f"[channels.{name}]")
+        lines.extend(f"{k} = {value(v)}" for k, v in table.items())
+        lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
 
 FAST = {
     "PUBLISHER_LEASE_SECONDS": "4",
