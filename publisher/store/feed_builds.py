@@ -193,11 +193,6 @@ def commit_feed_build(
         d: f"{document_url} (older than the newest {len(snapshot.items)} items it holds)"
         for d, _ in snapshot.crowded_out
     }
-    if not covered and not failed and _unchanged(store, snapshot, documents):
-        # Nothing to deliver and nothing changed since the live build (a follow-up
-        # that a sweep asked for): keep it, so its Last-Modified stays put (readers
-        # compare dates) and no file is rewritten with only a new build date.
-        return True
     try:
         with store.session() as session, session.begin():
             if not all(_save_document(session, snapshot, doc) for doc in documents):
@@ -209,13 +204,6 @@ def commit_feed_build(
     except _Stale:
         return False
     return True
-
-
-def _unchanged(store: Store, snapshot: FeedSnapshot, documents: Sequence[BuiltDocument]) -> bool:
-    """Every document is stored, and no delivery of the channel changed since."""
-    if not documents or any(store.feed_document(d.filename) is None for d in documents):
-        return False
-    return not store.feed_changed_since_build(snapshot.channel)
 
 
 class _Stale(Exception):
