@@ -99,7 +99,7 @@ def publish_to_feed(repeat: int, redis_url: str | None) -> dict[str, list[float]
     prefix = f"bench-voice-{uuid.uuid4().hex[:8]}:"
     env = {
         **os.environ, "PUBLISHER_CONFIG": str(matrix), "PUBLISHER_DATA_DIR": str(tmp / "var"),
-        "PUBLISHER_REDIS_PREFIX": prefix, "PUBLISHER_FEED_DEBOUNCE": "0.1",
+        "PUBLISHER_REDIS_PREFIX": prefix,
     }  # fmt: skip
     env.pop("REDIS_URL", None)
     if redis_url:

@@ -83,7 +83,7 @@ def test_hostile_html_is_sanitized() -> None:
             **VALID,
             "body_html": '<p onclick="x()">Hi<img src="https://e.x/a.png" onerror="steal()">'
             '<script>alert(1)</script><a href="javascript:x()">l</a><iframe src="//e"></iframe>'
-            "<style>p{}</style></p>",  # control characters: refused (tests/test_valid_text.py)
+            "<style>p{}</style></p>",  # control characters: refused (domain/test_valid_text.py)
         }
     )
     body = article.body_html

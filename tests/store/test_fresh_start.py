@@ -186,7 +186,6 @@ def test_worker_beat_and_api_started_together_on_a_fresh_data_dir(
             "REDIS_URL": TEST_REDIS_URL,
             "PUBLISHER_API_TOKENS": f"desk:{TOKEN}",
             "PUBLISHER_SWEEP_INTERVAL": "0.5",
-            "PUBLISHER_FEED_DEBOUNCE": "0.1",
         }
         ids = [f"fresh-{round_}-{n}" for n in range(3)]
         try:

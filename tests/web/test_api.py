@@ -86,7 +86,7 @@ def make_api(
             },
             redis_url=TEST_REDIS_URL,
             prefix=prefix,
-            # These tests read as the old open API did; tests/test_read_access.py
+            # These tests read as the old open API did; tests/web/test_read_access.py
             # covers what an anonymous reader sees once reads are not open.
             env={"PUBLISHER_API_TOKENS": TOKENS, "PUBLISHER_OPEN_READS": "true", **env},
         )

@@ -491,7 +491,7 @@ def test_the_api_takes_a_zone_and_reschedules_on_repost(
         assert {datetime.fromisoformat(d["publish_at"]) for d in moved.json()["deliveries"]} == {
             utc(2030, 7, 1, 8, 0)
         }
-        # An embargoed article's content is for token holders (tests/test_read_access.py).
+        # An embargoed article's content is for token holders (tests/web/test_read_access.py).
         detail = requests.get(
             f"{server.url}/api/articles/api-sched", headers=desk, timeout=10
         ).json()
