@@ -20,6 +20,7 @@ class BackgroundServer:
     """A uvicorn server in a daemon thread; `stop()` shuts it down cleanly."""
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.app = app  # tests read a stand-in's state through it
         self.host = host
         self.port = port or free_port(host)
         config = uvicorn.Config(app, host=host, port=self.port, log_level="warning", lifespan="off")

@@ -13,16 +13,13 @@ import feedparser
 import pytest
 import requests
 from mastodon import Mastodon
-from mastodon_mock.testing.server import MockServer
 
 from channels.weibo_length import weibo_length
 from channels.weibo_status import MAX_LENGTH
 from publisher.domain.article import parse_article
 from publisher.domain.states import State
 from publisher.local.cluster import Stack
-from sandbox import wechat, weibo
-from sandbox.platforms import SECRETS
-from sandbox.server import BackgroundServer
+from sandbox.platforms import SECRETS, Platforms
 from tests.conftest import SAMPLES
 from tests.worker.test_worker import make_stack  # noqa: F401 - fixture
 
@@ -35,35 +32,6 @@ WEIBO_TEXT = (
     + "来自各地的选手同台竞技。" * 8
     + "欢迎关注本报官方微博号"
 )
-
-
-class Platforms:
-    """The sandboxes with their state at hand, to read what each one stored."""
-
-    def __init__(self) -> None:
-        self.weibo_app = weibo.create_app()
-        self.weibo = BackgroundServer(self.weibo_app).start()
-        self.wechat = BackgroundServer(wechat.create_app(publish_delay=0.2)).start()
-        self.mastodon = MockServer()
-        self.mastodon.__enter__()
-
-    def matrix(self) -> dict[str, dict[str, Any]]:
-        return {
-            "site": {"type": "rss", "utm": UTM},
-            "app": {"type": "app_feed"},
-            "weibo": {"type": "weibo", "base_url": self.weibo.url,
-                      "access_token_env": "WEIBO_ACCESS_TOKEN", "utm": UTM},
-            "wechat": {"type": "wechat", "base_url": self.wechat.url, "appid_env": "WECHAT_APPID",
-                       "secret_env": "WECHAT_SECRET", "publish_wait": 0.5,
-                       "publish_poll_interval": 0.3, "utm": UTM},
-            "fediverse": {"type": "mastodon", "base_url": self.mastodon.base_url,
-                          "access_token_env": "MASTODON_ACCESS_TOKEN", "utm": UTM},
-        }  # fmt: skip
-
-    def close(self) -> None:
-        self.weibo.stop()
-        self.wechat.stop()
-        self.mastodon.__exit__(None, None, None)
 
 
 @pytest.fixture
@@ -89,7 +57,9 @@ def test_overrides_and_tracked_links_arrive_as_written(
 ) -> None:
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
-    stack = make_stack(platforms.matrix(), **SECRETS)
+    matrix = platforms.matrix(utm=UTM)  # every remote channel tracks its links
+    matrix["site"]["utm"] = UTM
+    stack = make_stack(matrix, **SECRETS)
     article = parse_article(
         {
             "id": "copy-1", "url": URL, "title": "全国数字技能大赛决赛开幕",
@@ -115,7 +85,7 @@ def test_overrides_and_tracked_links_arrive_as_written(
     }, [(d.channel, d.state, d.last_error) for d in deliveries]
 
     # Weibo: the editor's words, then the tracked link; 137 字 by the platform's count.
-    state = platforms.weibo_app.state.weibo
+    state = platforms.weibo.app.state.weibo
     (status,) = state.statuses.values()
     text, link = status.submitted.rsplit(" ", 1)
     assert text == WEIBO_TEXT and query(link) == tracked("weibo")
