@@ -48,6 +48,9 @@ for i = 1, n do
   if interval > widest then widest = interval end
 end
 local rest = 2 * n + 2
+local LATE = 5000000  -- a holder whose slot came this long ago is still waited for
+local gap = 0  -- the widest interval: one slot's length
+for i = 1, n do gap = math.max(gap, rules[i][1]) end
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local function text(x) return string.format('%.0f', x) end
@@ -133,10 +136,35 @@ if not mine then
     return {text(slot), text(now), tostring(cause)}
   end
 end
--- Its slot has come: start now if the starts that happened allow it.
+-- Its slot has come. One published before it whose slot has come too (its
+-- worker is a moment late) goes first: this one waits a slot behind it.
+local from = mine or now
+if n > 0 then
+  local due = redis.call('ZRANGEBYSCORE', holders, text(now - LATE), text(now))
+  for _, other in ipairs(due) do
+    local p = tonumber(redis.call('HGET', state, 'p:' .. other) or '')
+    if other ~= holder and p and p < priority then
+      redis.call('ZADD', holders, text(now + gap), holder)
+      redis.call('HSET', state, 'p:' .. holder, tostring(priority))
+      expire(latest_of(now + gap))
+      return {text(now + gap), text(now), '2'}
+    end
+  end
+end
+-- Start now if the starts that happened allow it; if the post before started
+-- late, this one and every one behind it move back by as much, in order.
 slot, cause = earliest_start(now)
 if slot > now then
-  redis.call('ZADD', holders, text(slot), holder)  -- an earlier post started late
+  local delta = slot - from
+  local behind = redis.call('ZRANGEBYSCORE', holders, text(from), '+inf', 'WITHSCORES')
+  for j = 1, #behind, 2 do
+    if behind[j] ~= holder then
+      redis.call('ZADD', holders, text(tonumber(behind[j + 1]) + delta), behind[j])
+    end
+  end
+  for i = 1, n do redis.call('HSET', state, 'r' .. i, text(num('r' .. i) + delta)) end
+  redis.call('ZADD', holders, text(slot), holder)
+  redis.call('HSET', state, 'p:' .. holder, tostring(priority))
   expire(latest_of(slot))
   return {text(slot), text(now), tostring(cause)}
 end
@@ -157,21 +185,21 @@ _REFUSE = (
     + """
 local holder = ARGV[rest]
 local ends = now + tonumber(ARGV[rest + 1])
-local gap = 0
-for i = 1, n do gap = math.max(gap, rules[i][1]) end
-local shift = math.max(0, ends - now) + gap
 if ends > hold then
   hold = ends
   redis.call('HSET', state, 'hold', text(hold))
 end
 redis.call('ZREM', holders, holder)
+-- The waiting queue moves back as one, its first a gap after the refused post.
 local waiting = redis.call('ZRANGE', holders, 0, -1, 'WITHSCORES')
+local shift = 0
+if #waiting > 0 then shift = math.max(0, hold + gap - math.max(tonumber(waiting[2]), now)) end
 for j = 1, #waiting, 2 do
   redis.call('ZADD', holders, text(math.max(tonumber(waiting[j + 1]), now) + shift), waiting[j])
 end
 for i = 1, n do
-  local r = math.max(num('r' .. i), now)
-  redis.call('HSET', state, 'r' .. i, text(r + shift))
+  local r = math.max(num('r' .. i), now) + shift
+  redis.call('HSET', state, 'r' .. i, text(math.max(r, hold + rules[i][1])))
   -- after a refusal the account starts again with no burst in hand
   redis.call('HSET', state, 'a' .. i, text(math.max(num('a' .. i), hold + rules[i][2])))
 end
