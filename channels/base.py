@@ -137,6 +137,9 @@ class Channel(ABC):
     can_delete: ClassVar[bool] = False
     #: True for feed-like channels whose output is a document, not a post.
     is_feed: ClassVar[bool] = False
+    #: The account's default budget of posts an hour (the `posts_per_hour` key
+    #: overrides it); None: no budget of our own, the platform's answer guards.
+    posts_per_hour: ClassVar[float | None] = None
     #: Can one post carry several articles (a digest as one multi-article message)?
     #: If so, `format_articles` builds it and `send` takes it like any payload.
     supports_digest: ClassVar[bool] = False

@@ -21,6 +21,7 @@ from publisher.domain.errors import (
     DeliveryError,
     OutcomeUnknownError,
     PermanentError,
+    RateLimitedError,
     RetryableError,
 )
 from publisher.net.reading import MAX_ANSWER_BYTES, ReadFailed, TooLarge, TooSlow, read_capped
@@ -38,6 +39,8 @@ class CodeTable:
     nobody anticipated should stop and be read by a person, not loop."""
 
     retryable: frozenset[str] = frozenset()
+    #: The account's rate limit is spent: a hold on the account, not a retry.
+    rate_limited: frozenset[str] = frozenset()
     auth_expired: frozenset[str] = frozenset()
     success: frozenset[str] = frozenset()
     retry_after: Mapping[str, float] | None = None  # per-code minimum wait
@@ -58,9 +61,10 @@ def classify_code(
     reason = f"{message} (code {key})"
     if key in table.auth_expired:
         return AuthExpiredError(reason, code=key, http_status=http_status)
-    if key in table.retryable:
+    if key in table.retryable or key in table.rate_limited:
         wait = (table.retry_after or {}).get(key)
-        return RetryableError(reason, code=key, http_status=http_status, retry_after=wait)
+        kind = RateLimitedError if key in table.rate_limited else RetryableError
+        return kind(reason, code=key, http_status=http_status, retry_after=wait)
     return PermanentError(reason, code=key, http_status=http_status)
 
 
@@ -109,7 +113,7 @@ def request(
     except requests.RequestException as exc:
         raise RetryableError(f"{what}: {type(exc).__name__}") from None
     if response.status_code == 429:
-        raise RetryableError(
+        raise RateLimitedError(
             f"{what}: rate limited by the platform",
             http_status=429,
             retry_after=retry_after_seconds(response.headers),

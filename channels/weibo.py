@@ -54,13 +54,13 @@ from channels.overrides import OverrideRule
 from channels.weibo_length import MAX_LENGTH, weibo_length
 from channels.weibo_status import comparable, compose_override, compose_status
 from publisher.config.settings import ChannelConfig
-from publisher.coord.ratelimit import TokenBucket
 from publisher.domain.article import Article
 from publisher.domain.errors import (
     ConfigError,
     DeliveryError,
     OutcomeUnknownError,
     PermanentError,
+    RateLimitedError,
     ReauthRequiredError,
     RetryableError,
 )
@@ -89,11 +89,11 @@ ORIGINAL_LINK_WEIGHT = 11  # 字: a space and one URL (10) to the corrected stat
 # The platform reference's table (§2). Rate limits wait for the hourly window
 # to move on; unknown codes stay permanent so a person reads them.
 CODES = CodeTable.of(
-    retryable=[10001, 10002, 10003, 10009, 10010, 10011, 10022, 10023, 10024, 20016],
+    retryable=[10001, 10002, 10003, 10009, 10010, 10011],
+    rate_limited=[10022, 10023, 10024, 20016],
     success=[20019, 20032],
     retry_after={"10022": 600.0, "10023": 600.0, "10024": 600.0, "20016": 300.0},
 )
-RATE_LIMITED = frozenset({"10022", "10023", "10024", "20016"})
 # Token errors. Web apps have no refresh token: only the account owner can fix these.
 REAUTHORISE = frozenset({"21301", "21315", "21316", "21317", "21319", "21327", "21332"})
 # What an editor can do about a rejection, where Weibo's own words do not say.
@@ -183,7 +183,7 @@ class WeiboApi:
         hint = HINTS.get(code)
         detail = f"{what}: {message}" + (f": {hint}" if hint else "")
         error = classify_code(CODES, code, detail, http_status=status)
-        if isinstance(error, RetryableError) and code in RATE_LIMITED and self.rate_limit_wait:
+        if isinstance(error, RateLimitedError) and self.rate_limit_wait:
             error.retry_after = self.rate_limit_wait
         return error
 
@@ -201,17 +201,16 @@ class WeiboChannel(Channel):
     """`[channels.NAME] type = "weibo"`: posts and deletes statuses.
 
     Options: `base_url` (https://api.weibo.com), `access_token_env` (the
-    variable holding the user's token), `posts_per_hour` (30, the
-    platform's usual per-user limit), `posts_burst` (posts_per_hour // 6)
-    `account` (the bucket's name, the channel name by default; give two
-    channels posting as one account the same value) and `rate_limit_wait`
-    (seconds to wait after the platform's own rate-limit codes; by default
-    600, or 300 for 20016, as the hourly window moves on). The bucket refills at
-    `posts_per_hour - posts_burst` an hour, so no 60 minutes see more than
-    `posts_per_hour` posts however they bunch up.
+    variable holding the user's token) and `rate_limit_wait` (seconds the
+    account is held after the platform's own rate-limit codes; by default
+    600, or 300 for 20016, as the hourly window moves on). The account's
+    budget is the pacing keys' (`posts_per_hour`, `posts_burst`, `account`:
+    `publisher.delivery.pacing`); this type's default is `posts_per_hour`,
+    the platform's usual per-user limit.
     """
 
     type_name: ClassVar[str] = "weibo"
+    posts_per_hour: ClassVar[float | None] = 30
     # A status cannot be edited through the API: a correction is a short new
     # status that says so and links the original; a retraction deletes both.
     correction: ClassVar[Correction] = Correction.FOLLOW_UP
@@ -224,9 +223,6 @@ class WeiboChannel(Channel):
     def __init__(self, config: ChannelConfig, context: ChannelContext) -> None:
         super().__init__(config, context)
         self.base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
-        self.posts_per_hour = self._count("posts_per_hour", 30)
-        self.posts_burst = self._count("posts_burst", max(1, self.posts_per_hour // 6))
-        self.account = str(config.option("account") or config.name)
 
     # -- formatting (pure) -------------------------------------------------
 
@@ -278,7 +274,6 @@ class WeiboChannel(Channel):
                     log.info("%s: the last attempt had posted %s", self.name, found.remote_id)
                     return found
             picture = self._picture(post, attempt)
-            self._take_slot()
             data = self._share(api, text, picture, attempt)
             code = error_code(data)
             receipt = self._receipt(data) if code is None else self._settle(api, text, code, data)
@@ -429,21 +424,6 @@ class WeiboChannel(Channel):
             remote_url=status_url(self.base_url, str(uid or "u"), str(status_id)),
         )
 
-    def _take_slot(self) -> None:
-        """One post from the account's shared budget, or a retry when it is spent."""
-        redis = self.context.redis
-        if redis is None:
-            return  # nothing shared to count with: the platform's 10023 still guards
-        refill = self.posts_per_hour - self.posts_burst or self.posts_per_hour
-        key = self.context.settings.key("ratelimit", "weibo", self.account)
-        wait = TokenBucket(redis, key, rate=refill, per=3600, burst=self.posts_burst).take()
-        if wait > 0:
-            raise RetryableError(
-                f"post status: this account's budget of {self.posts_per_hour} posts an hour "
-                f"is spent; next slot in {wait:.0f}s",
-                retry_after=wait,
-            )
-
     @contextmanager
     def _api(self) -> Iterator[WeiboApi]:
         try:
@@ -460,9 +440,3 @@ class WeiboChannel(Channel):
             yield api
         finally:
             api.close()
-
-    def _count(self, key: str, default: int) -> int:
-        value = self.config.option(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"channels.{self.name}.{key}: must be a whole number ≥ 1")
-        return value

@@ -38,7 +38,9 @@ BEIJING = timezone(timedelta(hours=8))
 #: The "WeChat retry classes" table; codes not listed are permanent.
 CODES = CodeTable.of(
     auth_expired=[40001, 40014, 42001],
-    retryable=[-1, 45011, 45066, 45009, 45028],
+    retryable=[-1, 45066],
+    # The account's per-minute limit, its API's daily quota, its mass-send quota.
+    rate_limited=[45011, 45009, 45028],
     success=[45065],
     retry_after={"45011": 60.0, "45066": 60.0},
 )

@@ -22,7 +22,7 @@ from rich.table import Table
 from publisher.domain.i18n import _
 from publisher.domain.states import State
 from publisher.store.models import AttemptRow, DeliveryRow
-from publisher.web.schemas import AttemptOut, DeliveryOut
+from publisher.web.schemas import AttemptOut, delivery_out
 from publisher.worker.runtime import Runtime
 
 STATE_STYLE = {
@@ -30,6 +30,7 @@ STATE_STYLE = {
     State.PENDING: "yellow",
     State.SENDING: "cyan",
     State.RETRYING: "magenta",
+    State.HELD: "blue",
     State.DELIVERED: "green",
     State.FAILED: "bold red",
     State.CANCELLED: "dim",
@@ -46,7 +47,7 @@ def state_cell(state: str, delivery_id: int) -> str:
 
 
 def delivery_json(row: DeliveryRow, log: Sequence[AttemptRow] | None = None) -> dict[str, Any]:
-    data = DeliveryOut.model_validate(row).model_dump(mode="json")
+    data = delivery_out(row).model_dump(mode="json")
     if log is not None:
         data["log"] = [AttemptOut.model_validate(a).model_dump(mode="json") for a in log]
     return data

@@ -5,9 +5,11 @@
   window waits until it ends.
 - `min_spacing = 600`: seconds between the starts of two posts on one
   `account` (the channel name by default), for every worker at once.
+- `posts_per_hour = 30`, `posts_burst = 5`: the account's budget (a channel
+  type may have a default: Weibo's is 30 an hour, a burst of a sixth).
 
 The decision to hold a claimed delivery is `publisher.delivery.pacing`'s; the
-shared slots live in `publisher.coord.spacing`.
+shared slots live in `publisher.coord.slots`.
 """
 
 from __future__ import annotations
@@ -111,19 +113,27 @@ class QuietHours:
         return f"{shown} {self.zone_name}"
 
 
+#: The keys that pace a channel (feeds take none of them).
+PACING_KEYS = ("quiet_hours", "min_spacing", "posts_per_hour", "posts_burst")
+
+
 @dataclass(frozen=True)
 class PacingRules:
     """One channel's pacing options, parsed and checked."""
 
     quiet_hours: QuietHours | None = None
     min_spacing: float | None = None
+    #: The account's budget; None: the channel type's default (or no budget).
+    posts_per_hour: float | None = None
+    posts_burst: int | None = None
     account: str = ""
     #: For showing times in the attempt log; None: UTC.
     zone_name: str | None = None
 
 
 def pacing_rules(config: ChannelConfig, newsroom_timezone: str | None) -> PacingRules:
-    """Read `quiet_hours`, `min_spacing`, `timezone` and `account`; ConfigError names the key."""
+    """Read `quiet_hours`, `min_spacing`, `posts_per_hour`, `posts_burst`, `timezone`
+    and `account`; ConfigError names the key."""
     where = f"channels.{config.name}"
     zone_name = config.option("timezone")
     if zone_name is not None:
@@ -156,10 +166,20 @@ def pacing_rules(config: ChannelConfig, newsroom_timezone: str | None) -> Pacing
         isinstance(spacing, bool) or not isinstance(spacing, int | float) or not spacing > 0
     ):
         raise ConfigError(f"{where}.min_spacing: must be a number of seconds greater than 0")
+    per_hour = config.option("posts_per_hour")
+    if per_hour is not None and (
+        isinstance(per_hour, bool) or not isinstance(per_hour, int | float) or not per_hour > 0
+    ):
+        raise ConfigError(f"{where}.posts_per_hour: must be a number greater than 0")
+    burst = config.option("posts_burst")
+    if burst is not None and (isinstance(burst, bool) or not isinstance(burst, int) or burst < 1):
+        raise ConfigError(f"{where}.posts_burst: must be a whole number ≥ 1")
 
     return PacingRules(
         quiet_hours=quiet,
         min_spacing=float(spacing) if spacing is not None else None,
+        posts_per_hour=float(per_hour) if per_hour is not None else None,
+        posts_burst=burst,
         account=str(config.option("account") or config.name),  # as the Weibo bucket reads it
         zone_name=zone_name,
     )
@@ -182,7 +202,7 @@ def check_pacing(
 
 def paced_option(config: ChannelConfig) -> str | None:
     """The first pacing key a channel table sets, or None."""
-    for key in ("quiet_hours", "min_spacing"):
+    for key in PACING_KEYS:
         if config.option(key) is not None:
             return key
     return None

@@ -23,6 +23,7 @@ from publisher.domain.errors import (
     DeliveryError,
     OutcomeUnknownError,
     PermanentError,
+    RateLimitedError,
     RetryableError,
 )
 from publisher.domain.states import Correction, Kind, State
@@ -63,7 +64,7 @@ class DeliveryEngine:
         def work() -> Receipt | Deferral:
             if channel is None:
                 raise PermanentError(f"channel {claim.channel!r} is no longer configured")
-            # Quiet hours and account spacing hold the delivery before anything is sent.
+            # Quiet hours and the account's slots hold the delivery before anything is sent.
             paced = self.pacer.deferral(claim, channel)
             if isinstance(paced, Deferral):
                 return paced
@@ -72,10 +73,13 @@ class DeliveryEngine:
             return self._send(channel, claim)
 
         outcome = attempt(work, what=f"delivery {delivery_id}")
+        if isinstance(outcome.error, RateLimitedError) and channel is not None:
+            # The platform's own limit is the account's, not this delivery's failure.
+            return self._hold(claim, self.pacer.refused(claim, channel, outcome.error))
         if outcome.error is not None:
             return self._failed(claim, outcome.error, outcome)
         if isinstance(outcome.result, Deferral):
-            return self._defer(claim, outcome.result)
+            return self._hold(claim, outcome.result)
         assert isinstance(outcome.result, Receipt)
         recorded = self.store.record_delivered(
             claim,
@@ -154,16 +158,16 @@ class DeliveryEngine:
                 attempt.step("removed", removed)
         return Receipt(remote_id=",".join(removed) or "-", remote_url=None)
 
-    def _defer(self, claim: Claim, deferral: Deferral) -> str:
-        """Wait without sending and without spending the attempt; re-enqueued like a retry."""
+    def _hold(self, claim: Claim, deferral: Deferral) -> str:
+        """Wait for the slot without spending an attempt; a countdown or the sweeper ends it."""
         armed = (deferral.until - datetime.now(UTC)).total_seconds() <= COUNTDOWN_LIMIT
-        if not self.store.defer(claim, until=deferral.until, reason=deferral.reason, armed=armed):
+        if not self.store.hold(claim, until=deferral.until, reason=deferral.reason, armed=armed):
             return "lease-lost"
         if armed:  # a longer wait is released by the sweeper once due
             countdown = max(0.0, (deferral.until - datetime.now(UTC)).total_seconds())
             self.dispatcher.enqueue([Enqueue(claim.delivery_id, claim.channel_type, countdown)])
         log.info("delivery %s: %s", claim.delivery_id, deferral.reason)
-        return "deferred"
+        return "held"
 
     def _checkpoint(self, claim: Claim, data: dict[str, object]) -> None:
         if not self.store.save_checkpoint(claim, dict(data)):

@@ -1,21 +1,26 @@
-"""Pacing a remote channel: quiet hours and a minimum spacing between posts.
+"""Pacing a remote channel: when a claimed delivery may post, or until when it is held.
 
-Two optional options of a `[channels.NAME]` table hold a delivery back
-before anything is sent, without spending one of its attempts:
+A delivery is *held* (never failed, no attempt spent) before anything is sent:
 
 - `quiet_hours = "23:00-07:00"`: wall-clock time in the channel's `timezone`
   option, else the newsroom's zone. A publish or a correction due inside the
   window waits until it ends.
-- `min_spacing = 600`: seconds between the starts of two posts on one
-  `account` (the channel name by default), for every worker at once, through
-  Redis. An in-place edit of a delivered post is not a new post.
+- the account's slots (`publisher.coord.slots`): `min_spacing` seconds
+  between the starts of two posts on one `account` (the channel name by
+  default), and a budget of `posts_per_hour` (a channel type may declare a
+  default: Weibo's 30), for every worker at once. A delivery that must wait
+  reserves its slot and keeps it, so a backlog drains one per slot in order.
+- the platform's own rate-limit answer (`RateLimitedError`: Weibo 10023,
+  HTTP 429, WeChat 45009): the whole account is held until the platform's
+  reset (`Pacer.refused`), the refused delivery first in line after it.
 
-A retraction is never held back: taking a post down is urgent. Feeds are
-never paced: they are documents, not posts pushed to phones. The engine asks
-`Pacer.deferral()` after claiming a delivery; the store's `defer()` gives the
-attempt back and logs why the delivery waits. When the account's slot has
-come, the pacer says when it began (`Slot`, on Redis's clock): that is the
-start the spacing promise is about, and the attempt log records it.
+A retraction is never held back by our own rules: taking a post down is
+urgent. Feeds are never paced: they are documents, not posts pushed to
+phones. The engine asks `Pacer.deferral()` after claiming a delivery; the
+store's `hold()` gives the attempt back and logs why the delivery waits.
+When the account's slot has come, the pacer says when it began (`Slot`, on
+Redis's clock): that is the start the promises are about, and the attempt
+log records it.
 """
 
 from __future__ import annotations
@@ -26,8 +31,8 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from publisher.config.pacing import PacingRules, pacing_rules
-from publisher.coord.spacing import SpacingSlots
-from publisher.domain.errors import ConfigError
+from publisher.coord.slots import AccountSlots, Reservation, Rule
+from publisher.domain.errors import ConfigError, RateLimitedError
 from publisher.domain.states import Correction, Kind
 
 if TYPE_CHECKING:
@@ -35,14 +40,16 @@ if TYPE_CHECKING:
     from publisher.config.settings import ChannelConfig, Settings
     from publisher.store import Claim
 
-#: A deferral longer than this is not given a countdown task (a broker holds an
+#: A hold longer than this is not given a countdown task (a broker holds an
 #: ETA task only up to its visibility timeout): the sweeper releases it when due.
 COUNTDOWN_LIMIT = 900.0
+#: How long the platform's rate-limit answer holds an account when it does not say.
+DEFAULT_HOLD = 60.0
 
 
 @dataclass(frozen=True)
 class Deferral:
-    """Do not send yet: wait until `until` (UTC); `reason` goes in the attempt log."""
+    """Do not send yet: hold until `until` (UTC); `reason` goes in the attempt log."""
 
     until: datetime
     reason: str
@@ -51,7 +58,7 @@ class Deferral:
 @dataclass(frozen=True)
 class Slot:
     """Send now: this post's slot on the account began at `started` (UTC, Redis's
-    clock, the one every worker shares), at least `min_spacing` after the one before."""
+    clock, the one every worker shares)."""
 
     started: datetime
 
@@ -72,14 +79,14 @@ class Pacer:
     def deferral(
         self, claim: Claim, channel: Channel, now: datetime | None = None
     ) -> Deferral | Slot | None:
-        """Quiet hours first (no Redis), then the account's spacing.
+        """Quiet hours first (no Redis), then the account's slots.
 
         None: nothing paces this delivery; a `Slot`: send now, in the slot
-        the spacing reserved.
+        the account gave it.
 
-        `now` is the clock quiet hours are read on (tests pass one); spacing
-        runs on Redis's clock. A spacing slot is reserved only when the
-        delivery is not held by quiet hours, so a night does not hoard slots.
+        `now` is the clock quiet hours are read on (tests pass one); slots
+        run on Redis's clock. A slot is reserved only when the delivery is
+        not held by quiet hours, so a night does not hoard slots.
         """
         if channel.is_feed or claim.kind == Kind.RETRACT:
             return None
@@ -87,21 +94,74 @@ class Pacer:
         if rules.quiet_hours is not None:
             ends = rules.quiet_hours.release_at(now or datetime.now(UTC))
             if ends is not None:
-                return Deferral(ends, f"deferred: quiet hours until {rules.quiet_hours.wall(ends)}")
-        if rules.min_spacing is None or not _new_post(claim, channel):
+                return Deferral(ends, f"held: quiet hours until {rules.quiet_hours.wall(ends)}")
+        slots = self._slots(channel, rules, new_post=_new_post(claim, channel))
+        if slots is None:
             return None
-        if channel.context.redis is None:
-            raise ConfigError(f"channels.{channel.name}.min_spacing: needs Redis to send")
-        key = self.settings.key("spacing", channel.type_name, rules.account)
-        slots = SpacingSlots(channel.context.redis, key, rules.min_spacing)
-        reservation = slots.reserve(f"delivery:{claim.delivery_id}")
-        wait = reservation.wait
-        if wait <= 0:
+        reservation = slots.reserve(_holder(claim), claim.delivery_id)
+        if reservation.wait <= 0:
+            if not slots.rules:
+                return None  # only the platform's hold could have stopped it
             return Slot(datetime.fromtimestamp(reservation.now / 1_000_000, UTC))
-        until = datetime.now(UTC) + timedelta(seconds=wait)
-        zone = ZoneInfo(rules.zone_name) if rules.zone_name else UTC
-        shown = f"{until.astimezone(zone):%H:%M:%S} {rules.zone_name or 'UTC'}"
-        return Deferral(until, f"deferred: spacing on account {rules.account} until {shown}")
+        return self._held(rules, reservation)
+
+    def refused(self, claim: Claim, channel: Channel, error: RateLimitedError) -> Deferral:
+        """The platform refused for the account's own limit: hold the whole account
+        until its reset, this delivery first in line after it."""
+        wait = error.retry_after if error.retry_after is not None else DEFAULT_HOLD
+        rules = self.rules(channel.config)
+        slots = self._slots(channel, rules, new_post=_new_post(claim, channel))
+        if slots is None:  # nothing shared to hold the account with: hold this one
+            until = datetime.now(UTC) + timedelta(seconds=wait)
+            return Deferral(until, f"held: {error.reason}; until {_shown(rules, until)}")
+        return self._held(rules, slots.refuse(_holder(claim), wait), error.reason)
+
+    def _slots(
+        self, channel: Channel, rules: PacingRules, *, new_post: bool
+    ) -> AccountSlots | None:
+        """The account's slots with the rules that apply to this delivery (an
+        in-place edit is not a new post: only the platform's hold applies)."""
+        redis = channel.context.redis
+        spaced = [Rule(rules.min_spacing, 1, "spacing")] if rules.min_spacing else []
+        budget = self.budget(channel)
+        budgets = [Rule.per_hour(*budget, name="budget")] if budget else []
+        applied = [*spaced, *budgets] if new_post else []
+        if redis is None:
+            if spaced:
+                raise ConfigError(f"channels.{channel.name}.min_spacing: needs Redis to send")
+            return None  # no shared budget to count with: the platform's own limit guards
+        key = self.settings.key("slots", channel.type_name, rules.account)
+        return AccountSlots(redis, key, applied)
+
+    def budget(self, channel: Channel) -> tuple[float, int] | None:
+        """The account's posts an hour and burst: the table's, else the type's default."""
+        rules = self.rules(channel.config)
+        per_hour = rules.posts_per_hour or channel.posts_per_hour
+        if per_hour is None:
+            return None
+        return per_hour, rules.posts_burst or max(1, int(per_hour // 6))
+
+    def _held(self, rules: PacingRules, reservation: Reservation, why: str = "") -> Deferral:
+        until = datetime.now(UTC) + timedelta(seconds=reservation.wait)
+        shown = _shown(rules, until)
+        account = rules.account
+        if reservation.cause == "hold":
+            detail = f"{why}; " if why else "the platform's rate limit; "
+            reason = f"held: {detail}account {account} until {shown}"
+        elif reservation.cause == "budget":
+            reason = f"held: the budget of account {account}; its slot is at {shown}"
+        else:
+            reason = f"held: spacing on account {account} until {shown}"
+        return Deferral(until, reason)
+
+
+def _holder(claim: Claim) -> str:
+    return f"delivery:{claim.delivery_id}"
+
+
+def _shown(rules: PacingRules, until: datetime) -> str:
+    zone = ZoneInfo(rules.zone_name) if rules.zone_name else UTC
+    return f"{until.astimezone(zone):%H:%M:%S} {rules.zone_name or 'UTC'}"
 
 
 def _new_post(claim: Claim, channel: Channel) -> bool:

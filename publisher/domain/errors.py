@@ -80,6 +80,13 @@ class RetryableError(DeliveryError):
         self.retry_after = retry_after
 
 
+class RateLimitedError(RetryableError):
+    """The platform refused for the account's own rate limit (Weibo 10023/10024,
+    HTTP 429, WeChat 45009): nothing was done. Not a failure of this delivery:
+    the whole account is held until the platform's reset (`retry_after`) and
+    the delivery waits first in line, without spending an attempt."""
+
+
 class OutcomeUnknownError(RetryableError):
     """The request may have reached the platform (timeout after sending).
 

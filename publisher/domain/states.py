@@ -8,11 +8,13 @@ scheduled → sending        (claimed by its countdown task the moment it is due
 scheduled / pending → scheduled / pending (re-posted: another publish_at, a new version)
                        sending → sending   (a lease taken over from a dead worker)
                        sending → retrying → sending
+                       sending → held → sending   (waiting for its slot: rate limit, quiet
+                                                   hours, spacing; no attempt spent)
                        sending → failed        (attempts exhausted, permanent error)
                        sending → pending   (delivered, but the article changed meanwhile)
 any unfinished state → cancelled (retracted or cancelled by an editor)
 failed / cancelled / retrying → pending (an editor's retry)
-delivered / failed / cancelled / retrying → pending / scheduled (a new version)
+delivered / failed / cancelled / retrying / held → pending / scheduled (a new version)
 ```
 
 Notifications keep a smaller ledger with the same states (no scheduled, no
@@ -33,6 +35,9 @@ class State(StrEnum):
     PENDING = "pending"
     SENDING = "sending"
     RETRYING = "retrying"
+    #: Waiting for a slot on its account (a rate-limit budget, the platform's own
+    #: rate-limit answer, quiet hours, spacing): not a failure, no attempt spent.
+    HELD = "held"
     DELIVERED = "delivered"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -51,8 +56,8 @@ class Kind(StrEnum):
 #: Listed here so the catalogue has every one of them.
 WORDS = (
     N_("scheduled"), N_("pending"), N_("sending"), N_("retrying"), N_("delivered"),
-    N_("failed"), N_("cancelled"), N_("publish"), N_("correction"), N_("retract"),
-    N_("retry"), N_("deferred"),
+    N_("failed"), N_("cancelled"), N_("held"), N_("publish"), N_("correction"),
+    N_("retract"), N_("retry"), N_("deferred"),
 )  # fmt: skip
 
 
@@ -70,8 +75,9 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.PENDING: frozenset({State.PENDING, State.SCHEDULED, State.SENDING, State.CANCELLED}),
     State.SENDING: frozenset(
         {State.DELIVERED, State.RETRYING, State.FAILED, State.SENDING, State.PENDING}
-        | {State.CANCELLED}
+        | {State.CANCELLED, State.HELD}
     ),
+    State.HELD: frozenset({State.SENDING, State.CANCELLED, State.PENDING, State.SCHEDULED}),
     State.RETRYING: frozenset({State.SENDING, State.CANCELLED, State.PENDING, State.SCHEDULED}),
     State.DELIVERED: frozenset({State.PENDING, State.SCHEDULED}),
     State.FAILED: frozenset({State.PENDING, State.SCHEDULED}),
@@ -81,12 +87,12 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 INITIAL = frozenset({State.SCHEDULED, State.PENDING, State.FAILED})
 
 #: States a worker may claim (`sending` once its lease has expired, `scheduled` once due).
-CLAIMABLE = (State.PENDING, State.RETRYING, State.SENDING, State.SCHEDULED)
+CLAIMABLE = (State.PENDING, State.RETRYING, State.HELD, State.SENDING, State.SCHEDULED)
 #: States in which nothing more will happen without an editor.
 SETTLED = frozenset({State.DELIVERED, State.FAILED, State.CANCELLED})
 #: States an editor's retry may restart.
 RETRIABLE = frozenset({State.FAILED, State.CANCELLED, State.RETRYING})
-CANCELLABLE = frozenset({State.SCHEDULED, State.PENDING, State.RETRYING})
+CANCELLABLE = frozenset({State.SCHEDULED, State.PENDING, State.RETRYING, State.HELD})
 
 
 def sources_of(target: State) -> tuple[State, ...]:

@@ -1,5 +1,5 @@
 """The worker's side: claim a delivery under a lease, checkpoint its steps,
-record its outcome (delivered, retrying, failed) or defer it.
+record its outcome (delivered, retrying, failed) or hold it for its slot.
 
 A worker owns a delivery only while its lease token matches; every write
 here is fenced by that token and by the row still being `sending`, so a
@@ -45,7 +45,7 @@ class WorkerSide(StoreBase):
     ) -> Claim | None:
         """Take a delivery for one attempt, or None if it is not ours to take.
 
-        Claimable: pending; retrying and due; sending whose lease expired (its
+        Claimable: pending; retrying or held and due; sending whose lease expired (its
         worker died, so that attempt's outcome is unknown); scheduled whose
         time has come (the countdown task `arm_schedules` queued fires on time,
         without waiting for the sweeper to release it).
@@ -220,21 +220,22 @@ class WorkerSide(StoreBase):
             session.flush()
             return [row.id for row in rows]
 
-    def defer(self, claim: Claim, *, until: datetime, reason: str, armed: bool = True) -> bool:
-        """Hold a claimed delivery back until `until`, before anything was sent.
+    def hold(self, claim: Claim, *, until: datetime, reason: str, armed: bool = True) -> bool:
+        """Hold a claimed delivery until its slot, `until`: not a failure.
 
-        Quiet hours and account spacing (`publisher.delivery.pacing`) are not failures:
-        the claim's attempt is given back, `reason` is logged, and the row
-        waits as `retrying` (claimed, swept, cancelled and retracted like any
-        retry) rather than `scheduled`, whose `publish_at` is the editor's.
-        `armed`: a countdown task is enqueued for `until`; False leaves the
-        release to the sweeper, which takes it the moment it is due. Fenced
-        like every write; False if the lease was lost and nothing was written.
+        A rate-limit budget, the platform's own rate-limit answer, quiet hours
+        and account spacing (`publisher.delivery.pacing`) make a delivery wait,
+        never spend it: the claim's attempt is given back, the row waits as
+        `held` with `until` as its `next_attempt_at` and `reason` as what the
+        editor reads, and the attempt log says why. `armed`: a countdown task
+        is enqueued for `until`; False leaves the release to the sweeper, which
+        takes it the moment it is due. Fenced like every write; False if the
+        lease was lost and nothing was written.
         """
         now = utcnow()
         with self.session() as session, session.begin():
             moved = move(
-                session, DeliveryRow, State.RETRYING,
+                session, DeliveryRow, State.HELD,
                 where=fenced(DeliveryRow, claim.delivery_id, claim.token), source=State.SENDING,
                 values=dict(
                     attempts=claim.attempt - 1,
@@ -254,7 +255,7 @@ class WorkerSide(StoreBase):
                     number=claim.attempt - 1,
                     started_at=now,
                     duration_ms=0,
-                    outcome="deferred",
+                    outcome="held",
                     message=reason,
                 )
             )

@@ -17,11 +17,11 @@ from publisher.store.transitions import move
 
 
 def claimable(model: Any, now: datetime) -> Any:
-    """A worker may take it: pending; retrying and due; sending whose lease expired
-    (its worker died)."""
+    """A worker may take it: pending; retrying or held and due; sending whose lease
+    expired (its worker died)."""
     return or_(
         model.state == State.PENDING,
-        and_(model.state == State.RETRYING, model.next_attempt_at <= now),
+        and_(model.state.in_([State.RETRYING, State.HELD]), model.next_attempt_at <= now),
         and_(model.state == State.SENDING, model.lease_until <= now),
     )
 
@@ -29,7 +29,10 @@ def claimable(model: Any, now: datetime) -> Any:
 def due(model: Any, now: datetime) -> Any:
     """What the sweeper looks at: claimable rows whose time has come."""
     return or_(
-        and_(model.state.in_([State.PENDING, State.RETRYING]), model.next_attempt_at <= now),
+        and_(
+            model.state.in_([State.PENDING, State.RETRYING, State.HELD]),
+            model.next_attempt_at <= now,
+        ),
         and_(model.state == State.SENDING, model.lease_until <= now),
     )
 

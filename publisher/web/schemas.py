@@ -114,6 +114,12 @@ class DeliveryOut(BaseModel):
     max_attempts: int
     next_attempt_at: datetime | None = Field(description="when the next attempt is due")
     publish_at: datetime | None
+    held_until: datetime | None = Field(
+        None, description="`held`: when its slot comes (no attempt is spent waiting)"
+    )
+    held_reason: str | None = Field(
+        None, description="`held`: why it waits (rate limit, quiet hours, spacing)"
+    )
     last_error: str | None
     last_code: str | None
     remote_id: str | None
@@ -206,6 +212,8 @@ def delivery_out(row: DeliveryRow) -> DeliveryOut:
     out = DeliveryOut.model_validate(row)
     if row.state in SETTLED:  # a stale due time would read as "will try again"
         out.next_attempt_at = None
+    if row.state == State.HELD:  # waiting for a slot is not an error
+        out.held_until, out.held_reason, out.last_error = row.next_attempt_at, row.last_error, None
     return out
 
 

@@ -33,6 +33,7 @@ from publisher.domain.errors import (
     DeliveryError,
     OutcomeUnknownError,
     PermanentError,
+    RateLimitedError,
     ReauthRequiredError,
     RetryableError,
 )
@@ -621,9 +622,9 @@ FAILURES: list[tuple[str, dict[str, Any], type[DeliveryError], str | None]] = [
     ("/cgi-bin/draft/add", {"code": 40014}, AuthExpiredError, "40014"),
     ("/cgi-bin/material/add_material", {"code": 42001}, AuthExpiredError, "42001"),
     ("/cgi-bin/draft/add", {"code": -1}, RetryableError, "-1"),
-    ("/cgi-bin/draft/add", {"code": 45011}, RetryableError, "45011"),
+    ("/cgi-bin/draft/add", {"code": 45011}, RateLimitedError, "45011"),
     ("/cgi-bin/draft/add", {"mode": "http", "status": 503}, RetryableError, None),
-    ("/cgi-bin/draft/add", {"mode": "http", "status": 429}, RetryableError, None),
+    ("/cgi-bin/draft/add", {"mode": "http", "status": 429}, RateLimitedError, None),
     (
         "/cgi-bin/draft/add",
         {"mode": "timeout_after_store", "seconds": 2},
@@ -635,7 +636,7 @@ FAILURES: list[tuple[str, dict[str, Any], type[DeliveryError], str | None]] = [
     ("/cgi-bin/draft/add", {"code": 45166}, PermanentError, "45166"),
     ("/cgi-bin/draft/add", {"code": 40007}, PermanentError, "40007"),
     # (a cover the platform refuses, 40009, is replaced: see test_refused_cover_...)
-    ("/cgi-bin/material/add_material", {"code": 45009}, RetryableError, "45009"),
+    ("/cgi-bin/material/add_material", {"code": 45009}, RateLimitedError, "45009"),
     ("/cgi-bin/freepublish/submit", {"code": 48001}, PermanentError, "48001"),
     ("/cgi-bin/freepublish/submit", {"code": 53503}, PermanentError, "53503"),
     ("/cgi-bin/freepublish/submit", {"code": 99999}, PermanentError, "99999"),
@@ -643,7 +644,7 @@ FAILURES: list[tuple[str, dict[str, Any], type[DeliveryError], str | None]] = [
     ("job:freepublish", {"code": 2}, PermanentError, "publish_status:2"),
     ("/cgi-bin/stable_token", {"code": 40125}, ReauthRequiredError, "40125"),
     ("/cgi-bin/stable_token", {"code": 40164}, ReauthRequiredError, "40164"),
-    ("/cgi-bin/stable_token", {"code": 45009}, RetryableError, "45009"),
+    ("/cgi-bin/stable_token", {"code": 45009}, RateLimitedError, "45009"),
 ]
 
 

@@ -1,5 +1,5 @@
 """Quiet hours and account spacing: the window on a controlled clock, the Redis
-slots under contention, the store's deferral, and both through a real worker."""
+slots under contention, the store's hold, and both through a real worker."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from channels import build_channel, check_matrix
 from channels.base import Channel, ChannelContext
 from publisher.config.pacing import QuietHours
 from publisher.config.settings import ChannelConfig, Settings
-from publisher.coord.spacing import SpacingSlots
+from publisher.coord.slots import AccountSlots, Rule
 from publisher.delivery import publishing
 from publisher.delivery.engine import DeliveryEngine
 from publisher.delivery.pacing import Deferral, Pacer, Slot
@@ -220,7 +220,7 @@ def test_quiet_hours_hold_posts_and_corrections_but_never_retractions(
     for kind in (Kind.PUBLISH, Kind.CORRECTION):
         held = pacer.deferral(claim(1, "night", kind), channels["night"], now=night)
         assert held is not None and held.until == local(SHANGHAI, 2026, 11, 21, 7, 0)
-        assert held.reason == "deferred: quiet hours until 07:00 Asia/Shanghai"
+        assert held.reason == "held: quiet hours until 07:00 Asia/Shanghai"
     assert pacer.deferral(claim(1, "night", Kind.RETRACT), channels["night"], now=night) is None
     noon = local(SHANGHAI, 2026, 11, 21, 12, 0)
     assert pacer.deferral(claim(1, "night"), channels["night"], now=noon) is None
@@ -249,17 +249,18 @@ def test_spacing_holds_the_second_post_on_the_account(
     # Its slot has come: the pacer says when it began, as the reservation recorded it.
     assert isinstance(first, Slot)
     assert spaced.context.redis is not None
-    key = pacer.settings.key("spacing", spaced.type_name, account)
-    latest = spaced.context.redis.zscore(key, "last")
-    assert latest is not None
-    assert first.started == datetime.fromtimestamp(latest / 1_000_000, UTC)
+    key = pacer.settings.key("slots", spaced.type_name, account)
+    after = spaced.context.redis.hget(key, "a1")  # the next start the rule allows
+    assert after is not None
+    started = int(after) - 600_000_000
+    assert first.started == datetime.fromtimestamp(started / 1_000_000, UTC)
     before = datetime.now(UTC)
     second = pacer.deferral(claim(2, "spaced"), spaced)
     assert isinstance(second, Deferral)
     assert 599 < (second.until - before).total_seconds() <= 601
     shown = second.until.astimezone(SHANGHAI)
     assert second.reason == (
-        f"deferred: spacing on account {account} until {shown:%H:%M:%S} Asia/Shanghai"
+        f"held: spacing on account {account} until {shown:%H:%M:%S} Asia/Shanghai"
     )
     # An in-place edit of a delivered post is not a new post; a removal is never held.
     edit = claim(3, "spaced", remote_id="42")
@@ -270,8 +271,11 @@ def test_spacing_holds_the_second_post_on_the_account(
 # ---- the slots, against the machine's Redis --------------------------------------------
 
 
-def slots(redis_client: redis.Redis, redis_prefix: str, spacing: float) -> SpacingSlots:
-    return SpacingSlots(redis_client, f"{redis_prefix}spacing:test:{uuid.uuid4().hex[:8]}", spacing)
+def slots(
+    redis_client: redis.Redis, redis_prefix: str, spacing: float, burst: int = 1
+) -> AccountSlots:
+    key = f"{redis_prefix}slots:test:{uuid.uuid4().hex[:8]}"
+    return AccountSlots(redis_client, key, [Rule(spacing, burst, "spacing")])
 
 
 def test_many_threads_get_slots_at_least_the_spacing_apart(
@@ -331,8 +335,8 @@ def test_a_waiting_holder_keeps_its_slot(redis_client: redis.Redis, redis_prefix
     assert account.reserve("b").wait == 0  # its turn
     # "a" comes back (a retry after a failed post): a new slot, behind "c".
     assert account.reserve("a").slot == c.slot + 300_000
-    ttl = redis_client.pttl(account.key)
-    assert 0 < ttl <= 3 * 300 + 1000  # the key goes once no slot constrains anyone
+    ttl = redis_client.pttl(account.keys[0])
+    assert 0 < ttl <= 3 * 300 + 60_000  # the key goes once no slot constrains anyone
 
 
 def test_a_holder_that_comes_late_waits_for_the_gap_after_the_latest_post(
@@ -348,10 +352,10 @@ def test_a_holder_that_comes_late_waits_for_the_gap_after_the_latest_post(
     assert late.slot == posted.now + 200_000 and late.slot > b.slot
 
 
-# ---- the store's deferral, on SQLite and PostgreSQL ------------------------------------
+# ---- the store's hold, on SQLite and PostgreSQL ------------------------------------
 
 
-def test_defer_gives_the_attempt_back_and_logs_why(store: Store, channels: dict) -> None:
+def test_a_hold_gives_the_attempt_back_and_logs_why(store: Store, channels: dict) -> None:
     article = parse_article({
         "id": "defer-1", "url": "https://news.example.org/d1", "title": "Deferred",
         "body_html": "<p>Body.</p>", "published_at": "2026-11-20T08:30:00+08:00",
@@ -361,20 +365,20 @@ def test_defer_gives_the_attempt_back_and_logs_why(store: Store, channels: dict)
     taken = store.claim(delivery_id, 60, now=now)
     assert taken is not None and taken.attempt == 1
     until = now + timedelta(hours=2)
-    reason = "deferred: quiet hours until 07:00 Asia/Shanghai"
+    reason = "held: quiet hours until 07:00 Asia/Shanghai"
 
     stale = replace(taken, token="someone-else")
-    assert not store.defer(stale, until=until, reason=reason)
-    assert store.defer(taken, until=until, reason=reason, armed=False)
+    assert not store.hold(stale, until=until, reason=reason)
+    assert store.hold(taken, until=until, reason=reason, armed=False)
 
     row = store.delivery(delivery_id)
-    assert (row.state, row.attempts, row.last_error) == (State.RETRYING, 0, reason)
+    assert (row.state, row.attempts, row.last_error) == (State.HELD, 0, reason)
     assert row.next_attempt_at is not None
     assert abs((row.next_attempt_at.replace(tzinfo=UTC) - until).total_seconds()) < 1e-3
     assert [(a.outcome, a.number, a.message) for a in store.attempts(delivery_id)] == [
-        ("deferred", 0, reason)
+        ("held", 0, reason)
     ]
-    assert not store.defer(taken, until=until, reason=reason)  # the lease is gone
+    assert not store.hold(taken, until=until, reason=reason)  # the lease is gone
     # Not before its time; then the sweeper releases it (nothing was armed) and the
     # next claim is attempt 1 again.
     assert store.claim(delivery_id, 60, now=until - timedelta(seconds=1)) is None
@@ -426,7 +430,7 @@ def test_the_engine_arms_a_short_wait_and_leaves_a_long_one_to_the_sweeper(
     engine = DeliveryEngine(settings, store, channels, cast(Dispatcher, dispatcher))
     items = publishing.publish(hook_article(1), store, channels).to_enqueue
 
-    assert [engine.deliver(item.delivery_id) for item in items] == ["deferred", "deferred"]
+    assert [engine.deliver(item.delivery_id) for item in items] == ["held", "held"]
 
     by_channel = {store.delivery(i.delivery_id).channel: i.delivery_id for i in items}
     (armed,) = dispatcher.enqueued
@@ -434,7 +438,7 @@ def test_the_engine_arms_a_short_wait_and_leaves_a_long_one_to_the_sweeper(
     assert store.delivery(by_channel["long"]).enqueued_at is None  # the sweeper's
     for delivery_id in by_channel.values():
         row = store.delivery(delivery_id)
-        assert row.state == State.RETRYING and row.attempts == 0
+        assert row.state == State.HELD and row.attempts == 0
     store.dispose()
 
 
@@ -459,22 +463,22 @@ def test_spacing_on_one_account_through_a_real_worker(
 
     assert len(rec.posts) == 3
     starts: list[datetime] = []
-    deferred = 0
+    held = 0
     for delivery in stack.runtime.store.deliveries(article_ids=ids):
         assert delivery.state == State.DELIVERED and delivery.attempts == 1
         log = stack.runtime.store.attempts(delivery.id)
         assert log[-1].outcome == "delivered" and log[-1].number == 1
         starts.append(log[-1].started_at)
         for entry in log[:-1]:
-            assert entry.outcome == "deferred" and entry.number == 0
+            assert entry.outcome == "held" and entry.number == 0
             assert entry.message is not None
-            assert entry.message.startswith("deferred: spacing on account hook until ")
-        deferred += len(log) - 1
+            assert entry.message.startswith("held: spacing on account hook until ")
+        held += len(log) - 1
     starts.sort()
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
     print(f"gaps between the posts' slot starts (s): {gaps}")
     assert all(gap >= 1.0 for gap in gaps), starts
-    assert deferred >= 2  # the second and the third waited for their slots
+    assert held >= 2  # the second and the third waited for their slots
 
 
 def test_quiet_hours_hold_a_delivery_through_a_real_worker_until_they_end(
@@ -494,16 +498,17 @@ def test_quiet_hours_hold_a_delivery_through_a_real_worker_until_they_end(
     store = stack.runtime.store
 
     stack.wait_until(lambda: bool(store.attempts(store.deliveries(article_ids=[article_id])[0].id)))
-    (held,) = store.deliveries(article_ids=[article_id])
-    reason = f"deferred: quiet hours until {ends:%H:%M:%S} Asia/Shanghai"
+    (waiting,) = store.deliveries(article_ids=[article_id])
+    # 22:12 on a whole minute, 22:12:05 otherwise: the channel's wall clock, as shown
+    reason = f"held: quiet hours until {QuietHours.parse(window, 'Asia/Shanghai').wall(ends)}"
     assert datetime.now(SHANGHAI) < ends, "the worker took too long to start"
-    assert (held.state, held.attempts, held.last_error) == (State.RETRYING, 0, reason)
-    assert [(a.outcome, a.message) for a in store.attempts(held.id)] == [("deferred", reason)]
+    assert (waiting.state, waiting.attempts, waiting.last_error) == (State.HELD, 0, reason)
+    assert [(a.outcome, a.message) for a in store.attempts(waiting.id)] == [("held", reason)]
     assert rec.posts == {}
 
     stack.wait_settled([article_id], timeout=hold + 30)
     (sent,) = store.deliveries(article_ids=[article_id])
     assert sent.state == State.DELIVERED and sent.attempts == 1
-    assert [a.outcome for a in store.attempts(sent.id)] == ["deferred", "delivered"]
+    assert [a.outcome for a in store.attempts(sent.id)] == ["held", "delivered"]
     assert store.attempts(sent.id)[1].started_at.replace(tzinfo=UTC) >= ends
     assert len(rec.posts) == 1

@@ -17,7 +17,7 @@
   const SLOW_MS = 5000;
   const FAST_AFTER_ACTION_MS = 20000;
   const PAGE_SIZE = 20;
-  const MOVING = new Set(["pending", "sending", "retrying"]);
+  const MOVING = new Set(["pending", "sending", "retrying", "held"]);
 
   const $ = (id) => document.getElementById(id);
 
@@ -398,7 +398,8 @@
     fact(facts, t("article"), el("code", { text: d.article_id }), " ", t("version {version}", { version: d.article_version }));
     fact(facts, t("attempts"), t("{n} of {max}", { n: d.attempts, max: d.max_attempts }));
     if (d.publish_at) fact(facts, t("scheduled for"), when(d.publish_at));
-    if (d.next_attempt_at) fact(facts, t("next attempt"), when(d.next_attempt_at));
+    if (d.held_until) fact(facts, t("held until"), when(d.held_until), ` (${d.held_reason || ""})`);
+    else if (d.next_attempt_at) fact(facts, t("next attempt"), when(d.next_attempt_at));
     if (d.last_error) fact(facts, t("last error"), d.last_error, d.last_code ? ` (${t("code {code}", { code: d.last_code })})` : "");
     if (d.delivered_at) fact(facts, t("delivered at"), when(d.delivered_at));
     if (d.remote_url || d.remote_id) fact(facts, t("followers read it at"), link(d.remote_url, d.remote_url || d.remote_id));

@@ -7,6 +7,7 @@ import json
 from publisher.domain.errors import (
     OutcomeUnknownError,
     PermanentError,
+    RateLimitedError,
     ReauthRequiredError,
     RetryableError,
 )
@@ -50,7 +51,7 @@ TABLE = TransportTable(
             "429 with Retry-After",
             STATUSES,
             Answer(429, {"error": "Too many requests"}, headers={"Retry-After": "7"}),
-            RetryableError,
+            RateLimitedError,
             http_status=429,
             retry_after=7.0,
         ),

@@ -6,7 +6,12 @@ import json
 from typing import Any
 
 from publisher.domain.article import Article
-from publisher.domain.errors import OutcomeUnknownError, PermanentError, RetryableError
+from publisher.domain.errors import (
+    OutcomeUnknownError,
+    PermanentError,
+    RateLimitedError,
+    RetryableError,
+)
 from tests.channels.contract import (
     STORY_URL,
     Answer,
@@ -44,7 +49,7 @@ TABLE = TransportTable(
             "429 with Retry-After",
             HOOK,
             Answer(429, headers={"Retry-After": "12"}),
-            RetryableError,
+            RateLimitedError,
             http_status=429,
             retry_after=12.0,
         ),

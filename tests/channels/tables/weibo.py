@@ -5,6 +5,7 @@ from __future__ import annotations
 from publisher.domain.errors import (
     OutcomeUnknownError,
     PermanentError,
+    RateLimitedError,
     ReauthRequiredError,
     RetryableError,
 )
@@ -47,7 +48,7 @@ TABLE = TransportTable(
             "429 with Retry-After",
             SHARE,
             Answer(429, headers={"Retry-After": "30"}),
-            RetryableError,
+            RateLimitedError,
             http_status=429,
             retry_after=30.0,
         ),
@@ -62,7 +63,7 @@ TABLE = TransportTable(
             "hourly limit code",
             SHARE,
             weibo_error(403, 10023, "User requests out of rate limit!"),
-            RetryableError,
+            RateLimitedError,
             "10023",
             403,
             600.0,
