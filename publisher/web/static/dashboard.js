@@ -174,7 +174,7 @@
     }
     try {
       const me = await api("GET", "/dashboard/api/whoami");
-      who.textContent = t("acting as {name}", { name: me.name });
+      who.textContent = me.role === "writer" ? t("acting as {name} (writer)", { name: me.name }) : t("acting as {name}", { name: me.name });
       who.className = "whoami ok";
     } catch (error) {
       who.textContent = error.status === 401 ? t("token not accepted") : error.message;
@@ -414,6 +414,9 @@
     $("detail-cancel").title = cancellable.has(d.state)
       ? t("stop it before it is sent")
       : t("cannot cancel a delivery that is {state}", { state: t(d.state) });
+    // A writer's article waits for an editor: approve or reject this version of it.
+    $("detail-approval").hidden = d.state !== "awaiting_approval";
+    view.selectedVersion = d.article_version;
 
     const rows = d.log.map((a) =>
       el(
@@ -484,6 +487,34 @@
     $("detail-retry").addEventListener("click", () => act("retry"));
     $("detail-cancel").addEventListener("click", () => act("cancel"));
     $("detail-retract").addEventListener("click", retract);
+    $("detail-approve").addEventListener("click", () => decide("approve"));
+    $("detail-reject").addEventListener("click", () => decide("reject"));
+  }
+
+  /** Approve or reject the version shown: the server refuses if another is awaiting now. */
+  async function decide(action) {
+    const message = $("detail-message");
+    const id = view.selectedArticle;
+    if (!id || needToken(message)) return;
+    const body = { version: view.selectedVersion };
+    if (action === "reject") {
+      body.reason = $("detail-reason").value.trim();
+      if (!body.reason) {
+        showMessage(message, t("Say why it is rejected first."), "error");
+        $("detail-reason").focus();
+        return;
+      }
+    }
+    try {
+      await api("POST", `/api/articles/${encodeURIComponent(id)}/${action}`, { json: body });
+      $("detail-reason").value = "";
+      const fields = { id, version: view.selectedVersion };
+      showMessage(message, action === "approve" ? t("Approved {id} (version {version}).", fields) : t("Rejected {id} (version {version}).", fields), "ok");
+    } catch (error) {
+      showMessage(message, error.message, "error");
+    }
+    view.detailKey = "";
+    poke();
   }
 
   async function retract() {
@@ -779,7 +810,9 @@
       const scheduled = result.deliveries.some((d) => d.state === "scheduled");
       let text;
       const fields = { id: result.id, version: result.version };
-      if (result.rescheduled) text = t("Rescheduled {id} (version {version}).", fields);
+      const awaiting = result.deliveries.some((d) => d.state === "awaiting_approval");
+      if (awaiting && result.changed) text = t("Submitted {id} (version {version}): it waits for an editor's approval.", fields);
+      else if (result.rescheduled) text = t("Rescheduled {id} (version {version}).", fields);
       else if (!result.changed) text = t("No change: {id} already has this content (version {version}).", fields);
       else if (scheduled) text = t("Scheduled {id} (version {version}).", fields);
       else if (result.created) text = t("Published {id} (version {version}).", fields);
