@@ -57,6 +57,7 @@
     fastUntil: 0,
     timer: 0,
     polling: false,
+    role: "editor", // the pasted token's: a writer may publish, not act on deliveries
   };
 
   // -- small DOM helpers -------------------------------------------------------
@@ -167,6 +168,8 @@
 
   async function checkToken() {
     const who = $("whoami");
+    view.role = "editor"; // until the server says otherwise (it checks every action anyway)
+    view.detailKey = "";
     if (!token()) {
       who.textContent = t("not signed in: read only");
       who.className = "whoami";
@@ -174,6 +177,7 @@
     }
     try {
       const me = await api("GET", "/dashboard/api/whoami");
+      view.role = me.role; // the detail's buttons follow it
       who.textContent = me.role === "writer" ? t("acting as {name} (writer)", { name: me.name }) : t("acting as {name}", { name: me.name });
       who.className = "whoami ok";
     } catch (error) {
@@ -398,7 +402,7 @@
     fact(facts, t("article"), el("code", { text: d.article_id }), " ", t("version {version}", { version: d.article_version }));
     fact(facts, t("attempts"), t("{n} of {max}", { n: d.attempts, max: d.max_attempts }));
     if (d.publish_at) fact(facts, t("scheduled for"), when(d.publish_at));
-    if (d.next_attempt_at) fact(facts, t("next attempt"), when(d.next_attempt_at));
+    if (d.next_attempt_at && d.state !== "awaiting_approval") fact(facts, t("next attempt"), when(d.next_attempt_at));
     if (d.last_error) fact(facts, t("last error"), d.last_error, d.last_code ? ` (${t("code {code}", { code: d.last_code })})` : "");
     if (d.delivered_at) fact(facts, t("delivered at"), when(d.delivered_at));
     if (d.remote_url || d.remote_id) fact(facts, t("followers read it at"), link(d.remote_url, d.remote_url || d.remote_id));
@@ -417,6 +421,17 @@
     // A writer's article waits for an editor: approve or reject this version of it.
     $("detail-approval").hidden = d.state !== "awaiting_approval";
     view.selectedVersion = d.article_version;
+    // Under approval a writer publishes, and an editor does the rest.
+    if (view.role === "writer") {
+      for (const id of ["detail-retry", "detail-cancel", "detail-retract", "detail-approve", "detail-reject"]) {
+        $(id).disabled = true;
+        $(id).title = t("only an editor may do this");
+      }
+    } else {
+      $("detail-retract").disabled = false;
+      $("detail-approve").disabled = false;
+      $("detail-reject").disabled = false;
+    }
 
     const rows = d.log.map((a) =>
       el(
