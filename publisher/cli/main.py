@@ -124,6 +124,17 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--failed", action="store_true", help=_("retry every failed delivery"))
     p.set_defaults(handler=cmd_retry)
 
+    p = sub.add_parser(
+        "approve", help=_("approve a writer's article (or reject it with --reject REASON)")
+    )
+    p.add_argument("article_id")
+    p.add_argument("--reject", metavar="REASON", help=_("reject it instead, saying why"))
+    p.add_argument("--version", type=int, help=_("only if this is the version awaiting approval"))
+    p.add_argument(
+        "--by", default="cli", metavar="NAME", help=_("the editor named in the log (default: cli)")
+    )
+    p.set_defaults(handler=cmd_approve)
+
     p = sub.add_parser("retract", help=_("withdraw an article from every channel"))
     p.add_argument("article_id")
     p.set_defaults(handler=cmd_retract)
@@ -258,6 +269,18 @@ def cmd_retry(args: argparse.Namespace) -> int:
         )
     )
     _note_offline(runtime)
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    runtime = _runtime()
+    if args.reject is not None:
+        runtime.store.reject(args.article_id, args.reject, actor=args.by, version=args.version)
+        console.print(_("[bold]{id}[/]: rejected", id=args.article_id))
+    else:
+        runtime.approve(args.article_id, actor=args.by, version=args.version)
+        console.print(_("[bold]{id}[/]: approved", id=args.article_id))
+    _print_article(runtime, args.article_id)
     return 0
 
 

@@ -34,6 +34,7 @@ STATE_STYLE = {
     State.DELIVERED: "green",
     State.FAILED: "bold red",
     State.CANCELLED: "dim",
+    State.AWAITING_APPROVAL: "bold yellow",
 }
 
 #: `status --state` with no article id looks this far back.
@@ -146,7 +147,7 @@ def print_article(
     for d in deliveries:
         where = d.remote_url or (
             _("next {time}", time=f"{d.next_attempt_at:%H:%M:%S}")
-            if d.next_attempt_at and d.state != "delivered"
+            if d.next_attempt_at and d.state not in ("delivered", "awaiting_approval")
             else ""
         )
         table.add_row(
@@ -159,6 +160,16 @@ def print_article(
             d.last_error or "",
         )
     console.print(table)
+    version, approval, by = runtime.store.approval(article_id)
+    if approval == "awaiting":
+        console.print(
+            _(
+                "version {version} by {name} awaits an editor: publisher approve {id}",
+                version=version,
+                name=by or "-",
+                id=article_id,
+            )
+        )
     if not detail:
         return
     for d in deliveries:

@@ -21,6 +21,7 @@ from publisher.config.jobs import IngestConfig, SyndicationConfig, ingest_tables
 from publisher.config.pacing import check_pacing
 from publisher.domain.errors import ConfigError, InputError
 from publisher.domain.i18n import available_locales, match_locale
+from publisher.domain.states import Role
 from publisher.domain.times import load_zone
 
 DEFAULT_CONFIG = Path("config/matrix.toml")
@@ -116,7 +117,7 @@ def _newsroom_timezone(
     newsroom = matrix.get("newsroom") or {}
     if not isinstance(newsroom, dict):
         raise ConfigError(f"{config_path}: [newsroom] must be a table")
-    unknown = sorted(set(newsroom) - {"timezone", "locale", *BRANDING_KEYS})
+    unknown = sorted(set(newsroom) - {"timezone", "locale", "approval", *BRANDING_KEYS})
     if unknown:
         raise ConfigError(f"{config_path}: [newsroom] {unknown[0]}: unknown setting")
     name: Any = env.get("PUBLISHER_TIMEZONE") or newsroom.get("timezone")
@@ -168,17 +169,36 @@ def _branding(matrix: Mapping[str, Any], feeds: FeedSettings, config_path: Path)
         raise ConfigError(f"{config_path}: [newsroom] {_first_error(exc)}") from None
 
 
-def _parse_tokens(raw: str) -> dict[str, str]:
-    """`name:token,name2:token2` → {token: name}. The error never echoes a token."""
+def _parse_tokens(raw: str) -> tuple[dict[str, str], dict[str, Role]]:
+    """`name:token[:role],…` → ({token: name}, {token: role}); a token without a
+    role is in the first only. The error never echoes a token."""
     tokens: dict[str, str] = {}
+    roles: dict[str, Role] = {}
     for position, item in enumerate(filter(None, (p.strip() for p in raw.split(","))), 1):
-        name, sep, token = item.partition(":")
+        name, sep, rest = item.partition(":")
+        token, _, role = rest.partition(":")
         if not sep or not name.strip() or not token.strip():
             raise ConfigError(
-                f"PUBLISHER_API_TOKENS: entry {position} is not of the form name:token"
+                f"PUBLISHER_API_TOKENS: entry {position} is not of the form name:token[:role]"
             )
         tokens[token.strip()] = name.strip()
-    return tokens
+        if role.strip():
+            if role.strip() not in {r.value for r in Role}:
+                known = ", ".join(Role)
+                raise ConfigError(
+                    f"PUBLISHER_API_TOKENS: entry {position} ({name.strip()}): "
+                    f"role {role.strip()!r} is not one of {known}"
+                )
+            roles[token.strip()] = Role(role.strip())
+    return tokens, roles
+
+
+def _approval(matrix: Mapping[str, Any], config_path: Path) -> bool:
+    """`[newsroom] approval = true`: writers' articles wait for an editor."""
+    value = (matrix.get("newsroom") or {}).get("approval", False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{config_path}: [newsroom] approval: must be true or false")
+    return value
 
 
 @dataclass(frozen=True)
@@ -192,6 +212,10 @@ class Settings:
     channels: dict[str, ChannelConfig]
     public_url: str
     api_tokens: dict[str, str] = field(default_factory=dict, repr=False)
+    #: {token: role} for tokens given a role (`name:token:role`); the rest are editors.
+    token_roles: dict[str, Role] = field(default_factory=dict, repr=False)
+    #: `[newsroom] approval`: a writer's article waits for an editor's approval.
+    approval: bool = False
     read_requires_token: bool = False
     #: `PUBLISHER_OPEN_READS`: preview, embargoed content and attempt logs readable
     #: without a token even when tokens are configured (the old behaviour).
@@ -263,6 +287,7 @@ class Settings:
         check_pacing(channels, newsroom_timezone, config_path)  # quiet_hours, min_spacing
 
         database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'publisher.db'}"
+        tokens, roles = _parse_tokens(env.get("PUBLISHER_API_TOKENS", ""))
         port = env.get("PUBLISHER_PORT") or "8000"
         public_url = (env.get("PUBLISHER_PUBLIC_URL") or f"http://127.0.0.1:{port}").rstrip("/")
         return cls(
@@ -274,7 +299,9 @@ class Settings:
             feeds=feeds,
             channels=channels,
             public_url=public_url,
-            api_tokens=_parse_tokens(env.get("PUBLISHER_API_TOKENS", "")),
+            api_tokens=tokens,
+            token_roles=roles,
+            approval=_approval(matrix, config_path),
             read_requires_token=env.get("PUBLISHER_READ_REQUIRES_TOKEN", "") in ("1", "true"),
             open_reads=env.get("PUBLISHER_OPEN_READS", "") in ("1", "true"),
             lease_seconds=_float_env(env, "PUBLISHER_LEASE_SECONDS", 120.0),

@@ -128,8 +128,9 @@ def publish(
     *,
     only: Sequence[str] | None = None,
     actor: str | None = None,
+    awaiting: bool = False,
 ) -> PublishResult:
     targets = select_channels(channels, only or article.channels)
     overrides.check_all(channels, article)
     article = with_stored_media(article, store)
-    return store.publish(article, plan(article, targets), actor=actor)
+    return store.publish(article, plan(article, targets), actor=actor, awaiting=awaiting)

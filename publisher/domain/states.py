@@ -2,7 +2,12 @@
 
 ```
 (new row) → scheduled / pending, or failed (a correction or removal the
-            platform cannot make, born failed so that it is reported)
+            platform cannot make, born failed so that it is reported),
+            or awaiting_approval (a writer's article under `[newsroom] approval`)
+awaiting_approval → scheduled / pending   (an editor approved it)
+awaiting_approval → cancelled             (an editor rejected it)
+scheduled / pending / retrying / failed / cancelled → awaiting_approval
+                                          (a writer's new version, not yet out)
 scheduled → pending → sending → delivered
 scheduled → sending        (claimed by its countdown task the moment it is due)
 scheduled / pending → scheduled / pending (re-posted: another publish_at, a new version)
@@ -41,6 +46,7 @@ class State(StrEnum):
     DELIVERED = "delivered"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    AWAITING_APPROVAL = "awaiting_approval"  # a writer's article, until an editor approves
 
 
 class Kind(StrEnum):
@@ -58,7 +64,24 @@ WORDS = (
     N_("scheduled"), N_("pending"), N_("sending"), N_("retrying"), N_("delivered"),
     N_("failed"), N_("cancelled"), N_("held"), N_("publish"), N_("correction"),
     N_("retract"), N_("retry"), N_("deferred"),
+    N_("awaiting_approval"), N_("approved"), N_("rejected"), N_("awaiting"),
+    N_("editor"), N_("writer"),
 )  # fmt: skip
+
+
+class Approval(StrEnum):
+    """Where a writer's version stands under `[newsroom] approval` (None: none asked)."""
+
+    AWAITING = "awaiting"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class Role(StrEnum):
+    """An API token's role under `[newsroom] approval`; a token without one is an editor."""
+
+    EDITOR = "editor"
+    WRITER = "writer"
 
 
 class Correction(StrEnum):
@@ -70,21 +93,32 @@ class Correction(StrEnum):
     NONE = "none"  # the platform cannot: the correction is reported as failed, with why
 
 
+#: A writer's new version waits for an editor from any state it has not gone out in.
+_RESUBMIT = frozenset({State.AWAITING_APPROVAL})
+
 TRANSITIONS: dict[State, frozenset[State]] = {
-    State.SCHEDULED: frozenset({State.SCHEDULED, State.PENDING, State.SENDING, State.CANCELLED}),
-    State.PENDING: frozenset({State.PENDING, State.SCHEDULED, State.SENDING, State.CANCELLED}),
+    State.SCHEDULED: frozenset({State.SCHEDULED, State.PENDING, State.SENDING, State.CANCELLED})
+    | _RESUBMIT,
+    State.PENDING: frozenset({State.PENDING, State.SCHEDULED, State.SENDING, State.CANCELLED})
+    | _RESUBMIT,
     State.SENDING: frozenset(
         {State.DELIVERED, State.RETRYING, State.FAILED, State.SENDING, State.PENDING}
         | {State.CANCELLED, State.HELD}
     ),
-    State.HELD: frozenset({State.SENDING, State.CANCELLED, State.PENDING, State.SCHEDULED}),
-    State.RETRYING: frozenset({State.SENDING, State.CANCELLED, State.PENDING, State.SCHEDULED}),
+    State.HELD: frozenset({State.SENDING, State.CANCELLED, State.PENDING, State.SCHEDULED})
+    | _RESUBMIT,
+    State.RETRYING: frozenset({State.SENDING, State.CANCELLED, State.PENDING, State.SCHEDULED})
+    | _RESUBMIT,
     State.DELIVERED: frozenset({State.PENDING, State.SCHEDULED}),
-    State.FAILED: frozenset({State.PENDING, State.SCHEDULED}),
-    State.CANCELLED: frozenset({State.PENDING, State.SCHEDULED}),
+    State.FAILED: frozenset({State.PENDING, State.SCHEDULED}) | _RESUBMIT,
+    State.CANCELLED: frozenset({State.PENDING, State.SCHEDULED}) | _RESUBMIT,
+    # Approved (to its time, or now), rejected (cancelled), or a new version again.
+    State.AWAITING_APPROVAL: frozenset(
+        {State.SCHEDULED, State.PENDING, State.CANCELLED, State.AWAITING_APPROVAL}
+    ),
 }
 #: The states a row may be inserted in.
-INITIAL = frozenset({State.SCHEDULED, State.PENDING, State.FAILED})
+INITIAL = frozenset({State.SCHEDULED, State.PENDING, State.FAILED, State.AWAITING_APPROVAL})
 
 #: States a worker may claim (`sending` once its lease has expired, `scheduled` once due).
 CLAIMABLE = (State.PENDING, State.RETRYING, State.HELD, State.SENDING, State.SCHEDULED)
@@ -92,7 +126,9 @@ CLAIMABLE = (State.PENDING, State.RETRYING, State.HELD, State.SENDING, State.SCH
 SETTLED = frozenset({State.DELIVERED, State.FAILED, State.CANCELLED})
 #: States an editor's retry may restart.
 RETRIABLE = frozenset({State.FAILED, State.CANCELLED, State.RETRYING})
-CANCELLABLE = frozenset({State.SCHEDULED, State.PENDING, State.RETRYING, State.HELD})
+CANCELLABLE = frozenset(
+    {State.SCHEDULED, State.PENDING, State.RETRYING, State.HELD, State.AWAITING_APPROVAL}
+)
 
 
 def sources_of(target: State) -> tuple[State, ...]:

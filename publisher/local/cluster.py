@@ -20,9 +20,14 @@ from publisher.domain.states import SETTLED
 from publisher.worker.runtime import Runtime
 
 
-def write_matrix(path: Path, channels: dict[str, dict[str, Any]], feeds: dict[str, Any]) -> Path:
+def write_matrix(
+    path: Path,
+    channels: dict[str, dict[str, Any]],
+    feeds: dict[str, Any],
+    newsroom: dict[str, Any] | None = None,
+) -> Path:
     """A matrix TOML file with the given channel tables (values: str, int, float, bool,
-    and dicts of those as inline tables)."""
+    and dicts of those as inline tables), and a `[newsroom]` table when given."""
 
     def value(v: Any) -> str:
         if isinstance(v, dict):
@@ -34,6 +39,8 @@ def write_matrix(path: Path, channels: dict[str, dict[str, Any]], feeds: dict[st
         return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     lines = ["[feeds]", *(f"{k} = {value(v)}" for k, v in feeds.items()), ""]
+    if newsroom:
+        lines += ["[newsroom]", *(f"{k} = {value(v)}" for k, v in newsroom.items()), ""]
     for name, table in channels.items():
         lines.append(f"[channels.{name}]")
         lines.extend(f"{k} = {value(v)}" for k, v in table.items())
@@ -62,10 +69,11 @@ class Stack:
         redis_url: str | None,
         prefix: str,
         env: dict[str, str] | None = None,
+        newsroom: dict[str, Any] | None = None,
     ) -> None:
         matrix = write_matrix(
             tmp / "matrix.toml", channels,
-            {"title": "Test Daily", "home_page_url": "https://news.example.org/"},
+            {"title": "Test Daily", "home_page_url": "https://news.example.org/"}, newsroom,
         )  # fmt: skip
         self.env = {
             **os.environ,

@@ -11,6 +11,7 @@ All SQL lives in this package. May import `publisher.domain` and
 - sweeper: due schedules, lost messages, stale feeds;
 - notifications: the failure notifications' own small ledger;
 - editors: retry, cancel, retract;
+- approval: an editor approves or rejects a writer's version;
 - documents: feed documents and media;
 - reads, metrics: what the API, dashboard, CLI and /metrics show;
 - ingest, syndication: the recurring jobs' ledgers.

@@ -12,6 +12,7 @@ they share in logic lives in `ledger` (claims, sweeps) and `transitions`
 
 from __future__ import annotations
 
+from publisher.store.approval import ApprovalSide
 from publisher.store.documents import DocumentSide
 from publisher.store.editors import EditorSide
 from publisher.store.ingest import IngestSide
@@ -30,6 +31,7 @@ class Store(
     SweeperSide,
     NotificationSide,
     EditorSide,
+    ApprovalSide,
     DocumentSide,
     ReadSide,
     MetricsSide,

@@ -11,16 +11,33 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from publisher.domain.errors import InputError, NotFound
 from publisher.domain.i18n import Phrase
-from publisher.domain.states import CANCELLABLE, RETRIABLE, Kind, State
+from publisher.domain.states import CANCELLABLE, RETRIABLE, Approval, Kind, State
 from publisher.store.base import StoreBase
 from publisher.store.ledger import editor_entry
-from publisher.store.models import ArticleRow, DeliveryRow
+from publisher.store.models import ArticleRow, ArticleVersionRow, DeliveryRow
 from publisher.store.publishing import removal
 from publisher.store.records import Enqueue, utcnow
 from publisher.store.transitions import move
+
+
+def _check_let_through(session: Session, row: DeliveryRow) -> None:
+    """A retry sends the version the row carries: never one a writer posted that an
+    editor rejected (its rows were cancelled) or has not approved yet."""
+    version = session.get(ArticleVersionRow, (row.article_id, row.article_version))
+    if version is not None and version.approval in (Approval.REJECTED, Approval.AWAITING):
+        raise InputError(
+            "delivery",
+            Phrase(
+                "{id} carries version {version}, which is {approval}; it cannot be retried",
+                id=row.id,
+                version=row.article_version,
+                approval=Phrase(str(version.approval)),
+            ),
+        )
 
 
 class EditorSide(StoreBase):
@@ -31,6 +48,7 @@ class EditorSide(StoreBase):
             row = session.get(DeliveryRow, delivery_id)
             if row is None:
                 raise NotFound(Phrase("delivery {id} does not exist", id=delivery_id))
+            _check_let_through(session, row)
             moved = move(
                 session, DeliveryRow, State.PENDING,
                 where=[DeliveryRow.id == delivery_id], source=RETRIABLE,

@@ -76,6 +76,9 @@ class ArticleVersionRow(Base):
     data: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
     actor: Mapped[str | None] = mapped_column(String(64))
+    #: None: no approval asked (an editor's version, or `[newsroom] approval` off);
+    #: else `Approval`: a writer's version awaiting an editor, approved or rejected.
+    approval: Mapped[str | None] = mapped_column(String(16))
 
 
 class DeliveryRow(Base):
@@ -101,7 +104,7 @@ class DeliveryRow(Base):
     channel: Mapped[str] = mapped_column(String(64))
     channel_type: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(16), default="publish", server_default="publish")
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(32))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer)
     published_at: Mapped[datetime]  # the article's, copied so feeds sort on one index

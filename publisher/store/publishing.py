@@ -6,6 +6,12 @@ a delivery's state; every change is a compare-and-set from the state this
 transaction read (`publisher.store.transitions`), and a move that lost (a
 worker took the row meanwhile) is decided again from the row as it is now,
 so a claimed delivery is never put back behind its worker's back.
+
+A writer's version under `[newsroom] approval` (`awaiting=True`) waits for
+an editor: what has not gone out moves to `awaiting_approval` carrying it,
+while a post that is out (delivered, or sending now) is left as it is, on
+the approved version, until the approval brings it up to date
+(`publisher.store.approval`). So nothing unapproved ever reaches a worker.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from publisher.domain.article import Article
 from publisher.domain.errors import PublisherError
-from publisher.domain.states import Correction, Kind, State
+from publisher.domain.states import Approval, Correction, Kind, State
 from publisher.store.base import StoreBase
 from publisher.store.models import ArticleRow, ArticleVersionRow, DeliveryRow
 from publisher.store.records import Enqueue, PlannedDelivery, PublishResult, utcnow
@@ -42,9 +48,13 @@ class _Version:
     changed: bool
     scheduled: bool
     now: datetime
+    #: A writer's version under approval: it waits for an editor.
+    awaiting: bool = False
 
     @property
     def waiting(self) -> State:
+        if self.awaiting:
+            return State.AWAITING_APPROVAL
         return State.SCHEDULED if self.scheduled else State.PENDING
 
 
@@ -59,6 +69,7 @@ class PublishingSide(StoreBase):
         plans: Sequence[PlannedDelivery],
         *,
         actor: str | None = None,
+        awaiting: bool = False,
         now: datetime | None = None,
     ) -> PublishResult:
         """Store an article (or a new version of it) and its deliveries in one transaction.
@@ -66,6 +77,7 @@ class PublishingSide(StoreBase):
         The same content again creates nothing. Changed content creates a new
         version; deliveries not yet delivered carry the new version, and
         delivered ones are re-sent where the channel updates in place.
+        `awaiting`: a writer's version under approval, which waits for an editor.
         """
         now = now or utcnow()
         content_hash = article.content_hash()
@@ -99,6 +111,7 @@ class PublishingSide(StoreBase):
                         data=article.to_json(),
                         created_at=now,
                         actor=actor,
+                        approval=Approval.AWAITING if awaiting else None,
                     )
                 )
                 session.flush()
@@ -108,7 +121,7 @@ class PublishingSide(StoreBase):
                     select(DeliveryRow).where(DeliveryRow.article_id == article.id)
                 )
             }
-            version = _Version(row, article, current, changed, scheduled, now)
+            version = _Version(row, article, current, changed, scheduled, now, awaiting)
             result = PublishResult(article.id, row.current_version, created, changed)
             for plan in plans:
                 queued = _publish_on(session, version, plan, existing, result)
@@ -136,6 +149,8 @@ def _publish_on(
         try:
             if not version.changed:
                 return _reschedule(session, delivery, version, result)
+            if version.awaiting and delivery.state in (State.DELIVERED, State.SENDING):
+                return None  # out already: brought up to date once an editor approves
             if delivery.state in (State.DELIVERED, State.SENDING) and (
                 plan.correction != Correction.EDIT
             ):
@@ -147,6 +162,22 @@ def _publish_on(
     raise PublisherError(
         f"article {version.row.id!r} on {plan.channel!r} kept changing under the publish; try again"
     )
+
+
+def bring_up_to_date(
+    session: Session,
+    row: ArticleRow,
+    approved: ArticleVersionRow,
+    plan: PlannedDelivery,
+    existing: dict[tuple[str, str], DeliveryRow],
+    now: datetime,
+) -> Enqueue | None:
+    """An approved version on a channel whose post was out when the writer posted it:
+    corrected (or re-sent in place) as an editor's version would have been."""
+    article = Article.from_json(approved.data)
+    version = _Version(row, article, approved, changed=True, scheduled=False, now=now)
+    result = PublishResult(row.id, approved.version, created=False, changed=True)
+    return _publish_on(session, version, plan, existing, result)
 
 
 def _queued(delivery_id: int, channel_type: str, state: str) -> Enqueue | None:
@@ -269,9 +300,22 @@ def _reschedule(
 ) -> Enqueue | None:
     """Move a delivery still waiting for its time to the article's new `publish_at`
     (no time, or one already past, releases it now). Too late once a worker has
-    claimed it: then nothing changes."""
+    claimed it: then nothing changes. One awaiting approval takes the new time and
+    keeps waiting; a writer's new time for an approved one waits for approval again."""
     article, now, row = version.article, version.now, version.row
-    if delivery.state != State.SCHEDULED or delivery.publish_at == article.publish_at:
+    if delivery.publish_at == article.publish_at:
+        return None
+    if delivery.state == State.AWAITING_APPROVAL:
+        times = dict(publish_at=article.publish_at, next_attempt_at=article.publish_at or now)
+        if not keep(
+            session, DeliveryRow, State.AWAITING_APPROVAL,
+            where=[DeliveryRow.id == delivery.id], values=dict(times, updated_at=now),
+        ):  # fmt: skip
+            raise _Lost
+        _keep_schedule_in_version(version.current, article)
+        result.rescheduled = True
+        return None
+    if delivery.state != State.SCHEDULED:
         return None
     published_at = row.published_at
     if article.published_at is None:  # it was dated by its schedule: follow it
@@ -293,6 +337,8 @@ def _reschedule(
         return None  # claimed (or cancelled) meanwhile: it goes out as it was
     row.published_at = published_at
     _keep_schedule_in_version(version.current, article)
+    if version.awaiting and version.current is not None:
+        version.current.approval = Approval.AWAITING
     result.rescheduled = True
     return _queued(delivery.id, delivery.channel_type, target)
 

@@ -32,8 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from publisher.domain.article import parse_front_matter
 from publisher.domain.errors import InputError
 from publisher.domain.i18n import Phrase, available_locales, match_locale, negotiate, translator
-from publisher.domain.states import CANCELLABLE, RETRIABLE, SETTLED, WORDS, State
-from publisher.web.auth import Editor, bearer, editor
+from publisher.domain.states import CANCELLABLE, RETRIABLE, SETTLED, WORDS, Role, State
+from publisher.web.auth import Author, Editor, bearer, editor
 from publisher.web.context import CurrentRuntime
 from publisher.web.errors import ApiError
 from publisher.web.params import DeliveryId
@@ -93,10 +93,14 @@ class DashboardConfig(BaseModel):
     retriable: list[State] = Field(description="states an editor's retry may restart")
     cancellable: list[State]
     read_requires_token: bool
+    approval: bool = Field(False, description="`[newsroom] approval`: writers' articles wait")
 
 
 class Who(BaseModel):
     name: str = Field(description="the name of the token presented")
+    role: Role = Field(
+        Role.EDITOR, description="writer: may publish (it waits for approval), not approve"
+    )
 
 
 class StoredPayload(BaseModel):
@@ -276,12 +280,13 @@ def dashboard_router(*, read_requires_token: bool) -> APIRouter:
             retriable=sorted(RETRIABLE),
             cancellable=sorted(CANCELLABLE),
             read_requires_token=settings.read_requires_token,
+            approval=settings.approval,
         )
 
     @router.get("/dashboard/api/whoami")
-    def whoami(actor: Editor) -> Who:
+    def whoami(who: Author) -> Who:
         """Lets the page check a pasted token before the editor relies on it."""
-        return Who(name=actor)
+        return Who(name=who.name, role=who.role)
 
     @router.get(
         "/dashboard/api/deliveries/{delivery_id}/payload",

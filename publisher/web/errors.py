@@ -81,8 +81,9 @@ class ApiError(StarletteHTTPException):
 def documented_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     descriptions = {
         401: "no valid bearer token",
+        403: "the token's role may not do this (a writer, under `[newsroom] approval`)",
         404: "no such article, delivery or document",
-        409: "the delivery is in a state that does not allow this",
+        409: "the delivery or article is in a state that does not allow this",
         413: "request body too large",
         416: "the byte range asked for starts past the end; `Content-Range` gives the length",
         422: "invalid input; `field` names it",

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from publisher.domain.article import Article, parse_article
-from publisher.domain.states import SETTLED, Kind, State
+from publisher.domain.states import SETTLED, Approval, Kind, State
 from publisher.store.models import AttemptRow, DeliveryRow
 from publisher.web.params import ARTICLE_ID, HTTP_URL
 
@@ -160,9 +160,33 @@ class ArticleDetail(BaseModel):
     retracted_at: datetime | None
     actor: str | None
     article: Article | None = Field(
-        description="null for an anonymous reader while a delivery is scheduled (embargo)"
+        description="null for an anonymous reader while a delivery is scheduled or "
+        "awaiting approval (embargo)"
+    )
+    approval: Approval | None = Field(
+        None,
+        description="the current version's approval under `[newsroom] approval`: "
+        "awaiting (a writer's, until an editor approves or rejects it), approved or "
+        "rejected; null when none was asked",
     )
     deliveries: list[DeliveryDetail]
+
+
+class ApproveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int | None = Field(
+        None,
+        ge=1,
+        description="the version the editor read; refused (409) if another is awaiting now",
+    )
+
+
+class RejectIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500, description="kept in the attempt log")
+    version: int | None = Field(None, ge=1, description="the version the editor read")
 
 
 class DeliveryBrief(BaseModel):

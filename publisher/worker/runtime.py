@@ -69,9 +69,18 @@ class Runtime:
         self.redis.close()
 
     def publish(
-        self, article: Article, *, only: Sequence[str] | None = None, actor: str | None = None
+        self,
+        article: Article,
+        *,
+        only: Sequence[str] | None = None,
+        actor: str | None = None,
+        awaiting: bool = False,
     ) -> PublishResult:
-        result = publishing.publish(article, self.store, self.channels, only=only, actor=actor)
+        """`awaiting`: a writer's article under `[newsroom] approval`, which waits
+        for an editor's `approve` before anything goes out."""
+        result = publishing.publish(
+            article, self.store, self.channels, only=only, actor=actor, awaiting=awaiting
+        )
         armed = (
             self.store.arm_schedules(within=self.arm_ahead, article_id=result.article_id)
             if article.publish_at is not None
@@ -79,6 +88,19 @@ class Runtime:
         )
         self.dispatcher.enqueue([*result.to_enqueue, *armed])
         return result
+
+    def approve(
+        self, article_id: str, *, actor: str | None = None, version: int | None = None
+    ) -> None:
+        """Let a writer's awaiting version out: each delivery to its time, or now."""
+        row, article, deliveries = self.store.article(article_id)
+        names = {d.channel for d in deliveries if d.channel in self.channels}
+        plans = publishing.plan(article, [self.channels[n] for n in sorted(names)])
+        # The plans are this version's: approving is refused if another came meanwhile.
+        version = row.current_version if version is None else version
+        queued = self.store.approve(article_id, plans, actor=actor, version=version)
+        armed = self.store.arm_schedules(within=self.arm_ahead, article_id=article_id)
+        self.dispatcher.enqueue([*queued, *armed])
 
     @property
     def arm_ahead(self) -> float:

@@ -145,5 +145,5 @@ def test_every_state_and_kind_has_words() -> None:
     assert {*State, *Kind} <= set(WORDS)  # a new state shows translated everywhere
     chinese = translator("zh_CN")
     assert [chinese.text(s) for s in State] == [
-        "已定时", "待投递", "投递中", "重试中", "暂缓", "已送达", "失败", "已取消",
+        "已定时", "待投递", "投递中", "重试中", "暂缓", "已送达", "失败", "已取消", "待批准",
     ]  # fmt: skip

@@ -68,7 +68,13 @@ def make_api(
     """An API on loopback over a stack with feeds and a webhook; workers on request."""
     cleanups: list[Callable[[], None]] = []
 
-    def build(*, worker: bool = True, channels: dict[str, Any] | None = None, **env: str) -> Api:
+    def build(
+        *,
+        worker: bool = True,
+        channels: dict[str, Any] | None = None,
+        newsroom: dict[str, Any] | None = None,
+        **env: str,
+    ) -> Api:
         receiver = Receiver()
         hook_server = BackgroundServer(receiver.app()).start()
         cleanups.append(hook_server.stop)
@@ -89,6 +95,7 @@ def make_api(
             # These tests read as the old open API did; tests/web/test_read_access.py
             # covers what an anonymous reader sees once reads are not open.
             env={"PUBLISHER_API_TOKENS": TOKENS, "PUBLISHER_OPEN_READS": "true", **env},
+            newsroom=newsroom,
         )
 
         def close_stack() -> None:

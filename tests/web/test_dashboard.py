@@ -98,7 +98,9 @@ def test_config_whoami_payload_and_markdown_source(make_board: Callable[..., Api
     ]  # fmt: skip
     assert config["title"] == "Test Daily" and config["read_requires_token"] is False
     assert set(config["retriable"]) == {"failed", "cancelled", "retrying"}
-    assert set(config["cancellable"]) == {"scheduled", "pending", "retrying"}
+    assert set(config["cancellable"]) == {
+        "scheduled", "pending", "retrying", "held", "awaiting_approval",
+    }  # fmt: skip
     assert "base_url" not in json.dumps(config)  # columns only, nothing about where they go
 
     assert api.get("/dashboard/api/whoami").status_code == 401
@@ -106,7 +108,10 @@ def test_config_whoami_payload_and_markdown_source(make_board: Callable[..., Api
         api.get("/dashboard/api/whoami", headers={"Authorization": "Bearer nope"}).status_code
         == 401
     )
-    assert api.get("/dashboard/api/whoami", headers=AS_CMS).json() == {"name": "cms"}
+    assert api.get("/dashboard/api/whoami", headers=AS_CMS).json() == {
+        "name": "cms",
+        "role": "editor",
+    }
 
     posted = api.post("/api/articles", json=story("p", title="Payload <b>title</b>"))
     hook = next(d for d in posted.json()["deliveries"] if d["channel"] == "hook")

@@ -1,4 +1,4 @@
-"""/api/articles: publish, list, read and retract articles."""
+"""/api/articles: publish, list, read, approve and retract articles."""
 
 from __future__ import annotations
 
@@ -7,19 +7,22 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 
-from publisher.domain.states import Kind, State
+from publisher.domain.errors import InputError
+from publisher.domain.states import Approval, Kind, State
 from publisher.web.access import Reader, reads_restricted, restricted_detail, restricted_summary
-from publisher.web.auth import Editor
+from publisher.web.auth import Author, DeskEditor
 from publisher.web.context import CurrentRuntime
-from publisher.web.errors import documented_errors
+from publisher.web.errors import ApiError, documented_errors
 from publisher.web.params import MAX_DB_INT, NAME, ArticleId, utc_param
 from publisher.web.schemas import (
+    ApproveIn,
     ArticleDetail,
     ArticleIn,
     ArticlePage,
     ArticleSummary,
     DeliveryBrief,
     PublishOut,
+    RejectIn,
     delivery_detail,
     delivery_out,
 )
@@ -34,16 +37,19 @@ reads = APIRouter(tags=["articles"])
     status_code=202,
     response_model=PublishOut,
     responses=documented_errors(401, 413, 422, 503),
-    summary="Publish an article, or update it",
+    summary="Publish an article, or update it (a writer's waits for approval)",
 )
-def post_article(body: ArticleIn, actor: Editor, runtime: CurrentRuntime) -> PublishOut:
+def post_article(body: ArticleIn, who: Author, runtime: CurrentRuntime) -> PublishOut:
     """Stores the article and one delivery per channel, then queues them.
 
     The same id with the same content again changes nothing (`changed`
     is false); changed content is a new version, delivered as an update
-    where the channel supports one.
+    where the channel supports one. Under `[newsroom] approval` a writer's
+    article (or new version) waits in `awaiting_approval` until an editor
+    approves it; posts already out keep the version last approved meanwhile.
     """
-    result = runtime.publish(body.parse(runtime.settings.timezone), actor=actor)
+    article = body.parse(runtime.settings.timezone)
+    result = runtime.publish(article, actor=who.name, awaiting=who.is_writer)
     _, _, deliveries = runtime.store.article(result.article_id)
     return PublishOut(
         id=result.article_id,
@@ -123,10 +129,12 @@ def get_article(article_id: ArticleId, runtime: CurrentRuntime, who: Reader) -> 
     "/api/articles/{article_id}",
     status_code=202,
     response_model=ArticleDetail,
-    responses=documented_errors(401, 404, 422, 503),
+    responses=documented_errors(401, 403, 404, 422, 503),
     summary="Retract an article from every channel",
 )
-def retract_article(article_id: ArticleId, actor: Editor, runtime: CurrentRuntime) -> ArticleDetail:
+def retract_article(
+    article_id: ArticleId, actor: DeskEditor, runtime: CurrentRuntime
+) -> ArticleDetail:
     """Deliveries that have not gone out are cancelled. Each delivered post gets a
     removal delivery of its own (kind `retract`), retried and tracked like any
     other; a channel that cannot remove posts gets a failed removal saying so.
@@ -135,9 +143,55 @@ def retract_article(article_id: ArticleId, actor: Editor, runtime: CurrentRuntim
     return article_detail(runtime, article_id)
 
 
+@router.post(
+    "/api/articles/{article_id}/approve",
+    response_model=ArticleDetail,
+    responses=documented_errors(401, 403, 404, 409, 422, 503),
+    summary="Approve a writer's article: it goes out at its time, or now",
+)
+def approve_article(
+    article_id: ArticleId,
+    actor: DeskEditor,
+    runtime: CurrentRuntime,
+    body: ApproveIn | None = None,
+) -> ArticleDetail:
+    """Under `[newsroom] approval`: each delivery awaiting approval becomes
+    `scheduled` if its `publish_at` is still ahead (it keeps its time), else
+    `pending` and is sent now; posts that were out get the approved version as
+    an editor's update would. The approver and the time are in each attempt
+    log. `version` guards against approving a version the editor has not read.
+    A writer's token gets 403; an article with nothing awaiting gets 409."""
+    try:
+        runtime.approve(article_id, actor=actor, version=body.version if body else None)
+    except InputError as exc:
+        raise ApiError(409, exc.field, exc.problem) from None
+    return article_detail(runtime, article_id)
+
+
+@router.post(
+    "/api/articles/{article_id}/reject",
+    response_model=ArticleDetail,
+    responses=documented_errors(401, 403, 404, 409, 422, 503),
+    summary="Reject a writer's article, with a reason",
+)
+def reject_article(
+    article_id: ArticleId, body: RejectIn, actor: DeskEditor, runtime: CurrentRuntime
+) -> ArticleDetail:
+    """Deliveries awaiting approval are cancelled; the reason and the editor are in
+    each attempt log. Posts that were out keep the version last approved."""
+    try:
+        runtime.store.reject(article_id, body.reason, actor=actor, version=body.version)
+    except InputError as exc:
+        if exc.field == "reason":
+            raise
+        raise ApiError(409, exc.field, exc.problem) from None
+    return article_detail(runtime, article_id)
+
+
 def article_detail(runtime: Runtime, article_id: str) -> ArticleDetail:
     store = runtime.store
     row, article, deliveries = store.article(article_id)
+    _, approval, _ = store.approval(article_id)
     return ArticleDetail(
         id=row.id,
         version=row.current_version,
@@ -147,5 +201,6 @@ def article_detail(runtime: Runtime, article_id: str) -> ArticleDetail:
         retracted_at=row.retracted_at,
         actor=row.actor,
         article=article,
+        approval=Approval(approval) if approval else None,
         deliveries=[delivery_detail(d, store.attempts(d.id)) for d in deliveries],
     )

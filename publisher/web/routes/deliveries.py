@@ -11,7 +11,7 @@ from publisher.domain.errors import InputError, NotFound
 from publisher.domain.states import State
 from publisher.store import Enqueue
 from publisher.web.access import Reader, reads_restricted, restricted_delivery
-from publisher.web.auth import Editor
+from publisher.web.auth import DeskEditor
 from publisher.web.context import CurrentRuntime
 from publisher.web.errors import ApiError, documented_errors
 from publisher.web.params import ARTICLE_ID, MAX_DB_INT, NAME, DeliveryId, utc_param
@@ -75,11 +75,11 @@ def get_delivery(delivery_id: DeliveryId, runtime: CurrentRuntime, who: Reader) 
 @router.post(
     "/api/deliveries/retry",
     response_model=BulkRetryOut,
-    responses=documented_errors(401, 422, 503),
+    responses=documented_errors(401, 403, 422, 503),
     summary="Retry every delivery in a state (failed by default)",
 )
 def retry_all(
-    actor: Editor,
+    actor: DeskEditor,
     runtime: CurrentRuntime,
     state: Annotated[
         Literal["failed", "cancelled", "retrying"], Query(description="which to retry")
@@ -101,10 +101,10 @@ def retry_all(
 @router.post(
     "/api/deliveries/{delivery_id}/retry",
     response_model=DeliveryOut,
-    responses=documented_errors(401, 404, 409, 422, 503),
+    responses=documented_errors(401, 403, 404, 409, 422, 503),
     summary="Retry a failed, cancelled or waiting delivery now, with fresh attempts",
 )
-def retry_one(delivery_id: DeliveryId, actor: Editor, runtime: CurrentRuntime) -> DeliveryOut:
+def retry_one(delivery_id: DeliveryId, actor: DeskEditor, runtime: CurrentRuntime) -> DeliveryOut:
     try:
         queued = runtime.store.retry(delivery_id, actor=actor)
     except InputError as exc:
@@ -116,10 +116,10 @@ def retry_one(delivery_id: DeliveryId, actor: Editor, runtime: CurrentRuntime) -
 @router.post(
     "/api/deliveries/{delivery_id}/cancel",
     response_model=DeliveryOut,
-    responses=documented_errors(401, 404, 409, 422, 503),
+    responses=documented_errors(401, 403, 404, 409, 422, 503),
     summary="Cancel a delivery that has not been sent",
 )
-def cancel_one(delivery_id: DeliveryId, actor: Editor, runtime: CurrentRuntime) -> DeliveryOut:
+def cancel_one(delivery_id: DeliveryId, actor: DeskEditor, runtime: CurrentRuntime) -> DeliveryOut:
     try:
         runtime.store.cancel(delivery_id, actor=actor)
     except InputError as exc:

@@ -57,6 +57,7 @@
     fastUntil: 0,
     timer: 0,
     polling: false,
+    role: "editor", // the pasted token's: a writer may publish, not act on deliveries
   };
 
   // -- small DOM helpers -------------------------------------------------------
@@ -167,6 +168,8 @@
 
   async function checkToken() {
     const who = $("whoami");
+    view.role = "editor"; // until the server says otherwise (it checks every action anyway)
+    view.detailKey = "";
     if (!token()) {
       who.textContent = t("not signed in: read only");
       who.className = "whoami";
@@ -174,7 +177,8 @@
     }
     try {
       const me = await api("GET", "/dashboard/api/whoami");
-      who.textContent = t("acting as {name}", { name: me.name });
+      view.role = me.role; // the detail's buttons follow it
+      who.textContent = me.role === "writer" ? t("acting as {name} (writer)", { name: me.name }) : t("acting as {name}", { name: me.name });
       who.className = "whoami ok";
     } catch (error) {
       who.textContent = error.status === 401 ? t("token not accepted") : error.message;
@@ -399,7 +403,7 @@
     fact(facts, t("attempts"), t("{n} of {max}", { n: d.attempts, max: d.max_attempts }));
     if (d.publish_at) fact(facts, t("scheduled for"), when(d.publish_at));
     if (d.held_until) fact(facts, t("held until"), when(d.held_until), ` (${d.held_reason || ""})`);
-    else if (d.next_attempt_at) fact(facts, t("next attempt"), when(d.next_attempt_at));
+    else if (d.next_attempt_at && d.state !== "awaiting_approval") fact(facts, t("next attempt"), when(d.next_attempt_at));
     if (d.last_error) fact(facts, t("last error"), d.last_error, d.last_code ? ` (${t("code {code}", { code: d.last_code })})` : "");
     if (d.delivered_at) fact(facts, t("delivered at"), when(d.delivered_at));
     if (d.remote_url || d.remote_id) fact(facts, t("followers read it at"), link(d.remote_url, d.remote_url || d.remote_id));
@@ -415,6 +419,20 @@
     $("detail-cancel").title = cancellable.has(d.state)
       ? t("stop it before it is sent")
       : t("cannot cancel a delivery that is {state}", { state: t(d.state) });
+    // A writer's article waits for an editor: approve or reject this version of it.
+    $("detail-approval").hidden = d.state !== "awaiting_approval";
+    view.selectedVersion = d.article_version;
+    // Under approval a writer publishes, and an editor does the rest.
+    if (view.role === "writer") {
+      for (const id of ["detail-retry", "detail-cancel", "detail-retract", "detail-approve", "detail-reject"]) {
+        $(id).disabled = true;
+        $(id).title = t("only an editor may do this");
+      }
+    } else {
+      $("detail-retract").disabled = false;
+      $("detail-approve").disabled = false;
+      $("detail-reject").disabled = false;
+    }
 
     const rows = d.log.map((a) =>
       el(
@@ -485,6 +503,34 @@
     $("detail-retry").addEventListener("click", () => act("retry"));
     $("detail-cancel").addEventListener("click", () => act("cancel"));
     $("detail-retract").addEventListener("click", retract);
+    $("detail-approve").addEventListener("click", () => decide("approve"));
+    $("detail-reject").addEventListener("click", () => decide("reject"));
+  }
+
+  /** Approve or reject the version shown: the server refuses if another is awaiting now. */
+  async function decide(action) {
+    const message = $("detail-message");
+    const id = view.selectedArticle;
+    if (!id || needToken(message)) return;
+    const body = { version: view.selectedVersion };
+    if (action === "reject") {
+      body.reason = $("detail-reason").value.trim();
+      if (!body.reason) {
+        showMessage(message, t("Say why it is rejected first."), "error");
+        $("detail-reason").focus();
+        return;
+      }
+    }
+    try {
+      await api("POST", `/api/articles/${encodeURIComponent(id)}/${action}`, { json: body });
+      $("detail-reason").value = "";
+      const fields = { id, version: view.selectedVersion };
+      showMessage(message, action === "approve" ? t("Approved {id} (version {version}).", fields) : t("Rejected {id} (version {version}).", fields), "ok");
+    } catch (error) {
+      showMessage(message, error.message, "error");
+    }
+    view.detailKey = "";
+    poke();
   }
 
   async function retract() {
@@ -780,7 +826,9 @@
       const scheduled = result.deliveries.some((d) => d.state === "scheduled");
       let text;
       const fields = { id: result.id, version: result.version };
-      if (result.rescheduled) text = t("Rescheduled {id} (version {version}).", fields);
+      const awaiting = result.deliveries.some((d) => d.state === "awaiting_approval");
+      if (awaiting && result.changed) text = t("Submitted {id} (version {version}): it waits for an editor's approval.", fields);
+      else if (result.rescheduled) text = t("Rescheduled {id} (version {version}).", fields);
       else if (!result.changed) text = t("No change: {id} already has this content (version {version}).", fields);
       else if (scheduled) text = t("Scheduled {id} (version {version}).", fields);
       else if (result.created) text = t("Published {id} (version {version}).", fields);
