@@ -2,19 +2,19 @@
 
 It is a feed channel, so it goes through the same pipeline as `rss`: the
 payload is formatted once at publish time (the script the engine will read,
-shown by `preview` with its estimated duration), a delivery "sends" by
-making the episode's files, and the podcast document is rebuilt by
-`publisher.feeds` from the delivered payloads like any feed.
+shown by `preview` with its estimated duration), and the rebuild that puts
+the episode in the podcast document (`publisher.delivery.feeds`) is what
+delivers it.
 
-Sending synthesises the script, encodes and tags the MP3 and keeps three
-files in the media store, all served under /media/: the MP3 (named by its
-content hash, so the enclosure URL changes whenever the audio does and is
-never reused), the transcript, and a small manifest named by the hash of the
-episode's payload. The rebuild finds each episode's audio through that
-manifest, and a retried send that finds it reuses the audio instead of
-synthesising again. The receipt's remote id is the manifest, which is how a
-correction (a new payload) removes the audio it supersedes and a retraction
-removes the episode's files.
+That rebuild's render synthesises the script, encodes and tags the MP3 and
+keeps three files in the media store, all served under /media/: the MP3
+(named by its content hash, so the enclosure URL changes whenever the audio
+does and is never reused), the transcript, and a small manifest named by the
+hash of the episode's payload. Later builds find each episode's audio
+through that manifest instead of synthesising again. The three are the
+item's files (`item_files`): the rebuild deletes them when a retraction
+takes the episode out, and a correction's old ones once the new episode is
+live.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import logging
 from datetime import datetime
 from typing import Any, ClassVar
 
-from channels.base import ChannelContext, Receipt
-from channels.feed import FeedChannel, FeedDocument, FeedItem
+from channels.base import ChannelContext
+from channels.feed import FeedChannel, FeedDocument, FeedItem, with_hub_link
 from channels.images import JPEG, PNG, fetch_image
 from channels.voice.audio import (
     ID3_LANGUAGES,
@@ -109,34 +109,21 @@ class VoiceChannel(FeedChannel):
         payload["estimated_seconds"] = estimate_seconds(pieces, language)
         return payload
 
-    # -- send: synthesise and store ------------------------------------------------
+    # -- the episode's files: synthesised once, found again by their manifest -------
 
-    def update(self, remote_id: str, post: dict[str, Any]) -> Receipt:
-        """Make (or find) the episode's files; a superseded episode's files go.
+    def item_files(self, item: FeedItem) -> tuple[str, ...]:
+        """The episode's MP3, transcript and manifest, once made: they go with it."""
+        episode = item.get("episode")
+        manifest_ref = f"media/{episode_key(episode)}.json" if episode else None
+        manifest = self._manifest(manifest_ref) if manifest_ref else None
+        if manifest is None or manifest_ref is None:
+            return ()
+        return (str(manifest["audio"]), str(manifest["transcript"]), manifest_ref)
 
-        A correction removes the audio it replaces at once: the old words were
-        wrong, so they should not stay downloadable.
-        """
-        manifest_ref, manifest = self.episode_files(post["episode"])
-        if remote_id != manifest_ref:
-            keep = {manifest_ref, manifest["audio"], manifest["transcript"]}
-            self._remove_episode(remote_id, keep=keep)
-        return Receipt(remote_id=manifest_ref, remote_url=self.public_media_url(manifest["audio"]))
-
-    def delete(self, remote_id: str) -> None:
-        """Remove an episode's audio, transcript and manifest (a retraction)."""
-        self._remove_episode(remote_id, keep=set())
-
-    def _remove_episode(self, manifest_ref: str, *, keep: set[str]) -> None:
-        manifest = self._manifest(manifest_ref)
-        if manifest is None or self.context.delete_media is None:
-            return  # already gone, or not an episode (a feed guid)
-        files = [manifest["audio"], manifest["transcript"], manifest_ref]
-        self.context.delete_media([ref for ref in files if ref not in keep])
-
-    def episode_audio(self, remote_id: str | None) -> str | None:
-        """The MP3's media reference for a delivered episode (its receipt's remote id)."""
-        manifest = self._manifest(remote_id) if remote_id else None
+    def episode_audio(self, payload: dict[str, Any] | None) -> str | None:
+        """The MP3's media reference for a stored payload, once its episode is made."""
+        episode = (payload or {}).get("episode")
+        manifest = self._manifest(f"media/{episode_key(episode)}.json") if episode else None
         return str(manifest["audio"]) if manifest else None
 
     def episode_files(self, episode: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -256,6 +243,7 @@ class VoiceChannel(FeedChannel):
             )
         (filename,) = self.filenames()
         body = render_podcast(self.show(filename, episodes), episodes, built_at)
+        body = with_hub_link(body, self.context.settings.feeds.hub_url)  # WebSub, like rss.xml
         return [FeedDocument(filename, "application/rss+xml; charset=utf-8", body)]
 
     def show(self, filename: str, episodes: list[Episode]) -> Show:

@@ -13,6 +13,14 @@ the API now serves.
 An item the channel cannot render (say a title with U+FFFF, which lxml
 refuses) fails its own delivery with the reason; the document is built
 without it, so one bad item never blocks the others.
+
+Files a channel made for one item (`FeedChannel.item_files`: a voice
+episode's MP3, transcript and manifest) go with the item: when a removal
+takes a retracted article out, or a correction's new version replaces the
+old files, the build that makes the document without them live deletes
+them from the store in its own transaction, then removes their copies under
+`PUBLISHER_DATA_DIR/media/`. An item that merely scrolls out of the newest N
+keeps its files: followers' apps may still hold the older document.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ class Rebuild:
     kept: bool = False
     covered: int = 0
     failed: dict[int, str] = field(default_factory=dict)
+    discarded: list[str] = field(default_factory=list)  # media refs deleted with the build
 
 
 def rebuild_feed(settings: Settings, store: Store, channel: FeedChannel) -> Rebuild:
@@ -55,6 +64,7 @@ def rebuild_feed(settings: Settings, store: Store, channel: FeedChannel) -> Rebu
     snapshot = read_feed(store, channel.name, settings.feeds.items)
     snapshot = replace(snapshot, items=within_byte_budget(snapshot.items, settings.feeds.max_bytes))
     documents, failed, held = render_without_bad_items(channel, snapshot)
+    files, discard = media_changes(channel, snapshot, failed)
     built = [BuiltDocument(d.filename, d.content_type, d.body, held) for d in documents]
 
     def write() -> None:
@@ -69,10 +79,47 @@ def rebuild_feed(settings: Settings, store: Store, channel: FeedChannel) -> Rebu
         failed=failed,
         write=write,
         started_at=started_at,
+        files=files,
+        discard=discard,
     )
     if kept:
+        remove_local_copies(settings.data_dir, discard)
         websub.ping_hub(settings.feeds.hub_url, [channel.feed_url(d.filename) for d in documents])
-    return Rebuild(documents, kept, snapshot.waiting, failed)
+    return Rebuild(documents, kept, snapshot.waiting, failed, discard if kept else [])
+
+
+def media_changes(
+    channel: FeedChannel, snapshot: FeedSnapshot, failed: dict[int, str]
+) -> tuple[dict[int, tuple[str, ...]], list[str]]:
+    """The files each item this build delivers holds, and the files no document holds
+    any more: those of the articles the waiting removals take out, and those a
+    corrected item held before its new version (rendered now) replaced them.
+
+    A file any item of the new document holds is never discarded, and an item
+    that could not be rendered keeps its old files (a retry may yet need none).
+    """
+    holds = {
+        s.delivery_id: channel.item_files(FeedItem(s.payload, s.updated))
+        for s in snapshot.items
+        if s.delivery_id not in failed
+    }
+    held = {ref for refs in holds.values() for ref in refs}
+    gone: set[str] = set()
+    for item in snapshot.dropped:
+        gone.update(item.files)
+        gone.update(channel.item_files(FeedItem(item.payload, item.updated)))
+    for item in snapshot.items:
+        if item.waiting and item.delivery_id in holds:
+            gone.update(item.files)
+    delivered = {s.delivery_id: holds[s.delivery_id] for s in snapshot.items
+                 if s.waiting and s.delivery_id in holds}  # fmt: skip
+    return delivered, sorted(gone - held)
+
+
+def remove_local_copies(data_dir: Path, refs: list[str]) -> None:
+    """The copies under `<data dir>/media/` (the demo's, for listening without the API)."""
+    for ref in refs:
+        (data_dir / "media" / Path(ref).name).unlink(missing_ok=True)
 
 
 def within_byte_budget(items: list[SnapshotItem], budget: int) -> list[SnapshotItem]:
