@@ -45,6 +45,8 @@ class FeedChannel(Channel):
     is_feed: ClassVar[bool] = True
     correction: ClassVar[Correction] = Correction.EDIT
     can_delete: ClassVar[bool] = True
+    #: Reads its items aloud: `speak` and `item_audio` answer (the voice edition).
+    speaks: ClassVar[bool] = False
     override_rules: ClassVar[tuple[OverrideRule, ...]] = (OverrideRule("summary", SUMMARY_LIMIT),)
 
     def format(self, article: Article) -> dict[str, Any]:
@@ -104,6 +106,17 @@ class FeedChannel(Channel):
         (`publisher.delivery.feeds`). Covers and artwork are shared: never listed.
         """
         return ()
+
+    def item_audio(self, payload: dict[str, Any] | None) -> str | None:
+        """The media reference of the audio followers hear for a stored payload, once
+        made (a voice episode's MP3): what the dashboard plays. None: text only."""
+        return None
+
+    def speak(self, payload: dict[str, Any]) -> bytes:
+        """The payload read aloud now as MP3, kept nowhere: the API preview's `?audio=`,
+        for a channel that `speaks`. Raises `InputError` on field `audio` when the
+        script is longer than a preview may read."""
+        raise NotImplementedError(f"{self.type_name} channels do not read articles aloud")
 
     @abstractmethod
     def filenames(self) -> tuple[str, ...]:

@@ -49,12 +49,21 @@ from channels.voice.script import (
 )
 from publisher.config.settings import ChannelConfig
 from publisher.domain.article import Article
-from publisher.domain.errors import ConfigError, DeliveryError, NotFound, PermanentError
+from publisher.domain.errors import (
+    ConfigError,
+    DeliveryError,
+    InputError,
+    NotFound,
+    PermanentError,
+)
+from publisher.domain.i18n import Phrase
 
 log = logging.getLogger(__name__)
 
 MAX_EPISODE_BYTES = 60 * 1024 * 1024  # two hours at 64 kbit/s
 MAX_COVER_BYTES = 2 * 1024 * 1024
+#: The longest script (estimated seconds) the API preview reads aloud, by default.
+PREVIEW_SECONDS = 600
 #: Channel options that change how the audio sounds: part of the episode's identity.
 VOICE_OPTIONS = ("rate", "voice", "voices", "model", "piper_model")
 
@@ -63,10 +72,11 @@ class VoiceChannel(FeedChannel):
     """`[channels.NAME] type = "voice"`: options `engine` (espeak, piper, http),
     `bitrate` (64–96), `path` (the document, default podcast.xml), `image`,
     `category`, `subcategory`, `explicit`, `author`, `owner_email`, `itunes_type`,
-    `locked`; for http `base_url`, `api_key_env`, `model`, `voice`/`voices`;
-    for espeak `rate` (words a minute)."""
+    `locked`, `preview_seconds`; for http `base_url`, `api_key_env`, `model`,
+    `voice`/`voices`; for espeak `rate` (words a minute)."""
 
     type_name: ClassVar[str] = "voice"
+    speaks: ClassVar[bool] = True
 
     def __init__(self, config: ChannelConfig, context: ChannelContext) -> None:
         super().__init__(config, context)
@@ -120,7 +130,7 @@ class VoiceChannel(FeedChannel):
             return ()
         return (str(manifest["audio"]), str(manifest["transcript"]), manifest_ref)
 
-    def episode_audio(self, payload: dict[str, Any] | None) -> str | None:
+    def item_audio(self, payload: dict[str, Any] | None) -> str | None:
         """The MP3's media reference for a stored payload, once its episode is made."""
         episode = (payload or {}).get("episode")
         manifest = self._manifest(f"media/{episode_key(episode)}.json") if episode else None
@@ -150,6 +160,27 @@ class VoiceChannel(FeedChannel):
         body = json.dumps(manifest, sort_keys=True).encode()
         self.context.save_media(body, "application/json", ".json", name=key)
         return manifest_ref, manifest
+
+    def speak(self, payload: dict[str, Any]) -> bytes:
+        """The episode as it would sound, synthesised in the caller's time and kept
+        nowhere (no cover in its tag: a preview fetches nothing). A preview holds a
+        web worker while it is made, so `preview_seconds` (estimated; default 600)
+        bounds it."""
+        limit = int(self.config.option("preview_seconds", PREVIEW_SECONDS))
+        estimated = round(float(payload["estimated_seconds"]))
+        if estimated > limit:
+            raise InputError(
+                "audio",
+                Phrase(
+                    "the script reads for about {seconds} s; a preview reads at most "
+                    "{limit} s: publish it to hear it whole, or preview a shorter text",
+                    seconds=estimated,
+                    limit=limit,
+                ),
+            )
+        episode = {**payload["episode"], "cover": None}
+        pieces = [Piece(str(text), float(pause)) for text, pause in episode["script"]]
+        return self.synthesise(episode, pieces)
 
     def synthesise(self, episode: dict[str, Any], pieces: list[Piece]) -> bytes:
         """The tagged MP3 of the episode's script."""

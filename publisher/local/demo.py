@@ -165,7 +165,7 @@ def export_episodes(runtime: Runtime, ids: list[str], channel: VoiceChannel) -> 
     the rebuild that retracts an episode or replaces its audio removes the copy too."""
     paths: list[Path] = []
     for d in runtime.store.deliveries(article_ids=ids):
-        ref = channel.episode_audio(d.payload) if d.channel == channel.name else None
+        ref = channel.item_audio(d.payload) if d.channel == channel.name else None
         if d.state != State.DELIVERED or d.kind != Kind.PUBLISH or ref is None:
             continue
         data, _type = runtime.store.read_media(ref)

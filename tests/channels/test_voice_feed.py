@@ -104,7 +104,7 @@ def test_podcast_document_read_back_by_feedparser(stack: Stack) -> None:
         (enclosure,) = entry.enclosures
         mp3, _ = stack.runtime.store.read_media(enclosure.href.split("/", 3)[3])
         assert enclosure.type == "audio/mpeg" and int(enclosure.length) == len(mp3)
-        assert channel.episode_audio(row.payload) == "media/" + enclosure.href.rsplit("/", 1)[1]
+        assert channel.item_audio(row.payload) == "media/" + enclosure.href.rsplit("/", 1)[1]
         heard = listen(mp3)
         assert looks_like_speech(heard)
         assert abs(int(entry.itunes_duration) - heard.seconds) <= 1
