@@ -1,4 +1,6 @@
-"""The voice edition through the API: the preview read aloud (`POST /api/preview?audio=`)."""
+"""The voice edition through the API and the dashboard: the preview read aloud
+(`POST /api/preview?audio=`), and a delivered episode played in the delivery detail,
+in a real browser (Playwright + Debian chromium, as tests/web/test_dashboard.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +9,14 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+import requests
 from mutagen.id3 import ID3
 
 from tests.channels.speech_checks import listen, looks_like_speech
 from tests.conftest import SAMPLES
 from tests.web.test_api import DESK, Api, make_api  # noqa: F401 - fixture
+from tests.web.test_dashboard import browser_page  # noqa: F401 - fixture
 
 VOICE = {"type": "voice", "owner_email": "podcast@news.example.org", "preview_seconds": 120}
 MATRIX = {"site": {"type": "rss"}, "voice": VOICE}
@@ -76,3 +81,61 @@ def test_preview_shows_the_script_and_reads_it_aloud_within_its_bound(
         }
     bad = api.post("/api/preview?audio=voice", json={**MANDARIN, "url": "ftp://x"})
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "url"
+
+
+@pytest.mark.timeout(180)
+def test_dashboard_plays_a_delivered_episode_in_the_browser(
+    make_api: Callable[..., Api],  # noqa: F811
+    browser_page: Any,  # noqa: F811
+) -> None:
+    from playwright.sync_api import expect
+
+    page = browser_page
+    api = make_api(channels=MATRIX)
+    problems: list[str] = []  # script errors, and the CSP refusing the audio would be one
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+
+    assert api.post("/api/articles", json=MANDARIN).status_code == 202
+    detail = api.wait_settled(MANDARIN["id"], timeout=90)
+    assert {d["channel"]: d["state"] for d in detail["deliveries"]} == {
+        "site": "delivered", "voice": "delivered",
+    }  # fmt: skip
+
+    page.goto(api.url + "/")
+    expect(page.locator("#grid-head th").nth(2)).to_contain_text("voice")
+    voice = page.locator(
+        f'#grid-body tr[data-article="{MANDARIN["id"]}"] td[data-channel="voice"] button'
+    )
+    expect(voice).to_have_text("delivered", timeout=30_000)
+    voice.click()
+    expect(page.locator("#detail-heading")).to_contain_text("voice")
+    player = page.locator("#detail-payload audio#detail-audio")
+    expect(player).to_have_count(1)
+    expect(player).to_have_attribute("controls", "")
+    src = player.get_attribute("src")
+    assert src is not None and src.startswith("/media/") and src.endswith(".mp3")
+    # The player's source is the episode in the podcast, served as audio.
+    served = requests.get(api.url + src, timeout=10)
+    assert served.status_code == 200 and served.headers["Content-Type"] == "audio/mpeg"
+    assert looks_like_speech(listen(served.content))
+    podcast = api.get("/feeds/podcast.xml").content
+    assert src.encode() in podcast  # the enclosure URL ends with the same /media/ path
+    # The browser itself loads it (the page's Content-Security-Policy allows our media).
+    page.wait_for_function(
+        "() => { const a = document.getElementById('detail-audio'); "
+        "return a && a.readyState >= 1 && a.duration > 1; }",
+        timeout=20_000,
+    )
+    # The card shows the script the engine read, with its estimated length.
+    card = page.locator('#detail-payload .card[data-channel="voice"]')
+    expect(card.locator(".post-meta").first).to_contain_text("read aloud in about")
+    expect(card.locator(".script")).to_contain_text("一千多名选手")
+
+    # The site's delivery has no audio, and neither has a voice removal.
+    page.locator(
+        f'#grid-body tr[data-article="{MANDARIN["id"]}"] td[data-channel="site"] button'
+    ).click()
+    expect(page.locator("#detail-heading")).to_contain_text("site")
+    expect(page.locator("#detail-audio")).to_have_count(0)
+    assert problems == [], problems
