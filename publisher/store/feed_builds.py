@@ -172,7 +172,7 @@ def read_feed(store: Store, channel: str, limit: int, now: datetime | None = Non
                 .where(
                     DeliveryRow.channel == channel,
                     DeliveryRow.kind == Kind.PUBLISH,
-                    DeliveryRow.article_id.in_({r.article_id for r in removals}),
+                    DeliveryRow.article_id.in_(sorted({r.article_id for r in removals})),
                 )
             ).all()
             if removals
