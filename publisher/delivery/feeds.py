@@ -111,8 +111,12 @@ def media_changes(
     for item in snapshot.items:
         if item.waiting and item.delivery_id in holds:
             gone.update(item.files)
-    delivered = {s.delivery_id: holds[s.delivery_id] for s in snapshot.items
-                 if s.waiting and s.delivery_id in holds}  # fmt: skip
+    # Only rows that hold files, or held some: a text feed's burst costs no extra writes.
+    delivered = {
+        s.delivery_id: holds[s.delivery_id]
+        for s in snapshot.items
+        if s.waiting and (holds.get(s.delivery_id) or (s.delivery_id in holds and s.files))
+    }
     return delivered, sorted(gone - held)
 
 
