@@ -232,6 +232,17 @@ def test_published_through_a_worker_the_episode_is_live_when_delivered(
     # Delivered by the build that made the document live: the receipt is the document.
     assert row.remote_url is not None and row.remote_url.endswith("/feeds/podcast.xml")
     assert "/media/" in entry.enclosures[0].href and entry.enclosures[0].href.endswith(".mp3")
+    audio = media_path(entry.enclosures[0].href)[1:]
+
+    # Retracted through the worker too: the removal's rebuild takes the audio with it.
+    stack.runtime.retract(MANDARIN)
+    stack.wait_settled([MANDARIN], timeout=60)
+    removal = next(d for d in stack.runtime.store.deliveries(article_ids=[MANDARIN])
+                   if d.kind == Kind.RETRACT)  # fmt: skip
+    assert removal.state == State.DELIVERED, removal.last_error
+    assert podcast(stack).entries == []
+    with pytest.raises(Exception, match="not in the store"):
+        stack.runtime.store.read_media(audio)
 
 
 def test_podcast_advertises_the_websub_hub_and_a_rebuild_pings_it(
