@@ -64,6 +64,8 @@ class SnapshotItem:
     waiting: bool
     #: The media files the live document held for this item when it was last built.
     files: tuple[str, ...] = ()
+    attempts: int = 0  # so far: a build that cannot render it yet spends the next one
+    max_attempts: int = 1
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,8 @@ def read_feed(store: Store, channel: str, limit: int, now: datetime | None = Non
         DeliveryRow.published_at,
         DeliveryRow.article_id,
         DeliveryRow.checkpoint,
+        DeliveryRow.attempts,
+        DeliveryRow.max_attempts,
     )
     joined = (
         select(*columns)
@@ -195,7 +199,10 @@ def read_feed(store: Store, channel: str, limit: int, now: datetime | None = Non
 def _item(row: Any, waiting: bool) -> SnapshotItem:
     files = (row.checkpoint or {}).get("files") or ()
     payload = dict(row.payload or {})
-    return SnapshotItem(row.id, row.article_version, payload, row.created_at, waiting, tuple(files))
+    return SnapshotItem(
+        row.id, row.article_version, payload, row.created_at, waiting, tuple(files),
+        row.attempts or 0, row.max_attempts or 1,
+    )  # fmt: skip
 
 
 def commit_feed_build(
@@ -209,6 +216,7 @@ def commit_feed_build(
     started_at: datetime,
     files: Mapping[int, Sequence[str]] | None = None,
     discard: Sequence[str] = (),
+    retry: Mapping[int, tuple[str, datetime]] | None = None,
 ) -> bool:
     """Save the documents and settle what they cover, in one transaction; False if stale.
 
@@ -216,7 +224,10 @@ def commit_feed_build(
     render to the reason (the document was built without it). `files` maps a
     delivery id to the media files its item holds in these documents (kept on
     the rows this build delivers); `discard` names media files no document
-    holds any more, deleted in the same transaction. `write` puts
+    holds any more, deleted in the same transaction. `retry` maps the waiting
+    items that could not be rendered *yet* (a speech service answering 503) to
+    the reason and when to try again: they are left out and wait `retrying`,
+    like a send that failed for now. `write` puts
     the documents on disk; it runs inside the transaction, after the rows are
     saved and before the commit, so a `delivered` anyone can read implies the
     file is there too (a failed write rolls everything back). A build whose
@@ -238,8 +249,9 @@ def commit_feed_build(
             if not all(_save_document(session, snapshot, doc) for doc in documents):
                 raise _Stale
             _settle_covered(
-                session, snapshot, covered, failed, notes, document_url, started_at, now
-            )
+                session, snapshot, covered, failed, notes, document_url, started_at, now,
+                retry or {},
+            )  # fmt: skip
             _keep_files(session, snapshot, files or {})
             delete_media_rows(session, discard)
             write()
@@ -261,10 +273,11 @@ def _settle_covered(
     document_url: str,
     started_at: datetime,
     now: datetime,
+    retry: Mapping[int, tuple[str, datetime]],
 ) -> None:
     """Take the covered rows for this build, then settle exactly those it took."""
     taken = _take_for_build(session, snapshot, covered, now)
-    done = [d for d in taken if d not in reasons]
+    done = [d for d in taken if d not in reasons and d not in retry]
     _settle(
         session, snapshot, done, State.DELIVERED, now,
         remote_id=snapshot.build_id, remote_url=document_url, delivered_at=now,
@@ -273,8 +286,15 @@ def _settle_covered(
     for delivery_id in (d for d in taken if d in reasons):
         _settle(session, snapshot, [delivery_id], State.FAILED, now,
                 last_error=reasons[delivery_id], last_code="feed")  # fmt: skip
-    messages = {d: reasons.get(d) or notes.get(d) or document_url for d in taken}
-    _log(session, taken, reasons, messages, started_at, now)
+    for delivery_id in (d for d in taken if d in retry and d not in reasons):
+        reason, retry_at = retry[delivery_id]
+        _settle(session, snapshot, [delivery_id], State.RETRYING, now,
+                next_attempt_at=retry_at, last_error=reason, last_code="feed")  # fmt: skip
+    messages = {
+        d: reasons.get(d) or (retry[d][0] if d in retry else None) or notes.get(d) or document_url
+        for d in taken
+    }
+    _log(session, taken, reasons, messages, started_at, now, retry)
 
 
 def _keep_files(
@@ -374,15 +394,15 @@ def _settle(
             target,
             where=[DeliveryRow.id.in_(chunk), DeliveryRow.lease_token == snapshot.build_id],
             source=State.SENDING,
-            values=dict(
-                lease_token=None,
-                lease_until=None,
-                outcome_unknown=0,
-                enqueued_at=None,
-                next_attempt_at=now,
-                updated_at=snapshot.read_at,
+            values={
+                "lease_token": None,
+                "lease_until": None,
+                "outcome_unknown": 0,
+                "enqueued_at": None,
+                "next_attempt_at": now,
+                "updated_at": snapshot.read_at,
                 **values,
-            ),
+            },
         )
 
 
@@ -393,6 +413,7 @@ def _log(
     messages: Mapping[int, str],
     started_at: datetime,
     now: datetime,
+    retry: Mapping[int, tuple[str, datetime]],
 ) -> None:
     if not taken:
         return
@@ -405,15 +426,21 @@ def _log(
                 number=number,
                 started_at=started_at,
                 duration_ms=duration_ms,
-                outcome="failed" if delivery_id in reasons else "delivered",
+                outcome=_outcome(delivery_id, reasons, retry),
                 http_status=None,
-                platform_code="feed" if delivery_id in reasons else None,
+                platform_code="feed" if delivery_id in reasons or delivery_id in retry else None,
                 message=messages[delivery_id],
                 actor=None,
             )
             for delivery_id, number in taken.items()
         ],
     )
+
+
+def _outcome(delivery_id: int, reasons: Mapping[int, str], retry: Mapping[int, Any]) -> str:
+    if delivery_id in reasons:
+        return "failed"
+    return "retry" if delivery_id in retry else "delivered"
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:

@@ -28,6 +28,7 @@ from publisher.local.cluster import Stack
 from publisher.local.demo import export_episodes
 from publisher.store import Store
 from publisher.web.api import create_app
+from sandbox import speech
 from sandbox.server import BackgroundServer
 from tests.channels.podcast_rules import ITUNES, PODCAST, problems
 from tests.channels.speech_checks import listen, looks_like_speech
@@ -277,3 +278,40 @@ def test_podcast_advertises_the_websub_hub_and_a_rebuild_pings_it(
         {"hub.mode": "publish", "hub.url": topic, "hub.topic": topic}
     ]
     assert len(feedparser.parse(document.body).entries) == 1
+
+
+def test_a_speech_service_down_for_now_retries_the_episode_and_a_misconfigured_one_fails(
+    make_stack: Callable[..., Stack],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TEST_SPEECH_KEY", speech.DEFAULT_KEY)
+    with BackgroundServer(speech.create_app()) as service:
+        spoken = {"type": "voice", "engine": "http", "base_url": service.url, "backoff_base": 0.05,
+                  "api_key_env": "TEST_SPEECH_KEY", "backoff_cap": 0.1}  # fmt: skip
+        stack = make_stack({"voice": spoken})
+        # Twice: the build renders the whole set, then the item alone, before it gives up.
+        fault = {"path": "/v1/audio/speech", "mode": "http", "status": 503, "count": 2}
+        requests.post(f"{service.url}/_control/faults", json=fault, timeout=5).raise_for_status()
+        stack.runtime.publish(load_article_file(SAMPLES / "skills-contest.md"))
+        stack.runtime.rebuild_feed("voice")
+        (row,) = stack.runtime.store.deliveries(article_ids=[MANDARIN])
+        # Not failed: retried like a send, after the channel's backoff.
+        assert row.state == State.RETRYING, row.last_error
+        assert "HTTP 503" in (row.last_error or "") and row.attempts == 1
+        assert [a.outcome for a in stack.runtime.store.attempts(row.id)] == ["retry"]
+        assert podcast(stack).entries == []
+        stack.wait_until(lambda: stack.runtime.store.collect_due(requeue_after=0) != [], 5)
+        stack.runtime.rebuild_feed("voice")
+        (row,) = stack.runtime.store.deliveries(article_ids=[MANDARIN])
+        assert row.state == State.DELIVERED and row.attempts == 2
+        assert [e.id for e in podcast(stack).entries] == [row.payload["guid"]]
+
+        # A key the service refuses is a person's job: failed at once, saying why.
+        monkeypatch.setenv("TEST_SPEECH_KEY", "wrong")
+        stack.runtime.publish(
+            load_article_file(SAMPLES / "digital-talent.json").model_copy(update={"id": "en-2"})
+        )
+        stack.runtime.rebuild_feed("voice")
+        (failed,) = stack.runtime.store.deliveries(article_ids=["en-2"])
+        assert failed.state == State.FAILED and failed.attempts == 1
+        assert "refused the key" in (failed.last_error or ""), failed.last_error
