@@ -13,6 +13,10 @@
    from just before `Runtime.publish` until `feeds/podcast.xml` on disk holds
    the episode's guid with an enclosure (median and max over `--repeat`
    publications of new article ids).
+3. Retract → episode gone: from just before `Runtime.retract` until the
+   podcast document on disk no longer holds the guid and the episode's MP3
+   is deleted from the store (what /media/ serves), for each of those
+   publications.
 
 Everything lives in a temp dir (and a Redis key prefix of its own, removed
 at the end, when `--redis` names a server).
@@ -41,11 +45,12 @@ from channels.voice.script import build_script
 from publisher.config.settings import ChannelConfig, Settings
 from publisher.coord.broker import EmbeddedRedis
 from publisher.domain.article import Article, load_article_file
+from publisher.domain.errors import NotFound
 from publisher.worker.runtime import Runtime
 from sandbox import speech
 from sandbox.server import BackgroundServer
 
-SAMPLES = Path(__file__).resolve().parent.parent / "publisher" / "demo_samples"
+SAMPLES = Path(__file__).resolve().parent.parent / "publisher" / "local" / "demo_samples"
 LANGUAGES = {"en": SAMPLES / "digital-talent.json", "zh": SAMPLES / "skills-contest.md"}
 
 
@@ -88,7 +93,9 @@ def synthesis_table() -> list[tuple[str, str, dict[str, float]]]:
     return rows
 
 
-def publish_to_feed(repeat: int, redis_url: str | None) -> dict[str, list[float]]:
+def publish_to_feed(
+    repeat: int, redis_url: str | None
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-voice-"))
     matrix = tmp / "matrix.toml"
     matrix.write_text(
@@ -115,14 +122,26 @@ def publish_to_feed(repeat: int, redis_url: str | None) -> dict[str, list[float]
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     times: dict[str, list[float]] = {lang: [] for lang in LANGUAGES}
+    removals: dict[str, list[float]] = {lang: [] for lang in LANGUAGES}
+    voice = runtime.feed_channel("voice")
     try:
         for n in range(repeat):
             for language, path in LANGUAGES.items():
                 item = load_article_file(path).model_copy(update={"id": f"bench-{language}-{n}"})
-                guid = runtime.channels["voice"].format(item)["guid"]
+                payload = voice.format(item)
                 started = time.monotonic()
                 runtime.publish(item)
-                times[language].append(wait_for_episode(settings, guid, started) - started)
+                times[language].append(
+                    wait_for_episode(settings, payload["guid"], started) - started
+                )
+                # As published: a local cover is stored first, so the payload names it anew.
+                (row,) = runtime.store.deliveries(article_ids=[item.id])
+                audio = voice.item_audio(row.payload)
+                assert audio is not None, row
+                started = time.monotonic()
+                runtime.retract(item.id)
+                gone = wait_for_removal(runtime, payload["guid"], audio, started)
+                removals[language].append(gone - started)
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=60)
@@ -133,7 +152,20 @@ def publish_to_feed(repeat: int, redis_url: str | None) -> dict[str, list[float]
             client = redis.Redis.from_url(redis_url)
             for key in client.scan_iter(match=f"{prefix}*"):
                 client.delete(key)
-    return times
+    return times, removals
+
+
+def wait_for_removal(runtime: Runtime, guid: str, audio: str, started: float) -> float:
+    document = runtime.settings.feeds_dir / "podcast.xml"
+    needle = f">{guid}</guid>".encode()
+    while time.monotonic() - started < 60:
+        if needle not in document.read_bytes():
+            try:
+                runtime.store.read_media(audio)
+            except NotFound:
+                return time.monotonic()
+        time.sleep(0.02)
+    raise SystemExit(f"episode {guid} or its audio {audio} still there after 60 s")
 
 
 def wait_for_episode(settings: Settings, guid: str, started: float, timeout: float = 120) -> float:
@@ -159,13 +191,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['synth_x']:27.0f}  {r['episode_x']:15.0f}"
         )
     redis_url = None if args.redis == "embedded" else args.redis
-    times = publish_to_feed(args.repeat, redis_url)
-    print(f"publish -> episode in feeds/podcast.xml ({args.repeat} publications each):")
-    for language, values in times.items():
-        print(
-            f"  {language}: median {statistics.median(values) * 1000:.0f} ms, "
-            f"max {max(values) * 1000:.0f} ms"
-        )
+    times, removals = publish_to_feed(args.repeat, redis_url)
+    for what, measured in (
+        ("publish -> episode in feeds/podcast.xml", times),
+        ("retract -> episode out of podcast.xml and its MP3 deleted", removals),
+    ):
+        print(f"{what} ({args.repeat} publications each):")
+        for language, values in measured.items():
+            print(
+                f"  {language}: median {statistics.median(values) * 1000:.0f} ms, "
+                f"max {max(values) * 1000:.0f} ms"
+            )
     return 0
 
 

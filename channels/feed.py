@@ -14,9 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
+from lxml import etree
+
 from channels.base import Channel, Correction, Receipt, SendAttempt
 from channels.overrides import OverrideRule
 from publisher.domain.article import SUMMARY_LIMIT, Article
+
+ATOM_NS = "http://www.w3.org/2005/Atom"
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class FeedChannel(Channel):
     is_feed: ClassVar[bool] = True
     correction: ClassVar[Correction] = Correction.EDIT
     can_delete: ClassVar[bool] = True
+    #: Reads its items aloud: `speak` and `item_audio` answer (the voice edition).
+    speaks: ClassVar[bool] = False
     override_rules: ClassVar[tuple[OverrideRule, ...]] = (OverrideRule("summary", SUMMARY_LIMIT),)
 
     def format(self, article: Article) -> dict[str, Any]:
@@ -89,6 +95,29 @@ class FeedChannel(Channel):
     def delete(self, remote_id: str) -> None:
         """A retracted article is left out of the next rebuild; nothing to call."""
 
+    def item_files(self, item: FeedItem) -> tuple[str, ...]:
+        """The media files this channel made for `item` alone (a voice episode's audio),
+        which live exactly as long as the item does.
+
+        The rebuild calls it for every item of a document it makes live and keeps the
+        answer with the delivery; files an item held that the new document no longer
+        does, because its article was retracted or a correction replaced them, are
+        deleted in the transaction that makes that document live
+        (`publisher.delivery.feeds`). Covers and artwork are shared: never listed.
+        """
+        return ()
+
+    def item_audio(self, payload: dict[str, Any] | None) -> str | None:
+        """The media reference of the audio followers hear for a stored payload, once
+        made (a voice episode's MP3): what the dashboard plays. None: text only."""
+        return None
+
+    def speak(self, payload: dict[str, Any]) -> bytes:
+        """The payload read aloud now as MP3, kept nowhere: the API preview's `?audio=`,
+        for a channel that `speaks`. Raises `InputError` on field `audio` when the
+        script is longer than a preview may read."""
+        raise NotImplementedError(f"{self.type_name} channels do not read articles aloud")
+
     @abstractmethod
     def filenames(self) -> tuple[str, ...]:
         """The documents this channel writes under the feeds folder."""
@@ -96,3 +125,19 @@ class FeedChannel(Channel):
     @abstractmethod
     def render(self, items: list[FeedItem], built_at: datetime) -> list[FeedDocument]:
         """The documents for `items` (newest first)."""
+
+
+def with_hub_link(rss: bytes, hub_url: str | None) -> bytes:
+    """An RSS document that also advertises the WebSub hub (`[feeds] hub_url`).
+
+    feedgen writes only `rel="self"` as an atom:link in RSS; WebSub discovery
+    needs the hub beside it (the rebuild then pings the hub for the document).
+    """
+    if not hub_url:
+        return rss
+    root = etree.fromstring(rss)
+    channel = root.find("channel")
+    assert channel is not None
+    link = etree.Element(f"{{{ATOM_NS}}}link", href=hub_url, rel="hub")
+    channel.insert(list(channel).index(channel.find(f"{{{ATOM_NS}}}link")) + 1, link)
+    return bytes(etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8"))

@@ -30,10 +30,9 @@ from typing import ClassVar
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
-from channels.feed import FeedChannel, FeedDocument, FeedItem
+from channels.feed import ATOM_NS, FeedChannel, FeedDocument, FeedItem, with_hub_link
 
 _render_lock = threading.Lock()
-ATOM_NS = "http://www.w3.org/2005/Atom"
 
 
 class RssChannel(FeedChannel):
@@ -59,18 +58,7 @@ class RssChannel(FeedChannel):
         ]
 
     def _with_rss_hub(self, rss: bytes) -> bytes:
-        """feedgen writes only `rel="self"` as an atom:link in RSS; WebSub also needs the hub."""
-        hub = self.context.settings.feeds.hub_url
-        if not hub:
-            return rss
-        root = etree.fromstring(rss)
-        channel = root.find("channel")
-        assert channel is not None
-        link = etree.Element(f"{{{ATOM_NS}}}link", href=hub, rel="hub")
-        channel.insert(list(channel).index(channel.find(f"{{{ATOM_NS}}}link")) + 1, link)
-        return bytes(
-            etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
-        )
+        return with_hub_link(rss, self.context.settings.feeds.hub_url)
 
     def _generator(self, items: list[FeedItem], built_at: datetime, self_url: str) -> FeedGenerator:
         feeds = self.context.settings.feeds

@@ -2,19 +2,19 @@
 
 It is a feed channel, so it goes through the same pipeline as `rss`: the
 payload is formatted once at publish time (the script the engine will read,
-shown by `preview` with its estimated duration), a delivery "sends" by
-making the episode's files, and the podcast document is rebuilt by
-`publisher.feeds` from the delivered payloads like any feed.
+shown by `preview` with its estimated duration), and the rebuild that puts
+the episode in the podcast document (`publisher.delivery.feeds`) is what
+delivers it.
 
-Sending synthesises the script, encodes and tags the MP3 and keeps three
-files in the media store, all served under /media/: the MP3 (named by its
-content hash, so the enclosure URL changes whenever the audio does and is
-never reused), the transcript, and a small manifest named by the hash of the
-episode's payload. The rebuild finds each episode's audio through that
-manifest, and a retried send that finds it reuses the audio instead of
-synthesising again. The receipt's remote id is the manifest, which is how a
-correction (a new payload) removes the audio it supersedes and a retraction
-removes the episode's files.
+That rebuild's render synthesises the script, encodes and tags the MP3 and
+keeps three files in the media store, all served under /media/: the MP3
+(named by its content hash, so the enclosure URL changes whenever the audio
+does and is never reused), the transcript, and a small manifest named by the
+hash of the episode's payload. Later builds find each episode's audio
+through that manifest instead of synthesising again. The three are the
+item's files (`item_files`): the rebuild deletes them when a retraction
+takes the episode out, and a correction's old ones once the new episode is
+live.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import logging
 from datetime import datetime
 from typing import Any, ClassVar
 
-from channels.base import ChannelContext, Receipt
-from channels.feed import FeedChannel, FeedDocument, FeedItem
+from channels.base import ChannelContext
+from channels.feed import FeedChannel, FeedDocument, FeedItem, with_hub_link
 from channels.images import JPEG, PNG, fetch_image
 from channels.voice.audio import (
     ID3_LANGUAGES,
@@ -49,12 +49,21 @@ from channels.voice.script import (
 )
 from publisher.config.settings import ChannelConfig
 from publisher.domain.article import Article
-from publisher.domain.errors import ConfigError, DeliveryError, NotFound, PermanentError
+from publisher.domain.errors import (
+    ConfigError,
+    DeliveryError,
+    InputError,
+    NotFound,
+    PermanentError,
+)
+from publisher.domain.i18n import Phrase
 
 log = logging.getLogger(__name__)
 
 MAX_EPISODE_BYTES = 60 * 1024 * 1024  # two hours at 64 kbit/s
 MAX_COVER_BYTES = 2 * 1024 * 1024
+#: The longest script (estimated seconds) the API preview reads aloud, by default.
+PREVIEW_SECONDS = 600
 #: Channel options that change how the audio sounds: part of the episode's identity.
 VOICE_OPTIONS = ("rate", "voice", "voices", "model", "piper_model")
 
@@ -63,10 +72,11 @@ class VoiceChannel(FeedChannel):
     """`[channels.NAME] type = "voice"`: options `engine` (espeak, piper, http),
     `bitrate` (64–96), `path` (the document, default podcast.xml), `image`,
     `category`, `subcategory`, `explicit`, `author`, `owner_email`, `itunes_type`,
-    `locked`; for http `base_url`, `api_key_env`, `model`, `voice`/`voices`;
-    for espeak `rate` (words a minute)."""
+    `locked`, `preview_seconds`; for http `base_url`, `api_key_env`, `model`,
+    `voice`/`voices`; for espeak `rate` (words a minute)."""
 
     type_name: ClassVar[str] = "voice"
+    speaks: ClassVar[bool] = True
 
     def __init__(self, config: ChannelConfig, context: ChannelContext) -> None:
         super().__init__(config, context)
@@ -109,34 +119,21 @@ class VoiceChannel(FeedChannel):
         payload["estimated_seconds"] = estimate_seconds(pieces, language)
         return payload
 
-    # -- send: synthesise and store ------------------------------------------------
+    # -- the episode's files: synthesised once, found again by their manifest -------
 
-    def update(self, remote_id: str, post: dict[str, Any]) -> Receipt:
-        """Make (or find) the episode's files; a superseded episode's files go.
+    def item_files(self, item: FeedItem) -> tuple[str, ...]:
+        """The episode's MP3, transcript and manifest, once made: they go with it."""
+        episode = item.get("episode")
+        manifest_ref = f"media/{episode_key(episode)}.json" if episode else None
+        manifest = self._manifest(manifest_ref) if manifest_ref else None
+        if manifest is None or manifest_ref is None:
+            return ()
+        return (str(manifest["audio"]), str(manifest["transcript"]), manifest_ref)
 
-        A correction removes the audio it replaces at once: the old words were
-        wrong, so they should not stay downloadable.
-        """
-        manifest_ref, manifest = self.episode_files(post["episode"])
-        if remote_id != manifest_ref:
-            keep = {manifest_ref, manifest["audio"], manifest["transcript"]}
-            self._remove_episode(remote_id, keep=keep)
-        return Receipt(remote_id=manifest_ref, remote_url=self.public_media_url(manifest["audio"]))
-
-    def delete(self, remote_id: str) -> None:
-        """Remove an episode's audio, transcript and manifest (a retraction)."""
-        self._remove_episode(remote_id, keep=set())
-
-    def _remove_episode(self, manifest_ref: str, *, keep: set[str]) -> None:
-        manifest = self._manifest(manifest_ref)
-        if manifest is None or self.context.delete_media is None:
-            return  # already gone, or not an episode (a feed guid)
-        files = [manifest["audio"], manifest["transcript"], manifest_ref]
-        self.context.delete_media([ref for ref in files if ref not in keep])
-
-    def episode_audio(self, remote_id: str | None) -> str | None:
-        """The MP3's media reference for a delivered episode (its receipt's remote id)."""
-        manifest = self._manifest(remote_id) if remote_id else None
+    def item_audio(self, payload: dict[str, Any] | None) -> str | None:
+        """The MP3's media reference for a stored payload, once its episode is made."""
+        episode = (payload or {}).get("episode")
+        manifest = self._manifest(f"media/{episode_key(episode)}.json") if episode else None
         return str(manifest["audio"]) if manifest else None
 
     def episode_files(self, episode: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -163,6 +160,27 @@ class VoiceChannel(FeedChannel):
         body = json.dumps(manifest, sort_keys=True).encode()
         self.context.save_media(body, "application/json", ".json", name=key)
         return manifest_ref, manifest
+
+    def speak(self, payload: dict[str, Any]) -> bytes:
+        """The episode as it would sound, synthesised in the caller's time and kept
+        nowhere (no cover in its tag: a preview fetches nothing). A preview holds a
+        web worker while it is made, so `preview_seconds` (estimated; default 600)
+        bounds it."""
+        limit = int(self.config.option("preview_seconds", PREVIEW_SECONDS))
+        estimated = round(float(payload["estimated_seconds"]))
+        if estimated > limit:
+            raise InputError(
+                "audio",
+                Phrase(
+                    "the script reads for about {seconds} s; a preview reads at most "
+                    "{limit} s: publish it to hear it whole, or preview a shorter text",
+                    seconds=estimated,
+                    limit=limit,
+                ),
+            )
+        episode = {**payload["episode"], "cover": None}
+        pieces = [Piece(str(text), float(pause)) for text, pause in episode["script"]]
+        return self.synthesise(episode, pieces)
 
     def synthesise(self, episode: dict[str, Any], pieces: list[Piece]) -> bytes:
         """The tagged MP3 of the episode's script."""
@@ -256,6 +274,7 @@ class VoiceChannel(FeedChannel):
             )
         (filename,) = self.filenames()
         body = render_podcast(self.show(filename, episodes), episodes, built_at)
+        body = with_hub_link(body, self.context.settings.feeds.hub_url)  # WebSub, like rss.xml
         return [FeedDocument(filename, "application/rss+xml; charset=utf-8", body)]
 
     def show(self, filename: str, episodes: list[Episode]) -> Show:

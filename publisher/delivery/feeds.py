@@ -13,6 +13,14 @@ the API now serves.
 An item the channel cannot render (say a title with U+FFFF, which lxml
 refuses) fails its own delivery with the reason; the document is built
 without it, so one bad item never blocks the others.
+
+Files a channel made for one item (`FeedChannel.item_files`: a voice
+episode's MP3, transcript and manifest) go with the item: when a removal
+takes a retracted article out, or a correction's new version replaces the
+old files, the build that makes the document without them live deletes
+them from the store in its own transaction, then removes their copies under
+`PUBLISHER_DATA_DIR/media/`. An item that merely scrolls out of the newest N
+keeps its files: followers' apps may still hold the older document.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import html
 import logging
 import os
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +37,8 @@ from pathlib import Path
 from channels.feed import FeedChannel, FeedDocument, FeedItem
 from publisher.config.settings import Settings
 from publisher.delivery import websub
+from publisher.delivery.attempts import decide
+from publisher.domain.errors import RetryableError
 from publisher.store import Store
 from publisher.store.feed_builds import (
     BuiltDocument,
@@ -48,13 +59,16 @@ class Rebuild:
     kept: bool = False
     covered: int = 0
     failed: dict[int, str] = field(default_factory=dict)
+    discarded: list[str] = field(default_factory=list)  # media refs deleted with the build
 
 
 def rebuild_feed(settings: Settings, store: Store, channel: FeedChannel) -> Rebuild:
     started_at = datetime.now(UTC)
     snapshot = read_feed(store, channel.name, settings.feeds.items)
     snapshot = replace(snapshot, items=within_byte_budget(snapshot.items, settings.feeds.max_bytes))
-    documents, failed, held = render_without_bad_items(channel, snapshot)
+    documents, errors, held = render_isolating_errors(channel, snapshot)
+    failed, retry = classify(settings, channel, snapshot, errors)
+    files, discard = media_changes(channel, snapshot, failed.keys() | retry.keys())
     built = [BuiltDocument(d.filename, d.content_type, d.body, held) for d in documents]
 
     def write() -> None:
@@ -69,10 +83,52 @@ def rebuild_feed(settings: Settings, store: Store, channel: FeedChannel) -> Rebu
         failed=failed,
         write=write,
         started_at=started_at,
+        files=files,
+        discard=discard,
+        retry=retry,
     )
     if kept:
+        remove_local_copies(settings.data_dir, discard)
         websub.ping_hub(settings.feeds.hub_url, [channel.feed_url(d.filename) for d in documents])
-    return Rebuild(documents, kept, snapshot.waiting, failed)
+    return Rebuild(documents, kept, snapshot.waiting, failed, discard if kept else [])
+
+
+def media_changes(
+    channel: FeedChannel, snapshot: FeedSnapshot, unrendered: Collection[int]
+) -> tuple[dict[int, tuple[str, ...]], list[str]]:
+    """The files each item this build delivers holds, and the files no document holds
+    any more: those of the articles the waiting removals take out, and those a
+    corrected item held before its new version (rendered now) replaced them.
+
+    A file any item of the new document holds is never discarded, and an item
+    that could not be rendered keeps its old files (a retry may yet need none).
+    """
+    holds = {
+        s.delivery_id: channel.item_files(FeedItem(s.payload, s.updated))
+        for s in snapshot.items
+        if s.delivery_id not in unrendered
+    }
+    held = {ref for refs in holds.values() for ref in refs}
+    gone: set[str] = set()
+    for item in snapshot.dropped:
+        gone.update(item.files)
+        gone.update(channel.item_files(FeedItem(item.payload, item.updated)))
+    for item in snapshot.items:
+        if item.waiting and item.delivery_id in holds:
+            gone.update(item.files)
+    # Only rows that hold files, or held some: a text feed's burst costs no extra writes.
+    delivered = {
+        s.delivery_id: holds[s.delivery_id]
+        for s in snapshot.items
+        if s.waiting and (holds.get(s.delivery_id) or (s.delivery_id in holds and s.files))
+    }
+    return delivered, sorted(gone - held)
+
+
+def remove_local_copies(data_dir: Path, refs: list[str]) -> None:
+    """The copies under `<data dir>/media/` (the demo's, for listening without the API)."""
+    for ref in refs:
+        (data_dir / "media" / Path(ref).name).unlink(missing_ok=True)
 
 
 def within_byte_budget(items: list[SnapshotItem], budget: int) -> list[SnapshotItem]:
@@ -97,7 +153,16 @@ def render_without_bad_items(
     channel: FeedChannel, snapshot: FeedSnapshot
 ) -> tuple[list[FeedDocument], dict[int, str], int]:
     """The documents, the waiting deliveries whose item could not be rendered
-    (id → reason), and how many items the documents hold.
+    (id → reason), and how many items the documents hold."""
+    documents, errors, held = render_isolating_errors(channel, snapshot)
+    return documents, {d: _cannot(exc) for d, exc in errors.items()}, held
+
+
+def render_isolating_errors(
+    channel: FeedChannel, snapshot: FeedSnapshot
+) -> tuple[list[FeedDocument], dict[int, Exception], int]:
+    """The documents, what each waiting item that could not be rendered raised, and
+    how many items the documents hold.
 
     The whole set is rendered at once, as always; only when that fails is each
     item tried alone, so the cost of isolating a bad item is paid only then.
@@ -105,21 +170,56 @@ def render_without_bad_items(
     items = [(s, FeedItem(s.payload, s.updated)) for s in snapshot.items]
     try:
         return channel.render([i for _, i in items], snapshot.read_at), {}, len(items)
-    except Exception as whole:  # any renderer error: find the item that caused it
-        bad: dict[int, str] = {}
+    except Exception:  # any renderer error: find the item that caused it
+        bad: dict[int, Exception] = {}
         for source, item in items:
             try:
                 channel.render([item], snapshot.read_at)
             except Exception as exc:  # the reason goes to the editor
-                bad[source.delivery_id] = f"cannot be put in the feed: {exc}"
+                bad[source.delivery_id] = exc
                 if not source.waiting:
                     log.warning("feed %s: delivered item %s no longer renders: %s",
                                 channel.name, source.delivery_id, exc)  # fmt: skip
-        if not bad:
-            raise whole
+        if not bad:  # each renders alone: what failed was for the moment (a service)
+            return channel.render([i for _, i in items], snapshot.read_at), {}, len(items)
         good = [i for s, i in items if s.delivery_id not in bad]
-        failed = {d: r for d, r in bad.items() if _is_waiting(snapshot, d)}
-        return channel.render(good, snapshot.read_at), failed, len(good)
+        errors = {d: e for d, e in bad.items() if _is_waiting(snapshot, d)}
+        return channel.render(good, snapshot.read_at), errors, len(good)
+
+
+def classify(
+    settings: Settings,
+    channel: FeedChannel,
+    snapshot: FeedSnapshot,
+    errors: dict[int, Exception],
+) -> tuple[dict[int, str], dict[int, tuple[str, datetime]]]:
+    """Which items failed for good (id → reason) and which may render later (id →
+    reason, when): an item whose rendering calls a service (a voice episode's
+    speech service answering 503) is retried like a send, by the one retry
+    decision (`attempts.decide`), spending one of its attempts per build."""
+    failed: dict[int, str] = {}
+    retry: dict[int, tuple[str, datetime]] = {}
+    by_id = {s.delivery_id: s for s in snapshot.items}
+    for delivery_id, exc in errors.items():
+        item = by_id[delivery_id]
+        if not isinstance(exc, RetryableError):
+            failed[delivery_id] = _cannot(exc)
+            continue
+        verdict = decide(
+            exc,
+            attempt_number=item.attempts + 1,
+            max_attempts=item.max_attempts,
+            backoff=settings.channels.get(channel.name),
+        )
+        if verdict.retry_at is None:
+            failed[delivery_id] = _cannot(verdict.reason)
+        else:
+            retry[delivery_id] = (_cannot(exc), verdict.retry_at)
+    return failed, retry
+
+
+def _cannot(problem: object) -> str:
+    return f"cannot be put in the feed: {problem}"
 
 
 def _is_waiting(snapshot: FeedSnapshot, delivery_id: int) -> bool:

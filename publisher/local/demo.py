@@ -146,7 +146,7 @@ def _report(runtime: Runtime, ids: list[str], sandboxes: Sandboxes, console: Con
         if isinstance(channel, VoiceChannel):
             feed = channel.feed_url(channel.filenames()[0])
             console.print(_("  {name}: {url} (publisher serve)", name=name, url=feed))
-            for path in _export_episodes(runtime, ids, channel):
+            for path in export_episodes(runtime, ids, channel):
                 console.print(_("  {name}: listen to {path}", name=name, path=path))
         elif name in sandboxes.urls:
             console.print(
@@ -159,16 +159,17 @@ def _report(runtime: Runtime, ids: list[str], sandboxes: Sandboxes, console: Con
             )
 
 
-def _export_episodes(runtime: Runtime, ids: list[str], channel: VoiceChannel) -> list[Path]:
+def export_episodes(runtime: Runtime, ids: list[str], channel: VoiceChannel) -> list[Path]:
     """The delivered episodes' MP3s copied out of the store to `<data dir>/media/`, so the
-    demo's listener can play them without the API running."""
+    demo's listener can play them without the API running. Named as under /media/, so
+    the rebuild that retracts an episode or replaces its audio removes the copy too."""
     paths: list[Path] = []
     for d in runtime.store.deliveries(article_ids=ids):
-        ref = channel.episode_audio(d.remote_id) if d.channel == channel.name else None
+        ref = channel.item_audio(d.payload) if d.channel == channel.name else None
         if d.state != State.DELIVERED or d.kind != Kind.PUBLISH or ref is None:
             continue
         data, _type = runtime.store.read_media(ref)
-        path = runtime.settings.data_dir / "media" / f"{d.article_id}.mp3"
+        path = runtime.settings.data_dir / "media" / Path(ref).name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         paths.append(path)

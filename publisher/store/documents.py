@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, delete, select
+from sqlalchemy.orm import Session
 
 from publisher.domain.errors import InputError, NotFound
 from publisher.domain.i18n import Phrase
@@ -118,11 +119,10 @@ class DocumentSide(StoreBase):
         return f"media/{media_id}"
 
     def delete_media(self, refs: Sequence[str]) -> None:
-        """Remove media files (a retracted episode's audio); missing ones are ignored."""
-        ids = [ref.removeprefix("media/") for ref in refs]
-        if ids:
+        """Remove media files; missing ones are ignored."""
+        if refs:
             with self.session() as session, session.begin():
-                session.execute(delete(MediaRow).where(MediaRow.id.in_(ids)))
+                delete_media_rows(session, refs)
 
     def media_created_at(self, media_id: str) -> datetime | None:
         """When these bytes were first stored: /media's Last-Modified."""
@@ -136,3 +136,11 @@ class DocumentSide(StoreBase):
             if row is None:
                 raise NotFound(Phrase("{ref} is not in the store", ref=ref))
             return row.data, row.content_type
+
+
+def delete_media_rows(session: Session, refs: Sequence[str]) -> None:
+    """Remove media files inside the caller's transaction (a feed build drops a
+    retracted episode's audio as its new document goes live); missing ones are ignored."""
+    ids = [ref.removeprefix("media/") for ref in refs]
+    if ids:
+        session.execute(delete(MediaRow).where(MediaRow.id.in_(ids)))

@@ -12,6 +12,12 @@ first takes the rows it covers (`sending` under the build's id as lease
 token, like a worker's claim, and only where a worker could claim them), then
 settles exactly the rows it took. Both happen before the commit, so no other
 reader ever sees the intermediate `sending`.
+
+The same transaction keeps, on each delivery it settles, the media files its
+item holds (`FeedChannel.item_files`, in the row's checkpoint) and deletes the
+files the caller says the new document no longer holds: a retracted episode's
+audio, or the audio a correction replaced, stops being served at the instant
+the document without it goes live, and never before.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from publisher.domain.states import Kind, State
 from publisher.store.core import Store
+from publisher.store.documents import delete_media_rows
 from publisher.store.ledger import claimable
 from publisher.store.models import (
     ArticleRow,
@@ -37,7 +44,7 @@ from publisher.store.models import (
     FeedDocumentRow,
 )
 from publisher.store.records import utcnow
-from publisher.store.transitions import move
+from publisher.store.transitions import keep, move
 
 #: How long a build's own hold on the rows it covers lasts if the transaction
 #: were somehow left open; it never outlives the commit in practice.
@@ -55,6 +62,10 @@ class SnapshotItem:
     payload: dict[str, Any]
     updated: datetime  # when its article version was made
     waiting: bool
+    #: The media files the live document held for this item when it was last built.
+    files: tuple[str, ...] = ()
+    attempts: int = 0  # so far: a build that cannot render it yet spends the next one
+    max_attempts: int = 1
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,8 @@ class FeedSnapshot:
     crowded_out: list[tuple[int, int]] = field(default_factory=list)
     #: Waiting removals (retract rows): done once a document without the item is live.
     removals: list[tuple[int, int]] = field(default_factory=list)
+    #: The delivered items those removals take out of the document (their publish rows).
+    dropped: list[SnapshotItem] = field(default_factory=list)
 
     @property
     def waiting(self) -> int:
@@ -118,6 +131,9 @@ def read_feed(store: Store, channel: str, limit: int, now: datetime | None = Non
         ArticleVersionRow.created_at,
         DeliveryRow.published_at,
         DeliveryRow.article_id,
+        DeliveryRow.checkpoint,
+        DeliveryRow.attempts,
+        DeliveryRow.max_attempts,
     )
     joined = (
         select(*columns)
@@ -143,16 +159,32 @@ def read_feed(store: Store, channel: str, limit: int, now: datetime | None = Non
         ).all()
         waiting = session.execute(joined.where(_waiting(now))).all()
         removals = session.execute(
-            select(DeliveryRow.id, DeliveryRow.article_version).where(
+            select(DeliveryRow.id, DeliveryRow.article_version, DeliveryRow.article_id).where(
                 DeliveryRow.channel == channel, DeliveryRow.kind == Kind.RETRACT, _waiting(now)
             )
         ).all()
+        dropped = (
+            session.execute(
+                select(*columns)
+                .join(
+                    ArticleVersionRow,
+                    and_(
+                        ArticleVersionRow.article_id == DeliveryRow.article_id,
+                        ArticleVersionRow.version == DeliveryRow.article_version,
+                    ),
+                )
+                .where(
+                    DeliveryRow.channel == channel,
+                    DeliveryRow.kind == Kind.PUBLISH,
+                    DeliveryRow.article_id.in_(sorted({r.article_id for r in removals})),
+                )
+            ).all()
+            if removals
+            else []
+        )
     rows = [(r, False) for r in delivered] + [(r, True) for r in waiting]
     rows.sort(key=lambda pair: (-pair[0].published_at.timestamp(), pair[0].article_id))
-    items = [
-        SnapshotItem(r.id, r.article_version, dict(r.payload or {}), r.created_at, is_waiting)
-        for r, is_waiting in rows[:limit]
-    ]
+    items = [_item(r, is_waiting) for r, is_waiting in rows[:limit]]
     return FeedSnapshot(
         channel=channel,
         build_id="build-" + secrets.token_hex(6),
@@ -160,7 +192,17 @@ def read_feed(store: Store, channel: str, limit: int, now: datetime | None = Non
         items=items,
         crowded_out=[(r.id, r.article_version) for r, w in rows[limit:] if w],
         removals=[(r.id, r.article_version) for r in removals],
+        dropped=[_item(r, False) for r in dropped],
     )
+
+
+def _item(row: Any, waiting: bool) -> SnapshotItem:
+    files = (row.checkpoint or {}).get("files") or ()
+    payload = dict(row.payload or {})
+    return SnapshotItem(
+        row.id, row.article_version, payload, row.created_at, waiting, tuple(files),
+        row.attempts or 0, row.max_attempts or 1,
+    )  # fmt: skip
 
 
 def commit_feed_build(
@@ -172,11 +214,20 @@ def commit_feed_build(
     failed: Mapping[int, str],
     write: Callable[[], None],
     started_at: datetime,
+    files: Mapping[int, Sequence[str]] | None = None,
+    discard: Sequence[str] = (),
+    retry: Mapping[int, tuple[str, datetime]] | None = None,
 ) -> bool:
     """Save the documents and settle what they cover, in one transaction; False if stale.
 
     `failed` maps the delivery id of each waiting item the channel could not
-    render to the reason (the document was built without it). `write` puts
+    render to the reason (the document was built without it). `files` maps a
+    delivery id to the media files its item holds in these documents (kept on
+    the rows this build delivers); `discard` names media files no document
+    holds any more, deleted in the same transaction. `retry` maps the waiting
+    items that could not be rendered *yet* (a speech service answering 503) to
+    the reason and when to try again: they are left out and wait `retrying`,
+    like a send that failed for now. `write` puts
     the documents on disk; it runs inside the transaction, after the rows are
     saved and before the commit, so a `delivered` anyone can read implies the
     file is there too (a failed write rolls everything back). A build whose
@@ -198,8 +249,11 @@ def commit_feed_build(
             if not all(_save_document(session, snapshot, doc) for doc in documents):
                 raise _Stale
             _settle_covered(
-                session, snapshot, covered, failed, notes, document_url, started_at, now
-            )
+                session, snapshot, covered, failed, notes, document_url, started_at, now,
+                retry or {},
+            )  # fmt: skip
+            _keep_files(session, snapshot, files or {})
+            delete_media_rows(session, discard)
             write()
     except _Stale:
         return False
@@ -219,10 +273,11 @@ def _settle_covered(
     document_url: str,
     started_at: datetime,
     now: datetime,
+    retry: Mapping[int, tuple[str, datetime]],
 ) -> None:
     """Take the covered rows for this build, then settle exactly those it took."""
     taken = _take_for_build(session, snapshot, covered, now)
-    done = [d for d in taken if d not in reasons]
+    done = [d for d in taken if d not in reasons and d not in retry]
     _settle(
         session, snapshot, done, State.DELIVERED, now,
         remote_id=snapshot.build_id, remote_url=document_url, delivered_at=now,
@@ -231,8 +286,33 @@ def _settle_covered(
     for delivery_id in (d for d in taken if d in reasons):
         _settle(session, snapshot, [delivery_id], State.FAILED, now,
                 last_error=reasons[delivery_id], last_code="feed")  # fmt: skip
-    messages = {d: reasons.get(d) or notes.get(d) or document_url for d in taken}
-    _log(session, taken, reasons, messages, started_at, now)
+    for delivery_id in (d for d in taken if d in retry and d not in reasons):
+        reason, retry_at = retry[delivery_id]
+        _settle(session, snapshot, [delivery_id], State.RETRYING, now,
+                next_attempt_at=retry_at, last_error=reason, last_code="feed")  # fmt: skip
+    messages = {
+        d: reasons.get(d) or (retry[d][0] if d in retry else None) or notes.get(d) or document_url
+        for d in taken
+    }
+    _log(session, taken, reasons, messages, started_at, now, retry)
+
+
+def _keep_files(
+    session: Session, snapshot: FeedSnapshot, files: Mapping[int, Sequence[str]]
+) -> None:
+    """Remember, on each row this build delivered, the files its item now holds: the
+    next build that drops or replaces the item knows what to delete."""
+    for delivery_id, refs in files.items():
+        keep(
+            session,
+            DeliveryRow,
+            State.DELIVERED,
+            where=[
+                DeliveryRow.id == delivery_id,
+                DeliveryRow.remote_id == snapshot.build_id,  # settled by this build
+            ],
+            values=dict(checkpoint={"files": list(refs)}),
+        )
 
 
 def _save_document(session: Session, snapshot: FeedSnapshot, doc: BuiltDocument) -> bool:
@@ -314,15 +394,15 @@ def _settle(
             target,
             where=[DeliveryRow.id.in_(chunk), DeliveryRow.lease_token == snapshot.build_id],
             source=State.SENDING,
-            values=dict(
-                lease_token=None,
-                lease_until=None,
-                outcome_unknown=0,
-                enqueued_at=None,
-                next_attempt_at=now,
-                updated_at=snapshot.read_at,
+            values={
+                "lease_token": None,
+                "lease_until": None,
+                "outcome_unknown": 0,
+                "enqueued_at": None,
+                "next_attempt_at": now,
+                "updated_at": snapshot.read_at,
                 **values,
-            ),
+            },
         )
 
 
@@ -333,6 +413,7 @@ def _log(
     messages: Mapping[int, str],
     started_at: datetime,
     now: datetime,
+    retry: Mapping[int, tuple[str, datetime]],
 ) -> None:
     if not taken:
         return
@@ -345,15 +426,21 @@ def _log(
                 number=number,
                 started_at=started_at,
                 duration_ms=duration_ms,
-                outcome="failed" if delivery_id in reasons else "delivered",
+                outcome=_outcome(delivery_id, reasons, retry),
                 http_status=None,
-                platform_code="feed" if delivery_id in reasons else None,
+                platform_code="feed" if delivery_id in reasons or delivery_id in retry else None,
                 message=messages[delivery_id],
                 actor=None,
             )
             for delivery_id, number in taken.items()
         ],
     )
+
+
+def _outcome(delivery_id: int, reasons: Mapping[int, str], retry: Mapping[int, Any]) -> str:
+    if delivery_id in reasons:
+        return "failed"
+    return "retry" if delivery_id in retry else "delivered"
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:

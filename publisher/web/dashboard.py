@@ -29,10 +29,13 @@ from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
 
+from channels.base import Channel
+from channels.feed import FeedChannel
 from publisher.domain.article import parse_front_matter
 from publisher.domain.errors import InputError
 from publisher.domain.i18n import Phrase, available_locales, match_locale, negotiate, translator
-from publisher.domain.states import CANCELLABLE, RETRIABLE, SETTLED, WORDS, Role, State
+from publisher.domain.states import CANCELLABLE, RETRIABLE, SETTLED, WORDS, Kind, Role, State
+from publisher.store.models import DeliveryRow
 from publisher.web.auth import Author, Editor, bearer, editor
 from publisher.web.context import CurrentRuntime
 from publisher.web.errors import ApiError
@@ -53,6 +56,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "script-src 'self'",
         "style-src 'self' 'unsafe-inline'",
         "img-src 'self' data: https: http:",
+        "media-src 'self'",  # a delivered voice episode, from our own /media/
         "connect-src 'self'",
         "frame-src 'self'",
         "base-uri 'none'",
@@ -109,6 +113,9 @@ class StoredPayload(BaseModel):
     channel_type: str
     article_version: int
     payload: dict[str, Any] | None = Field(description="formatted once, at publishing")
+    audio_url: str | None = Field(
+        default=None, description="a delivered voice episode's MP3, as /media/<id>, to play"
+    )
 
 
 class SourceIn(BaseModel):
@@ -222,6 +229,17 @@ def article_fields_from_markdown(source: str) -> dict[str, Any]:
     return encoded
 
 
+def episode_url(channel: Channel | None, row: DeliveryRow) -> str | None:
+    """Where the page plays a delivered episode: this server's own /media/ path (the
+    public URL may name another host, and the page loads media from itself only)."""
+    if not (isinstance(channel, FeedChannel) and channel.speaks):
+        return None
+    if row.state != State.DELIVERED or row.kind != Kind.PUBLISH:
+        return None
+    ref = channel.item_audio(row.payload)
+    return f"/{ref}" if ref else None
+
+
 def dashboard_router(*, read_requires_token: bool) -> APIRouter:
     """`GET /` and the dashboard's own routes, for `create_app` to include.
 
@@ -300,6 +318,7 @@ def dashboard_router(*, read_requires_token: bool) -> APIRouter:
             channel_type=row.channel_type,
             article_version=row.article_version,
             payload=row.payload,
+            audio_url=episode_url(runtime.channels.get(row.channel), row),
         )
 
     @router.post("/dashboard/api/source")

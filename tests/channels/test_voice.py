@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from mutagen.id3 import ID3
 
 from channels import build_channel
 from channels.base import ChannelContext
+from channels.feed import FeedItem
 from channels.voice import VoiceChannel
 from channels.voice.audio import assemble, encode_mp3, measure_seconds
 from channels.voice.engines import EspeakEngine, HttpEngine, Pcm, PiperEngine
@@ -248,9 +250,7 @@ def test_episode_mp3_is_tagged_speech_of_the_right_length(
     channel, store = voice_site
     item = load_article_file(path)
     payload = channel.format(item)
-    receipt = channel.send(payload, None)  # type: ignore[arg-type]
     manifest_ref, manifest = channel.episode_files(payload["episode"])
-    assert receipt.remote_id == manifest_ref
     mp3, kind = store.read_media(manifest["audio"])
     assert kind == "audio/mpeg" and len(mp3) == manifest["bytes"]
     heard = listen(mp3)
@@ -265,8 +265,11 @@ def test_episode_mp3_is_tagged_speech_of_the_right_length(
     assert bool(tags.getall("APIC")) == (item.cover_image is not None)
     transcript, _ = store.read_media(manifest["transcript"])
     assert transcript.decode() == script_text(build_script(item, item.language or "en"))
-    # A second attempt finds the episode: no new synthesis, the same file.
-    assert channel.send(payload, None) == receipt  # type: ignore[arg-type]
+    # A second build finds the episode: no new synthesis, the same files.
+    assert channel.episode_files(payload["episode"]) == (manifest_ref, manifest)
+    assert channel.item_files(FeedItem(payload, datetime.now(UTC))) == (
+        manifest["audio"], manifest["transcript"], manifest_ref,
+    )  # fmt: skip
 
 
 def test_missing_engine_package_fails_the_delivery_with_a_readable_reason(

@@ -158,6 +158,12 @@ def test_demo_exits_0_and_leaves_valid_feeds(tmp_path: Path) -> None:
     rss = feedparser.parse((feeds / "rss.xml").read_bytes())
     assert not rss.bozo and len(rss.entries) == 2
     assert json.loads((feeds / "app.json").read_text())["version"].endswith("1.1")
+    # Both samples read aloud, in the podcast, and copied out to listen to (and said so).
+    podcast = feedparser.parse((feeds / "podcast.xml").read_bytes())
+    assert not podcast.bozo and len(podcast.entries) == 2
+    names = sorted(e.enclosures[0].href.rsplit("/", 1)[1] for e in podcast.entries)
+    assert sorted(p.name for p in (tmp_path / "var" / "media").glob("*.mp3")) == names
+    assert done.stdout.count("listen to") == 2
     assert not (tmp_path / "var" / "redis.sock").exists()  # the embedded Redis was stopped
 
 

@@ -7,6 +7,7 @@ are read back from the store and the disk.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -17,11 +18,13 @@ import pytest
 from sqlalchemy import update
 
 from channels import build_channel
+from channels.app_feed import AppFeedChannel
 from channels.base import Channel, ChannelContext
-from channels.feed import FeedChannel
+from channels.feed import FeedChannel, FeedItem
 from publisher.config.settings import Settings
 from publisher.delivery import feeds, publishing
 from publisher.domain.article import parse_article
+from publisher.domain.errors import NotFound
 from publisher.domain.states import Kind, State
 from publisher.store import Store
 from publisher.store.feed_builds import BuiltDocument, commit_feed_build, read_feed
@@ -244,3 +247,57 @@ def test_an_editors_retry_of_a_failed_item_is_delivered_by_the_next_build(
     rebuild(settings, store, feed_channels["site"])
     assert store.delivery(row.id).state == State.DELIVERED
     assert titles_on_disk(settings, "rss.xml") == ["Fixed"]
+
+
+class CardFeed(AppFeedChannel):
+    """A JSON feed that keeps one media file per item (a card of its title), as a voice
+    channel keeps an episode's audio: the files live exactly as long as their item."""
+
+    def item_files(self, item: FeedItem) -> tuple[str, ...]:
+        assert self.context.save_media is not None
+        return (self.context.save_media(str(item.get("title")).encode(), "text/plain", ".txt"),)
+
+
+def test_an_items_files_go_with_its_retraction_or_correction_and_stay_otherwise(
+    settings: Settings, store: Store
+) -> None:
+    context = ChannelContext(settings, read_media=store.read_media, save_media=store.save_media)
+    cards = CardFeed(settings.channels["app"], context)
+    channels: dict[str, Channel] = {"app": cards}
+
+    def card(title: str) -> str:
+        return f"media/{hashlib.sha256(title.encode()).hexdigest()}.txt"
+
+    def kept(title: str) -> bool:
+        try:
+            store.read_media(card(title))
+        except NotFound:
+            return False
+        return True
+
+    publish(store, channels, story(1), story(2), story(3, title="Story 2"))
+    assert rebuild(settings, store, cards).discarded == []
+    assert rows(store, "app")["story-1"].checkpoint == {"files": [card("Story 1")]}
+    publish(store, channels, story(4))  # story 1 scrolls out of the newest 3: its card stays
+    assert rebuild(settings, store, cards).discarded == []
+    assert kept("Story 1")
+
+    # A correction: the new card is live, the old one goes with the same build.
+    publish(store, channels, story(4, title="Story 4, corrected"))
+    assert kept("Story 4")  # until the corrected document is live
+    assert rebuild(settings, store, cards).discarded == [card("Story 4")]
+    assert not kept("Story 4") and kept("Story 4, corrected")
+
+    # Retractions: in the window or out of it, the item's files go; a file another
+    # live item holds (two items titled "Story 2") stays.
+    for article_id in ("story-1", "story-2"):
+        store.retract(article_id, {"app": True})
+    result = rebuild(settings, store, cards)
+    assert result.discarded == [card("Story 1")]
+    assert not kept("Story 1") and kept("Story 2")
+    assert {d.state for d in store.deliveries(channel="app") if d.kind == Kind.RETRACT} == {
+        State.DELIVERED
+    }
+    store.retract("story-3", {"app": True})
+    assert rebuild(settings, store, cards).discarded == [card("Story 2")]
+    assert not kept("Story 2") and kept("Story 4, corrected")

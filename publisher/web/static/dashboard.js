@@ -473,17 +473,30 @@
       view.detailKey = key;
       renderDetail(d);
     }
-    const payloadKey = `${d.id}@${d.article_version}`;
+    // The state is part of the key: a voice episode gets its audio once delivered.
+    const payloadKey = `${d.id}@${d.article_version}@${d.state}`;
     if (payloadKey !== view.payloadKey) {
       view.payloadKey = payloadKey;
       const stored = await api("GET", `/dashboard/api/deliveries/${id}/payload`);
       const box = $("detail-payload");
       box.replaceChildren(
+        episodePlayer(stored.audio_url),
         stored.payload
           ? channelCard(stored.channel, stored.channel_type, stored.payload, true)
           : el("p", { className: "empty", text: t("No payload stored.") }),
       );
     }
+  }
+
+  /** A delivered voice episode, playable here: only our own /media/ paths are used. */
+  function episodePlayer(url) {
+    if (typeof url !== "string" || !/^\/media\/[A-Za-z0-9._-]+$/.test(url)) return null;
+    return el(
+      "figure",
+      { className: "episode" },
+      el("figcaption", { text: t("The episode, as followers hear it") }),
+      el("audio", { id: "detail-audio", controls: true, preload: "metadata", src: url }),
+    );
   }
 
   async function act(action) {
@@ -590,6 +603,15 @@
         el("div", { className: "post-meta", text: p.summary || "" }),
         htmlFrame(p.content_html, t("{title} in the feed", { title: p.title })),
         tags(p.tags),
+      ];
+    }
+    if (type === "voice" && p.episode && Array.isArray(p.episode.script)) {
+      // What the engine will read, with its estimated length: the script is the payload.
+      const seconds = Math.round(Number(p.estimated_seconds) || 0);
+      return [
+        el("div", { className: "post-title" }, link(p.url, p.title)),
+        el("div", { className: "post-meta", text: t("read aloud in about {seconds} s ({language})", { seconds, language: p.episode.language }) }),
+        el("div", { className: "post script", text: p.episode.script.map((piece) => String(piece[0])).join("\n") }),
       ];
     }
     if ("title" in p) {
