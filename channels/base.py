@@ -103,6 +103,18 @@ class SendAttempt:
 
 #: Where `SendAttempt.note` keeps its notes in the checkpoint.
 NOTES_KEY = "notes"
+#: Where a channel whose one delivery is several remote posts (a Mastodon thread)
+#: lists them, in order, the receipt's first: a retraction removes each of them.
+POSTS_KEY = "posts"
+
+
+def remote_posts(checkpoint: Mapping[str, Any] | None, remote_id: str | None = None) -> list[str]:
+    """The remote posts a delivery consists of, in order: those its checkpoint lists,
+    else `remote_id` alone (else none)."""
+    posts = (checkpoint or {}).get(POSTS_KEY)
+    if isinstance(posts, list) and posts:
+        return [str(p) for p in posts]
+    return [remote_id] if remote_id else []
 
 
 def notes_of(checkpoint: dict[str, Any] | None) -> list[str]:
@@ -196,8 +208,11 @@ class Channel(ABC):
             "publish a digest article instead",
         )
 
-    def update(self, remote_id: str, post: dict[str, Any]) -> Receipt:
-        """Change a delivered post in place (channels whose correction is EDIT)."""
+    def update(
+        self, remote_id: str, post: dict[str, Any], attempt: SendAttempt | None = None
+    ) -> Receipt:
+        """Change a delivered post in place (channels whose correction is EDIT);
+        `attempt` carries the delivery's checkpoint, for an edit made in steps."""
         raise PermanentError(f"{self.type_name} cannot change a delivered post")
 
     def format_correction(self, article: Article) -> dict[str, Any]:

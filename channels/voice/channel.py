@@ -25,7 +25,7 @@ import logging
 from datetime import datetime
 from typing import Any, ClassVar
 
-from channels.base import ChannelContext, Receipt
+from channels.base import ChannelContext, Receipt, SendAttempt
 from channels.feed import FeedChannel, FeedDocument, FeedItem
 from channels.images import JPEG, PNG, fetch_image
 from channels.voice.audio import (
@@ -111,7 +111,9 @@ class VoiceChannel(FeedChannel):
 
     # -- send: synthesise and store ------------------------------------------------
 
-    def update(self, remote_id: str, post: dict[str, Any]) -> Receipt:
+    def update(
+        self, remote_id: str, post: dict[str, Any], attempt: SendAttempt | None = None
+    ) -> Receipt:
         """Make (or find) the episode's files; a superseded episode's files go.
 
         A correction removes the audio it replaces at once: the old words were

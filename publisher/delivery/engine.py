@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from channels.base import Channel, Receipt, SendAttempt, notes_of
+from channels.base import Channel, Receipt, SendAttempt, notes_of, remote_posts
 from publisher.config.settings import Settings
 from publisher.delivery.attempts import Outcome, attempt, decide
 from publisher.delivery.notify import event_for, plan_notifications
@@ -121,7 +121,7 @@ class DeliveryEngine:
         if claim.kind == Kind.CORRECTION:
             return self._correct(channel, claim, attempt)
         if claim.remote_id and channel.correction == Correction.EDIT:
-            return channel.update(claim.remote_id, claim.payload)  # delivered before: edit it
+            return channel.update(claim.remote_id, claim.payload, attempt)  # delivered: edit it
         return channel.send(claim.payload, attempt)
 
     def _correct(self, channel: Channel, claim: Claim, attempt: SendAttempt) -> Receipt:
@@ -221,8 +221,9 @@ class DeliveryEngine:
 
 
 def _live_posts(channel: Channel, rows: Mapping[str, DeliveryRow]) -> list[str]:
-    """What followers can still see: the delivered post, the follow-up correction,
-    or, where a correction republished the article, only the republished one."""
+    """What followers can still see: the delivered post (every part of a thread,
+    the last first), the follow-up correction, or, where a correction republished
+    the article, only the republished one."""
     publish, correction = rows.get(Kind.PUBLISH), rows.get(Kind.CORRECTION)
     posts: list[str] = []
     if channel.correction == Correction.REPUBLISH and correction is not None:
@@ -232,7 +233,7 @@ def _live_posts(channel: Channel, rows: Mapping[str, DeliveryRow]) -> list[str]:
         if replaced and publish is not None and replaced == publish.remote_id:
             return [correction.remote_id] if correction.remote_id else []
     if publish is not None and publish.remote_id and publish.state == State.DELIVERED:
-        posts.append(publish.remote_id)
+        posts.extend(reversed(remote_posts(publish.checkpoint, publish.remote_id)))
     if correction is not None and correction.remote_id and correction.state == State.DELIVERED:
         posts.append(correction.remote_id)
     return posts

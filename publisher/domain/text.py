@@ -10,7 +10,7 @@ measure lives beside its channel (`channels/weibo_length.py`,
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import regex
 
@@ -122,3 +122,67 @@ def _breaks_after(atoms: list[str], i: int, marks: str) -> bool:
     if mark.isascii() and not mark.isspace():
         return i == len(atoms) or atoms[i].isspace()
     return True
+
+
+# Scripts written without spaces between sentences: a sentence that starts with
+# one of these joins the one before it directly.
+_CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
+
+
+def pack(
+    paragraphs: Iterable[str],
+    limit: int,
+    measure: Measure = grapheme_length,
+    *,
+    paragraph_break: str = " ",
+) -> list[str]:
+    """The paragraphs' sentences, in order, joined into as few chunks as fit `limit`.
+
+    One splitter serves every channel that must cut long text into pieces
+    (a Mastodon thread's parts, the voice edition's chunks): sentences come
+    from `sentences` (CJK-aware), a chunk never ends inside one unless the
+    sentence alone exceeds the limit, and then it is split at its last
+    clause break (；，、：, kept with the first piece), else a space, else
+    between graphemes; a URL is never split. Sentences of one paragraph are
+    joined by a space (none before CJK), paragraphs by `paragraph_break`.
+    """
+    chunks: list[str] = []
+    for paragraph in paragraphs:
+        starts = True
+        for sentence in sentences(paragraph):
+            for piece in _fitting(sentence, limit, measure):
+                glue = paragraph_break if starts else "" if _CJK.match(piece[:1]) else " "
+                joined = chunks[-1] + glue + piece if chunks else ""
+                if chunks and measure(joined) <= limit:
+                    chunks[-1] = joined
+                else:
+                    chunks.append(piece)
+                starts = False
+    return chunks
+
+
+def _fitting(sentence: str, limit: int, measure: Measure) -> Iterator[str]:
+    """`sentence` in pieces that each fit `limit`, split where it reads best."""
+    rest = sentence
+    while rest and measure(rest) > limit:
+        atoms = list(itertools.islice(_atoms(rest), 2 * limit + 2))
+        lo, hi = 0, len(atoms) - 1
+        while lo < hi:  # the longest prefix (in atoms) that fits
+            mid = (lo + hi + 1) // 2
+            if measure("".join(atoms[:mid]).rstrip()) <= limit:
+                lo = mid
+            else:
+                hi = mid - 1
+        at = max(lo, 1)  # an atom wider than the limit (a URL) goes alone
+        for marks in (_CLAUSE_END, " "):
+            found = [
+                i for i in range(lo, max(1, lo // 2) - 1, -1) if _breaks_after(atoms, i, marks)
+            ]
+            if found:
+                at = found[0]
+                break
+        head = "".join(atoms[:at])
+        yield head.strip()
+        rest = rest[len(head) :].lstrip()
+    if rest:
+        yield rest
