@@ -124,11 +124,6 @@ def _breaks_after(atoms: list[str], i: int, marks: str) -> bool:
     return True
 
 
-# Scripts written without spaces between sentences: a sentence that starts with
-# one of these joins the one before it directly.
-_CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
-
-
 def pack(
     paragraphs: Iterable[str],
     limit: int,
@@ -143,21 +138,25 @@ def pack(
     from `sentences` (CJK-aware), a chunk never ends inside one unless the
     sentence alone exceeds the limit, and then it is split at its last
     clause break (；，、：, kept with the first piece), else a space, else
-    between graphemes; a URL is never split. Sentences of one paragraph are
-    joined by a space (none before CJK), paragraphs by `paragraph_break`.
+    between graphemes; a URL is never split. Sentences of one paragraph keep
+    the space the text had between them (none after "。"), paragraphs are
+    joined by `paragraph_break`.
     """
     chunks: list[str] = []
     for paragraph in paragraphs:
-        starts = True
+        glue, end = paragraph_break, 0
         for sentence in sentences(paragraph):
+            start = paragraph.find(sentence, end)
+            if end and start >= 0:
+                glue = paragraph[end:start]  # the text's own space between them, or none
+            end = start + len(sentence) if start >= 0 else end
             for piece in _fitting(sentence, limit, measure):
-                glue = paragraph_break if starts else "" if _CJK.match(piece[:1]) else " "
                 joined = chunks[-1] + glue + piece if chunks else ""
                 if chunks and measure(joined) <= limit:
                     chunks[-1] = joined
                 else:
                     chunks.append(piece)
-                starts = False
+                glue = " "
     return chunks
 
 
