@@ -172,7 +172,8 @@ def test_format_splits_instead_of_cutting(channel: MastodonChannel) -> None:
     assert len(post["thread"]) == 4 and post["status"] == post["thread"][0]
     assert all(mastodon_length(p) <= 500 for p in post["thread"])
     assert post["thread"][0].startswith("Skills contest opens, story 1\n\nSentence 1 ")
-    assert post["thread"][-1].endswith("https://news.example.org/thread-1.html\n\n#skills #contest 4/4")
+    link = "https://news.example.org/thread-1.html"
+    assert post["thread"][-1].endswith(f"{link}\n\n#skills #contest 4/4")
     assert all(channel.text_limits[0].fits({"status": p}) for p in post["thread"])
 
 
