@@ -1,0 +1,96 @@
+"""A Mastodon thread through real workers and a real Mastodon-API server (mastodon-mock):
+a worker SIGKILLed mid-thread, the delivery taken over by another, no part posted twice;
+then the retraction deletes every part."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from mastodon import Mastodon
+from mastodon_mock.testing.server import MockServer
+
+from channels.base import remote_posts
+from channels.mastodon_length import mastodon_length
+from publisher.domain.states import Kind, State
+from publisher.local.cluster import Stack
+from sandbox.server import BackgroundServer
+from tests.channels.test_mastodon_thread import long_article
+from tests.support.held_answers import HeldAnswers
+from tests.worker.test_worker import make_stack  # noqa: F401 - fixture
+
+TOKEN = "alice_token"
+STATUSES = "/api/v1/statuses"
+
+
+@pytest.fixture
+def server() -> Iterator[MockServer]:
+    with MockServer() as mock:
+        yield mock
+
+
+@pytest.fixture
+def held(server: MockServer) -> Iterator[HeldAnswers]:
+    """The way to the server, holding the answer to the third status posted."""
+    proxy = HeldAnswers(server.base_url, STATUSES, hold_from=3)
+    with BackgroundServer(proxy.app()) as running:
+        proxy.url = running.url
+        yield proxy
+    proxy.release()
+
+
+def my_statuses(reader: Mastodon) -> list[dict[str, Any]]:
+    return list(reader.account_statuses(reader.me()["id"], limit=40))
+
+
+def test_worker_killed_mid_thread_leaves_no_repeated_part(
+    make_stack: Callable[..., Stack],  # noqa: F811
+    server: MockServer,
+    held: HeldAnswers,
+) -> None:
+    reader = Mastodon(access_token=TOKEN, api_base_url=server.base_url)
+    channels = {
+        "fediverse": {
+            "type": "mastodon", "base_url": held.url, "thread": True,
+            "access_token_env": "MASTODON_ACCESS_TOKEN", "upload_cover": False, "timeout": 10.0,
+        },
+    }  # fmt: skip
+    stack = make_stack(channels, MASTODON_ACCESS_TOKEN=TOKEN)
+    first = stack.start_worker()
+    story = long_article(7)
+    assert len(story.text) >= 1400
+    article_id = stack.runtime.publish(story).article_id
+    # Part 3 reaches the server, but its answer is held: the worker never learns its id.
+    assert held.held.wait(60), stack.logs()
+    stack.kill(first)
+    held.release()
+    at_kill = len(my_statuses(reader))
+
+    stack.start_worker()
+    stack.wait_settled([article_id], timeout=90)
+
+    delivery = stack.runtime.store.siblings(article_id, "fediverse")[Kind.PUBLISH]
+    assert delivery.state == State.DELIVERED, delivery.last_error
+    parts = delivery.payload["thread"]
+    assert at_kill == 3 and len(parts) == 4  # part 3 was on the server, not in the checkpoint
+    ids = remote_posts(delivery.checkpoint, delivery.remote_id)
+    assert ids[0] == delivery.remote_id and len(set(ids)) == len(parts)
+    # On the server: exactly the N parts, each once, each a reply to the one before.
+    statuses = {str(s["id"]): s for s in my_statuses(reader)}
+    assert sorted(statuses) == sorted(ids)
+    for index, status_id in enumerate(ids):
+        assert reader.status_source(status_id)["text"] == parts[index]
+        assert mastodon_length(parts[index]) <= 500
+        parent = statuses[status_id]["in_reply_to_id"]
+        assert (str(parent) if parent else None) == (ids[index - 1] if index else None)
+    attempts = [a.outcome for a in stack.runtime.store.attempts(delivery.id)]
+    assert attempts.count("delivered") == 1
+
+    # A retraction deletes every part, each once.
+    stack.runtime.retract(article_id)
+    stack.wait_settled([article_id], timeout=60)
+    removal = stack.runtime.store.siblings(article_id, "fediverse")[Kind.RETRACT]
+    assert removal.state == State.DELIVERED, removal.last_error
+    assert sorted(str(removal.remote_id).split(",")) == sorted(ids)
+    assert my_statuses(reader) == []
