@@ -1,6 +1,6 @@
 """A Mastodon thread through real workers and a real Mastodon-API server (mastodon-mock):
 a worker SIGKILLed mid-thread, the delivery taken over by another, no part posted twice;
-then the retraction deletes every part."""
+then a correction edits the parts and adds replies, and the retraction deletes every part."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from channels.mastodon_length import mastodon_length
 from publisher.domain.states import Kind, State
 from publisher.local.cluster import Stack
 from sandbox.server import BackgroundServer
-from tests.channels.test_mastodon_thread import long_article
+from tests.channels.test_mastodon_thread import ENGLISH, long_article
 from tests.support.held_answers import HeldAnswers
 from tests.worker.test_worker import make_stack  # noqa: F401 - fixture
 
@@ -38,6 +38,11 @@ def held(server: MockServer) -> Iterator[HeldAnswers]:
         proxy.url = running.url
         yield proxy
     proxy.release()
+
+
+def version_delivered(stack: Stack, article_id: str, version: int) -> bool:
+    row = stack.runtime.store.siblings(article_id, "fediverse")[Kind.PUBLISH]
+    return row.article_version == version and row.state == State.DELIVERED
 
 
 def my_statuses(reader: Mastodon) -> list[dict[str, Any]]:
@@ -86,6 +91,17 @@ def test_worker_killed_mid_thread_leaves_no_repeated_part(
         assert (str(parent) if parent else None) == (ids[index - 1] if index else None)
     attempts = [a.outcome for a in stack.runtime.store.attempts(delivery.id)]
     assert attempts.count("delivered") == 1
+
+    # A correction with more copy: the four parts are edited and replies are added.
+    longer = long_article(7, paragraphs=[" ".join(ENGLISH)] * 2)
+    stack.runtime.publish(longer)
+    stack.wait_until(lambda: version_delivered(stack, article_id, 2), timeout=60)
+    corrected = stack.runtime.store.siblings(article_id, "fediverse")[Kind.PUBLISH]
+    new_parts = corrected.payload["thread"]
+    ids = remote_posts(corrected.checkpoint, corrected.remote_id)
+    assert len(new_parts) == len(ids) > 4 and corrected.remote_id == delivery.remote_id
+    assert [reader.status_source(i)["text"] for i in ids] == new_parts
+    assert sorted(str(s["id"]) for s in my_statuses(reader)) == sorted(ids)
 
     # A retraction deletes every part, each once.
     stack.runtime.retract(article_id)
