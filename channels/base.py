@@ -23,6 +23,8 @@ from channels.overrides import check as check_override_rules
 from publisher.config.settings import ChannelConfig, Settings
 from publisher.domain.article import Article
 from publisher.domain.errors import InputError, PermanentError
+from publisher.domain.posts import POSTS_KEY as POSTS_KEY  # re-exported for channels
+from publisher.domain.posts import remote_posts as remote_posts
 from publisher.domain.states import Correction
 from publisher.domain.text import Measure
 
@@ -103,18 +105,6 @@ class SendAttempt:
 
 #: Where `SendAttempt.note` keeps its notes in the checkpoint.
 NOTES_KEY = "notes"
-#: Where a channel whose one delivery is several remote posts (a Mastodon thread)
-#: lists them, in order, the receipt's first: a retraction removes each of them.
-POSTS_KEY = "posts"
-
-
-def remote_posts(checkpoint: Mapping[str, Any] | None, remote_id: str | None = None) -> list[str]:
-    """The remote posts a delivery consists of, in order: those its checkpoint lists,
-    else `remote_id` alone (else none)."""
-    posts = (checkpoint or {}).get(POSTS_KEY)
-    if isinstance(posts, list) and posts:
-        return [str(p) for p in posts]
-    return [remote_id] if remote_id else []
 
 
 def notes_of(checkpoint: dict[str, Any] | None) -> list[str]:

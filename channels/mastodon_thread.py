@@ -19,7 +19,9 @@ the delivery that started the thread, so a worker killed after the server
 took part k+1 but before the checkpoint saved it gets that same status back
 on the retry instead of posting it twice. A correction (a new version) edits
 the parts in place (`PUT`), appends replies when the new copy needs more
-parts, and deletes the surplus (last first) when it needs fewer.
+parts, and deletes the surplus (last first) when it needs fewer; a part
+the instance no longer has (a new version after a retraction) is posted
+again.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from channels.base import POSTS_KEY, Receipt, SendAttempt, remote_posts
+from channels.http import json_body
 from channels.mastodon_api import MastodonApi, receipt, status_path
 from channels.mastodon_status import PARAGRAPH, Limits, StatusParts
 from publisher.domain.article import Article
@@ -117,10 +120,13 @@ class ThreadWriter:
             self._save(ids, state)
         planned = [str(t) for t in state["texts"]]
         for index in range(int(state["done"]), len(planned)):
-            if index < len(ids):
-                self._edit(ids[index], planned[index], index, state)
-            else:
-                ids.append(self._post(planned[index], index, ids, state))
+            text = planned[index]
+            if index >= len(ids):
+                ids.append(self._post(text, index, ids, state, str(state["key"])))
+            elif not self._edit(ids[index], text, index, state):
+                # The part is gone (deleted by hand, or by a retraction before this
+                # version): post it again, under a key of this version's own.
+                ids[index] = self._post(text, index, ids, state, version)
             state["done"] = index + 1
             self._save(ids, state)
         while len(ids) > len(planned):  # the copy got shorter: the last parts go
@@ -129,7 +135,7 @@ class ThreadWriter:
             self._save(ids, state)
         return Receipt(remote_id=ids[0], remote_url=state.get("url"))
 
-    def _post(self, text: str, index: int, ids: list[str], state: dict[str, Any]) -> str:
+    def _post(self, text: str, index: int, ids: list[str], state: dict[str, Any], key: str) -> str:
         body = self.body(text)
         if index == 0:
             media = self.first_media()
@@ -140,10 +146,10 @@ class ThreadWriter:
         what = f"post part {index + 1} of the thread"
         data = self.api.json(
             "POST", "/api/v1/statuses", what=what, json=body,
-            headers={"Idempotency-Key": part_key(str(state["key"]), index)},
+            headers={"Idempotency-Key": part_key(key, index)},
         )  # fmt: skip
         posted = receipt(data, what)
-        if state["key"] != state["version"]:
+        if key != state["version"]:
             # A key from an earlier version may return a part that version
             # posted (its text): bring it to this version's text.
             self._edit(posted.remote_id, text, index, state)
@@ -152,13 +158,20 @@ class ThreadWriter:
         log.info("thread part %s posted as %s", index + 1, posted.remote_id)
         return posted.remote_id
 
-    def _edit(self, remote_id: str, text: str, index: int, state: dict[str, Any]) -> None:
+    def _edit(self, remote_id: str, text: str, index: int, state: dict[str, Any]) -> bool:
+        """Edit one part; False if the instance no longer has it."""
         body = self.body(text)
         body.pop("visibility", None)  # Mastodon cannot change visibility on edit
         what = f"edit part {index + 1} of the thread"
-        edited = receipt(self.api.json("PUT", status_path(remote_id), what=what, json=body), what)
+        response = self.api.call(
+            "PUT", status_path(remote_id), what=what, json=body, tolerate=(404,)
+        )
+        if response.status_code == 404:
+            return False
+        edited = receipt(json_body(response, what), what)
         if index == 0:
             state["url"] = edited.remote_url
+        return True
 
     def _delete(self, remote_id: str) -> None:
         self.api.call(

@@ -222,8 +222,8 @@ class DeliveryEngine:
 
 def _live_posts(channel: Channel, rows: Mapping[str, DeliveryRow]) -> list[str]:
     """What followers can still see: the delivered post (every part of a thread,
-    the last first), the follow-up correction, or, where a correction republished
-    the article, only the republished one."""
+    the last first, also of one that never finished), the follow-up correction,
+    or, where a correction republished the article, only the republished one."""
     publish, correction = rows.get(Kind.PUBLISH), rows.get(Kind.CORRECTION)
     posts: list[str] = []
     if channel.correction == Correction.REPUBLISH and correction is not None:
@@ -232,8 +232,10 @@ def _live_posts(channel: Channel, rows: Mapping[str, DeliveryRow]) -> list[str]:
         replaced = (correction.checkpoint or {}).get("replaced")
         if replaced and publish is not None and replaced == publish.remote_id:
             return [correction.remote_id] if correction.remote_id else []
-    if publish is not None and publish.remote_id and publish.state == State.DELIVERED:
-        posts.extend(reversed(remote_posts(publish.checkpoint, publish.remote_id)))
+    if publish is not None:
+        # A thread that never finished still has the parts it posted (its checkpoint's).
+        delivered = publish.remote_id if publish.state == State.DELIVERED else None
+        posts.extend(reversed(remote_posts(publish.checkpoint, delivered)))
     if correction is not None and correction.remote_id and correction.state == State.DELIVERED:
         posts.append(correction.remote_id)
     return posts

@@ -31,13 +31,30 @@ def server() -> Iterator[MockServer]:
 
 
 @pytest.fixture
-def held(server: MockServer) -> Iterator[HeldAnswers]:
-    """The way to the server, holding the answer to the third status posted."""
-    proxy = HeldAnswers(server.base_url, STATUSES, hold_from=3)
-    with BackgroundServer(proxy.app()) as running:
+def proxied(server: MockServer) -> Iterator[Callable[..., HeldAnswers]]:
+    """The way to the server, through a proxy that holds or refuses a status posted."""
+    proxies: list[tuple[HeldAnswers, BackgroundServer]] = []
+
+    def make(**behaviour: int) -> HeldAnswers:
+        proxy = HeldAnswers(server.base_url, STATUSES, **behaviour)
+        running = BackgroundServer(proxy.app()).start()
         proxy.url = running.url
-        yield proxy
-    proxy.release()
+        proxies.append((proxy, running))
+        return proxy
+
+    yield make
+    for proxy, running in proxies:
+        proxy.release()
+        running.stop()
+
+
+def thread_channel(url: str) -> dict[str, dict[str, Any]]:
+    return {
+        "fediverse": {
+            "type": "mastodon", "base_url": url, "thread": True, "max_attempts": 3,
+            "access_token_env": "MASTODON_ACCESS_TOKEN", "upload_cover": False, "timeout": 10.0,
+        },
+    }  # fmt: skip
 
 
 def version_delivered(stack: Stack, article_id: str, version: int) -> bool:
@@ -52,16 +69,11 @@ def my_statuses(reader: Mastodon) -> list[dict[str, Any]]:
 def test_worker_killed_mid_thread_leaves_no_repeated_part(
     make_stack: Callable[..., Stack],  # noqa: F811
     server: MockServer,
-    held: HeldAnswers,
+    proxied: Callable[..., HeldAnswers],
 ) -> None:
     reader = Mastodon(access_token=TOKEN, api_base_url=server.base_url)
-    channels = {
-        "fediverse": {
-            "type": "mastodon", "base_url": held.url, "thread": True,
-            "access_token_env": "MASTODON_ACCESS_TOKEN", "upload_cover": False, "timeout": 10.0,
-        },
-    }  # fmt: skip
-    stack = make_stack(channels, MASTODON_ACCESS_TOKEN=TOKEN)
+    held = proxied(hold_from=3)
+    stack = make_stack(thread_channel(held.url), MASTODON_ACCESS_TOKEN=TOKEN)
     first = stack.start_worker()
     story = long_article(7)
     assert len(story.text) >= 1400
@@ -110,3 +122,37 @@ def test_worker_killed_mid_thread_leaves_no_repeated_part(
     assert removal.state == State.DELIVERED, removal.last_error
     assert sorted(str(removal.remote_id).split(",")) == sorted(ids)
     assert my_statuses(reader) == []
+
+
+def test_a_half_finished_thread_is_retracted_and_a_new_version_posts_it_again(
+    make_stack: Callable[..., Stack],  # noqa: F811
+    server: MockServer,
+    proxied: Callable[..., HeldAnswers],
+) -> None:
+    reader = Mastodon(access_token=TOKEN, api_base_url=server.base_url)
+    refusing = proxied(refuse_from=3)  # part 3 is refused: the delivery fails for good
+    stack = make_stack(thread_channel(refusing.url), MASTODON_ACCESS_TOKEN=TOKEN)
+    stack.start_worker()
+    article_id = stack.runtime.publish(long_article(8)).article_id
+    stack.wait_settled([article_id], timeout=60)
+    failed = stack.runtime.store.siblings(article_id, "fediverse")[Kind.PUBLISH]
+    assert failed.state == State.FAILED and "422" in str(failed.last_error)
+    half = remote_posts(failed.checkpoint)
+    assert len(half) == 2 and len(my_statuses(reader)) == 2
+
+    # The retraction removes the two parts that went out.
+    stack.runtime.retract(article_id)
+    stack.wait_settled([article_id], timeout=60)
+    removal = stack.runtime.store.siblings(article_id, "fediverse")[Kind.RETRACT]
+    assert removal.state == State.DELIVERED, removal.last_error
+    assert my_statuses(reader) == []
+
+    # A new version (the platform takes it now) posts every part again, chained.
+    refusing.refuse_from = None
+    stack.runtime.publish(long_article(8, paragraphs=[" ".join(ENGLISH[:9])]))
+    stack.wait_until(lambda: version_delivered(stack, article_id, 2), timeout=60)
+    again = stack.runtime.store.siblings(article_id, "fediverse")[Kind.PUBLISH]
+    ids = remote_posts(again.checkpoint, again.remote_id)
+    assert not set(ids) & set(half) and again.remote_id == ids[0]
+    assert sorted(str(s["id"]) for s in my_statuses(reader)) == sorted(ids)
+    assert [reader.status_source(i)["text"] for i in ids] == again.payload["thread"]

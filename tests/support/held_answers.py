@@ -5,6 +5,7 @@ for any of our code: every request goes to the real server (mastodon-mock)
 unchanged; from the `hold_from`-th POST to `path` on, the server has stored
 the post but the answer waits until `release()`. A worker killed meanwhile
 died after the platform took the post and before its checkpoint could say so.
+From the `refuse_from`-th on, the POST is refused (422) instead.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ HOP_HEADERS = {"connection", "content-length", "transfer-encoding", "content-enc
 class HeldAnswers:
     upstream: str
     path: str
-    hold_from: int
+    hold_from: int | None = None
+    #: From this POST on, answer 422 (content refused) without passing it on.
+    refuse_from: int | None = None
     url: str = ""  # where the proxy listens, once started
     posts: int = 0
     held: threading.Event = field(default_factory=threading.Event)  # an answer is held
@@ -44,6 +47,14 @@ class HeldAnswers:
         return app
 
     def _forward(self, request: Request, body: bytes) -> Response:
+        hold = False
+        if request.method == "POST" and request.url.path == self.path:
+            with self.lock:
+                self.posts += 1
+                if self.refuse_from is not None and self.posts >= self.refuse_from:
+                    refused = b'{"error": "Validation failed: Text is refused"}'
+                    return Response(refused, status_code=422, media_type="application/json")
+                hold = self.hold_from is not None and self.posts >= self.hold_from
         headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
         answer = requests.request(
             request.method,
@@ -54,12 +65,8 @@ class HeldAnswers:
             timeout=30,
             allow_redirects=False,
         )
-        if request.method == "POST" and request.url.path == self.path:
-            with self.lock:
-                self.posts += 1
-                hold = self.posts >= self.hold_from and not self.released.is_set()
-            if hold:
-                self.held.set()
-                self.released.wait(60)
+        if hold and not self.released.is_set():
+            self.held.set()
+            self.released.wait(60)
         kept = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_HEADERS}
         return Response(answer.content, status_code=answer.status_code, headers=kept)
