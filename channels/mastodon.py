@@ -247,10 +247,13 @@ class MastodonChannel(Channel):
         limits: InstanceLimits,
         remote_id: str | None = None,
     ) -> Receipt:
-        """Write the thread: the preview's parts on a stock instance, else re-split."""
+        """Write the thread: the previewed parts where the instance counts as stock
+        Mastodon does, else the copy split again for its limits. The cover goes
+        on the first part."""
         spoiler = str(post.get("spoiler_text") or "")
         parts = post.get(THREAD)
-        if limits != InstanceLimits() or not isinstance(parts, list):
+        stock = (limits.max_characters, limits.url_weight) == (MAX_CHARACTERS, URL_WEIGHT)
+        if not stock or not isinstance(parts, list):
             parts = split(str(post[THREAD_TEXT]), limits.without(spoiler))
         writer = ThreadWriter(
             api,

@@ -24,6 +24,7 @@ from channels.mastodon_thread import split
 from publisher.domain.article import Article, parse_article
 from publisher.domain.text import pack, sentences
 from tests.channels.contract import ChannelFactory, attempt
+from tests.conftest import SAMPLES
 
 TOKEN = "alice_token"  # seeded by mastodon-mock's default test seed
 TOKEN_ENV = "PUBLISHER_TEST_MASTODON_TOKEN"
@@ -55,7 +56,8 @@ def long_article(n: int = 1, *, paragraphs: list[str] | None = None, **fields: A
             "body_html": "".join(f"<p>{p}</p>" for p in paras),
             "tags": ["skills", "contest"],
             **fields,
-        }
+        },
+        base_dir=SAMPLES,  # a cover may be one of the samples
     )
 
 
@@ -266,8 +268,27 @@ def test_a_stricter_instance_gets_more_parts(
     key = channel.context.settings.key("mastodon", "instance", _cache_id(mock_server.base_url))
     channel.context.redis.set(key, InstanceLimits(max_characters=300).to_json(), ex=60)
     post = channel.format(long_article(5))
-    receipt = channel.send(post, attempt(key="thread-key-5"))
+    try:
+        receipt = channel.send(post, attempt(key="thread-key-5"))
+    finally:
+        channel.context.redis.delete(key)  # the other tests' instance is stock
     chain = thread_of(reader, receipt.remote_id)
     assert len(chain) > len(post["thread"])
     assert all(mastodon_length(c["text"]) <= 300 for c in chain)
     assert numbered([c["text"] for c in chain])
+
+
+def test_the_cover_goes_on_the_first_part_only(
+    build: ChannelFactory, mock_server: MockServer, reader: Mastodon
+) -> None:
+    made = build(
+        "mastodon", name="covered", env={TOKEN_ENV: TOKEN}, base_url=mock_server.base_url,
+        access_token_env=TOKEN_ENV, timeout=5.0, thread=True,
+    )  # fmt: skip
+    story = long_article(6, cover_image="skills-contest.jpg", cover_alt="The contest hall")
+    post = made.format(story)
+    receipt = made.send(post, attempt(key="thread-key-6"))
+    chain = thread_of(reader, receipt.remote_id)
+    media = [reader.status(c["id"])["media_attachments"] for c in chain]
+    assert len(media[0]) == 1 and media[0][0]["description"] == "The contest hall"
+    assert all(m == [] for m in media[1:]) and len(chain) == len(post["thread"]) == 4
