@@ -31,6 +31,9 @@ from publisher.store.models import DeliveryRow
 
 log = logging.getLogger(__name__)
 
+#: The width of the store's `remote_id` column (PostgreSQL enforces it).
+REMOTE_ID_WIDTH: int = getattr(DeliveryRow.__table__.c.remote_id.type, "length", None) or 256
+
 
 def idempotency_key(delivery_id: int, article_id: str, version: int) -> str:
     """Stable for every attempt at one version of one delivery, opaque to platforms."""
@@ -152,7 +155,7 @@ class DeliveryEngine:
                 channel.delete(target)
                 removed.append(target)
                 attempt.step("removed", removed)
-        return Receipt(remote_id=",".join(removed) or "-", remote_url=None)
+        return Receipt(remote_id=_named(removed), remote_url=None)
 
     def _defer(self, claim: Claim, deferral: Deferral) -> str:
         """Wait without sending and without spending the attempt; re-enqueued like a retry."""
@@ -218,6 +221,15 @@ class DeliveryEngine:
             attempts=claim.attempt,
             at=datetime.now(UTC),
         )
+
+
+def _named(removed: list[str]) -> str:
+    """The removed posts as the removal's receipt names them: every id while they
+    fit the store's `remote_id` column, else the count, the first and the last."""
+    listed = ",".join(removed) or "-"
+    if len(listed) <= REMOTE_ID_WIDTH:
+        return listed
+    return f"{len(removed)} posts: {removed[0][:100]} … {removed[-1][:100]}"
 
 
 def _live_posts(channel: Channel, rows: Mapping[str, DeliveryRow]) -> list[str]:

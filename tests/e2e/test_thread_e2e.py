@@ -17,6 +17,7 @@ from publisher.domain.states import Kind, State
 from publisher.local.cluster import Stack
 from sandbox.server import BackgroundServer
 from tests.channels.test_mastodon_thread import ENGLISH, long_article
+from tests.conftest import postgres_schema_url
 from tests.support.held_answers import HeldAnswers
 from tests.worker.test_worker import make_stack  # noqa: F401 - fixture
 
@@ -156,3 +157,34 @@ def test_a_half_finished_thread_is_retracted_and_a_new_version_posts_it_again(
     assert not set(ids) & set(half) and again.remote_id == ids[0]
     assert sorted(str(s["id"]) for s in my_statuses(reader)) == sorted(ids)
     assert [reader.status_source(i)["text"] for i in ids] == again.payload["thread"]
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A schema of its own on the machine's PostgreSQL, dropped after the stack stopped."""
+    yield from postgres_schema_url()
+
+
+def test_a_long_thread_is_delivered_and_retracted_on_postgresql(
+    postgres_url: str,  # first: set up before the stack, so torn down after it
+    make_stack: Callable[..., Stack],  # noqa: F811
+    server: MockServer,
+) -> None:
+    """Twenty-odd parts: the removal's receipt must still fit the store's column."""
+    reader = Mastodon(access_token=TOKEN, api_base_url=server.base_url)
+    channels = thread_channel(server.base_url)
+    stack = make_stack(channels, MASTODON_ACCESS_TOKEN=TOKEN, DATABASE_URL=postgres_url)
+    stack.start_worker()
+    article_id = stack.runtime.publish(long_article(9, paragraphs=ENGLISH * 6)).article_id
+    stack.wait_settled([article_id], timeout=90)
+    delivery = stack.runtime.store.siblings(article_id, "fediverse")[Kind.PUBLISH]
+    assert delivery.state == State.DELIVERED, delivery.last_error
+    ids = remote_posts(delivery.checkpoint, delivery.remote_id)
+    assert len(ids) == len(delivery.payload["thread"]) >= 20
+    assert len(my_statuses(reader)) == len(ids)
+
+    stack.runtime.retract(article_id)
+    stack.wait_settled([article_id], timeout=90)
+    removal = stack.runtime.store.siblings(article_id, "fediverse")[Kind.RETRACT]
+    assert removal.state == State.DELIVERED, removal.last_error
+    assert my_statuses(reader) == []
