@@ -5,6 +5,8 @@ limit, and cuts at the last sentence or clause boundary that fits (knowing
 CJK punctuation), never inside a grapheme or a URL. Each platform's own
 measure lives beside its channel (`channels/weibo_length.py`,
 `channels/mastodon_length.py`), with the limit it is measured against.
+Where text must be split rather than cut (a Mastodon thread, the voice
+edition's chunks), `pack` groups its `sentences` into pieces that fit.
 """
 
 from __future__ import annotations
@@ -162,9 +164,12 @@ def pack(
 
 def _fitting(sentence: str, limit: int, measure: Measure) -> Iterator[str]:
     """`sentence` in pieces that each fit `limit`, split where it reads best."""
-    rest = sentence
-    while rest and measure(rest) > limit:
-        atoms = list(itertools.islice(_atoms(rest), 2 * limit + 2))
+    rest, cap = sentence, 2 * limit + 2  # as in `cut`: no prefix longer than `cap` fits
+    while rest:
+        atoms = list(itertools.islice(_atoms(rest), cap))
+        if len(atoms) < cap and measure(rest) <= limit:
+            yield rest
+            return
         lo, hi = 0, len(atoms) - 1
         while lo < hi:  # the longest prefix (in atoms) that fits
             mid = (lo + hi + 1) // 2
@@ -173,15 +178,12 @@ def _fitting(sentence: str, limit: int, measure: Measure) -> Iterator[str]:
             else:
                 hi = mid - 1
         at = max(lo, 1)  # an atom wider than the limit (a URL) goes alone
+        ends = range(lo, max(1, lo // 2) - 1, -1)  # keep at least half of what fits
         for marks in (_CLAUSE_END, " "):
-            found = [
-                i for i in range(lo, max(1, lo // 2) - 1, -1) if _breaks_after(atoms, i, marks)
-            ]
-            if found:
-                at = found[0]
+            found = next((i for i in ends if _breaks_after(atoms, i, marks)), None)
+            if found is not None:
+                at = found
                 break
         head = "".join(atoms[:at])
         yield head.strip()
         rest = rest[len(head) :].lstrip()
-    if rest:
-        yield rest
