@@ -5,6 +5,8 @@ hashtags, one paragraph each. Mastodon counts grapheme clusters and every
 URL as 23, and an instance may change both numbers, so `format` cuts to
 the stock 500/23 for the preview and `send` re-cuts only if the instance it
 talks to is stricter (read from `GET /api/v2/instance`, cached in Redis).
+With `thread = true` the copy is the whole article, split rather than cut
+into a thread of numbered replies (`channels.mastodon_thread`).
 
 Posting carries the attempt's `Idempotency-Key`: Mastodon keeps it for an
 hour and answers a repeat with the original status, so a retry after an
