@@ -31,7 +31,15 @@ from urllib.parse import quote, urlsplit
 
 import redis
 
-from channels.base import Channel, ChannelContext, Correction, Receipt, SendAttempt, TextLimit
+from channels.base import (
+    Channel,
+    ChannelContext,
+    Correction,
+    Receipt,
+    SendAttempt,
+    TextLimit,
+    remote_posts,
+)
 from channels.http import json_body
 from channels.images import fetch_image
 from channels.mastodon_api import MastodonApi, receipt, status_path
@@ -203,10 +211,12 @@ class MastodonChannel(Channel):
         self, remote_id: str, post: dict[str, Any], attempt: SendAttempt | None = None
     ) -> Receipt:
         """Edit a delivered status in place (a correction); its media stay as they are.
-        A thread's parts are edited, added or deleted to match the corrected copy."""
+        A thread's parts are edited, added or deleted to match the corrected copy
+        (with `thread` turned off since, it shrinks to the one status)."""
         with self._api() as api:
             limits = self.instance_limits(api)
-            if THREAD_TEXT in post and attempt is not None:
+            threaded = attempt is not None and len(remote_posts(attempt.checkpoint)) > 1
+            if attempt is not None and (THREAD_TEXT in post or threaded):
                 return self._thread(api, post, attempt, limits, remote_id)
             body = self._status_body(post, limits)
             body.pop("visibility")  # Mastodon cannot change visibility on edit
@@ -255,7 +265,9 @@ class MastodonChannel(Channel):
         spoiler = str(post.get("spoiler_text") or "")
         parts = post.get(THREAD)
         stock = (limits.max_characters, limits.url_weight) == (MAX_CHARACTERS, URL_WEIGHT)
-        if not stock or not isinstance(parts, list):
+        if THREAD_TEXT not in post:  # `thread` was turned off: one status, as cut
+            parts = [self._status_body(post, limits)["status"]]
+        elif not stock or not isinstance(parts, list):
             parts = split(str(post[THREAD_TEXT]), limits.without(spoiler))
         writer = ThreadWriter(
             api,

@@ -292,3 +292,21 @@ def test_the_cover_goes_on_the_first_part_only(
     media = [reader.status(c["id"])["media_attachments"] for c in chain]
     assert len(media[0]) == 1 and media[0][0]["description"] == "The contest hall"
     assert all(m == [] for m in media[1:]) and len(chain) == len(post["thread"]) == 4
+
+
+def test_with_thread_turned_off_a_correction_shrinks_the_thread_to_one_status(
+    channel: MastodonChannel, build: ChannelFactory, mock_server: MockServer, reader: Mastodon
+) -> None:
+    sent = attempt(key="thread-key-7-v1")
+    receipt = channel.send(channel.format(long_article(7)), sent)
+    parts = remote_posts(sent.checkpoint)
+    assert len(parts) == 4
+    plain = build(
+        "mastodon", name="masto", env={TOKEN_ENV: TOKEN}, base_url=mock_server.base_url,
+        access_token_env=TOKEN_ENV, timeout=5.0, upload_cover=False,
+    )  # fmt: skip
+    post = plain.format(long_article(7, title="Corrected: skills contest opens"))
+    v2 = SendAttempt(2, 1, "thread-key-7-v2", checkpoint=dict(sent.checkpoint))
+    edited = plain.update(receipt.remote_id, post, v2)
+    assert thread_of(reader, edited.remote_id) == [{"id": parts[0], "text": post["status"]}]
+    assert remote_posts(v2.checkpoint) == [parts[0]]
