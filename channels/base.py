@@ -23,6 +23,8 @@ from channels.overrides import check as check_override_rules
 from publisher.config.settings import ChannelConfig, Settings
 from publisher.domain.article import Article
 from publisher.domain.errors import InputError, PermanentError
+from publisher.domain.posts import POSTS_KEY as POSTS_KEY  # re-exported for channels
+from publisher.domain.posts import remote_posts as remote_posts
 from publisher.domain.states import Correction
 from publisher.domain.text import Measure
 
@@ -199,8 +201,11 @@ class Channel(ABC):
             "publish a digest article instead",
         )
 
-    def update(self, remote_id: str, post: dict[str, Any]) -> Receipt:
-        """Change a delivered post in place (channels whose correction is EDIT)."""
+    def update(
+        self, remote_id: str, post: dict[str, Any], attempt: SendAttempt | None = None
+    ) -> Receipt:
+        """Change a delivered post in place (channels whose correction is EDIT);
+        `attempt` carries the delivery's checkpoint, for an edit made in steps."""
         raise PermanentError(f"{self.type_name} cannot change a delivered post")
 
     def format_correction(self, article: Article) -> dict[str, Any]:

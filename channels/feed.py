@@ -88,7 +88,9 @@ class FeedChannel(Channel):
     def send(self, post: dict[str, Any], attempt: SendAttempt) -> Receipt:
         return self.update(post["guid"], post)
 
-    def update(self, remote_id: str, post: dict[str, Any]) -> Receipt:
+    def update(
+        self, remote_id: str, post: dict[str, Any], attempt: SendAttempt | None = None
+    ) -> Receipt:
         """The item is replaced in place (same guid) by the next rebuild."""
         return Receipt(remote_id=post["guid"], remote_url=self.feed_url(self.filenames()[0]))
 

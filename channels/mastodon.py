@@ -5,6 +5,8 @@ hashtags, one paragraph each. Mastodon counts grapheme clusters and every
 URL as 23, and an instance may change both numbers, so `format` cuts to
 the stock 500/23 for the preview and `send` re-cuts only if the instance it
 talks to is stricter (read from `GET /api/v2/instance`, cached in Redis).
+With `thread = true` the copy is the whole article, split rather than cut
+into a thread of numbered replies (`channels.mastodon_thread`).
 
 Posting carries the attempt's `Idempotency-Key`: Mastodon keeps it for an
 hour and answers a repeat with the original status, so a retry after an
@@ -20,34 +22,36 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 import redis
-import requests
 
-from channels.base import Channel, ChannelContext, Correction, Receipt, SendAttempt, TextLimit
-from channels.http import json_body, request
+from channels.base import (
+    Channel,
+    ChannelContext,
+    Correction,
+    Receipt,
+    SendAttempt,
+    TextLimit,
+    remote_posts,
+)
+from channels.http import json_body
 from channels.images import fetch_image
+from channels.mastodon_api import MastodonApi, receipt, status_path
+from channels.mastodon_api import seconds_until_reset as seconds_until_reset  # re-exported
 from channels.mastodon_length import MAX_CHARACTERS, URL_WEIGHT, mastodon_length
 from channels.mastodon_status import StatusParts, compose_status, language_code, override_parts
 from channels.mastodon_status import hashtags as hashtags  # re-exported for callers
+from channels.mastodon_thread import THREAD, THREAD_TEXT, ThreadWriter, split, thread_text
 from channels.overrides import OverrideRule
 from publisher.config.settings import ChannelConfig
 from publisher.domain.article import Article
-from publisher.domain.errors import (
-    ConfigError,
-    DeliveryError,
-    PermanentError,
-    ReauthRequiredError,
-    RetryableError,
-)
+from publisher.domain.errors import ConfigError, DeliveryError, PermanentError, RetryableError
 from publisher.domain.text import cut
 
 log = logging.getLogger(__name__)
@@ -103,121 +107,6 @@ class InstanceLimits:
         return cls(**data)
 
 
-def seconds_until_reset(value: str | None, now: float) -> float | None:
-    """Seconds until `X-RateLimit-Reset`: ISO 8601 on Mastodon, epoch or delta seconds elsewhere."""
-    if not value:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        try:
-            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        if moment.tzinfo is None:
-            return None
-        return max(0.0, moment.timestamp() - now)
-    # A number this large is a Unix time (mastodon-mock, GitHub); smaller is a delay.
-    return max(0.0, number - now) if number > 1e9 else max(0.0, number)
-
-
-def add_retry_after_from_reset(response: requests.Response, *args: Any, **kwargs: Any) -> None:
-    """A requests response hook: give Mastodon's 429 the Retry-After it lacks.
-
-    Mastodon answers 429 with `X-RateLimit-Reset` and no `Retry-After`;
-    writing the wait into `Retry-After` lets `channels.http.request`
-    classify it exactly as it does every other platform's rate limit.
-    """
-    if response.status_code != 429 or response.headers.get("Retry-After"):
-        return
-    wait = seconds_until_reset(response.headers.get("X-RateLimit-Reset"), time.time())
-    if wait is not None:
-        response.headers["Retry-After"] = str(math.ceil(wait))
-
-
-class MastodonApi:
-    """One authenticated conversation with an instance: session, token and error mapping.
-
-    Any non-2xx answer that `channels.http.request` did not already classify
-    (it handles 429, 5xx and transport failures) is permanent here: 401, 403,
-    404 and 422 mean the token, the permission, the status or the content is
-    wrong, and repeating the request cannot change that.
-    """
-
-    def __init__(self, base_url: str, token: str, token_env: str, timeout: float) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self._token = token
-        self._token_env = token_env
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {token}"
-        self.session.hooks["response"].append(add_retry_after_from_reset)
-
-    def close(self) -> None:
-        self.session.close()
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        what: str,
-        tolerate: tuple[int, ...] = (),
-        **kwargs: Any,
-    ) -> requests.Response:
-        """The response to one request, if 2xx or in `tolerate`; else a classified error.
-
-        Redirects are not followed: requests would turn a redirected POST
-        into a GET, so a moved instance must fail visibly (fix `base_url`).
-        """
-        # `request` never puts URLs or headers in a reason, so the token stays out.
-        response = request(
-            self.session,
-            method,
-            self.base_url + path,
-            timeout=self.timeout,
-            what=what,
-            allow_redirects=False,
-            **kwargs,
-        )
-        if 200 <= response.status_code < 300 or response.status_code in tolerate:
-            return response
-        raise self._rejection(response, what)
-
-    def json(self, method: str, path: str, *, what: str, **kwargs: Any) -> dict[str, Any]:
-        return json_body(self.call(method, path, what=what, **kwargs), what)
-
-    def _rejection(self, response: requests.Response, what: str) -> DeliveryError:
-        status = response.status_code
-        error = self._scrub(_error_text(response))
-        said = f"{error} (HTTP {status})" if error else f"HTTP {status}"
-        if status == 401:
-            # Mastodon tokens never expire and cannot be refreshed: it was revoked.
-            return ReauthRequiredError(
-                f"{what}: the access token was rejected ({said}); re-authorise the "
-                f"account and put the new token in {self._token_env}",
-                http_status=status,
-            )
-        return PermanentError(f"{what}: {said}", http_status=status)
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._token, "[token]") if self._token else text
-
-
-def _error_text(response: requests.Response) -> str:
-    """The server's own `error` (and `error_description`), or "" (a proxy's page)."""
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    if isinstance(data, dict) and isinstance(data.get("error"), str):
-        description = data.get("error_description")
-        if isinstance(description, str) and description:
-            return f"{data['error']}: {description}"
-        return str(data["error"])
-    return ""
-
-
 class MastodonChannel(Channel):
     """`[channels.NAME] type = "mastodon"`: posts, edits and deletes statuses.
 
@@ -225,7 +114,9 @@ class MastodonChannel(Channel):
     holding a token with write:statuses and write:media), `visibility`
     ("public"), `upload_cover` (true), `max_hashtags` (5),
     `instance_cache_seconds` (3600), `media_poll_interval` (1.0) and
-    `media_wait_seconds` (60) for media the server processes asynchronously.
+    `media_wait_seconds` (60) for media the server processes asynchronously,
+    and `thread` (false): copy over the limit goes out as a numbered thread
+    of replies (`channels.mastodon_thread`) instead of being cut.
     """
 
     type_name: ClassVar[str] = "mastodon"
@@ -254,6 +145,7 @@ class MastodonChannel(Channel):
         self.cache_seconds = int(self._number("instance_cache_seconds", 3600, minimum=0))
         self.poll_interval = self._number("media_poll_interval", 1.0, minimum=0.001)
         self.media_wait = self._number("media_wait_seconds", 60.0, minimum=0.001)
+        self.thread = self._flag("thread", False)
 
     # -- formatting (pure) -------------------------------------------------
 
@@ -261,13 +153,14 @@ class MastodonChannel(Channel):
         """The status for stock limits (500 / URL 23), plus what it was built from.
 
         The editor's `text` replaces the generated copy; `spoiler_text` (a content
-        warning) takes its share of the limit; `visibility` replaces the channel's."""
+        warning) takes its share of the limit; `visibility` replaces the channel's.
+        With `thread = true` the copy is the whole article, split into `thread`."""
         mine = article.overrides.get(self.name, {})
         text, link, spoiler = mine.get("text"), self.link(article), mine.get("spoiler_text", "")
         parts = override_parts(text, link, article.url) if text else None
         parts = parts or StatusParts.of(article, self.max_hashtags, link)
         limits = InstanceLimits().without(spoiler)
-        post = {
+        post: dict[str, Any] = {
             "status": compose_status(parts, limits),
             "language": language_code(article.language),
             "visibility": mine.get("visibility", self.visibility),
@@ -275,6 +168,10 @@ class MastodonChannel(Channel):
             "cover_alt": article.cover_alt,
             "parts": parts.to_json(),
         }
+        if self.thread:  # split, not cut: every part for preview, the copy for `send`
+            copy = thread_text(article, parts, written=bool(text))
+            post[THREAD] = split(copy, limits)
+            post.update(status=post[THREAD][0], thread_text=copy)
         return {**post, "spoiler_text": spoiler} if spoiler else post
 
     def measure_override(self, key: str, value: str, article: Article) -> int:
@@ -289,9 +186,12 @@ class MastodonChannel(Channel):
     # -- transport ---------------------------------------------------------
 
     def send(self, post: dict[str, Any], attempt: SendAttempt) -> Receipt:
-        """Post the status (with the cover, if any) under the attempt's idempotency key."""
+        """Post the status (with the cover, if any) under the attempt's idempotency key;
+        with `thread = true`, every part of the thread, each checkpointed."""
         with self._api() as api:
             limits = self.instance_limits(api)
+            if THREAD_TEXT in post:
+                return self._thread(api, post, attempt, limits)
             body = self._status_body(post, limits)
             media_ids = self._cover_media(api, post, attempt, limits)
             if media_ids:
@@ -303,25 +203,33 @@ class MastodonChannel(Channel):
                 json=body,
                 headers={"Idempotency-Key": attempt.idempotency_key},
             )
-        receipt = _receipt(data, "post status")
-        log.info("%s: posted status %s", self.name, receipt.remote_id)
-        return receipt
+        posted = receipt(data, "post status")
+        log.info("%s: posted status %s", self.name, posted.remote_id)
+        return posted
 
-    def update(self, remote_id: str, post: dict[str, Any]) -> Receipt:
-        """Edit a delivered status in place (a correction); its media stay as they are."""
+    def update(
+        self, remote_id: str, post: dict[str, Any], attempt: SendAttempt | None = None
+    ) -> Receipt:
+        """Edit a delivered status in place (a correction); its media stay as they are.
+        A thread's parts are edited, added or deleted to match the corrected copy
+        (with `thread` turned off since, it shrinks to the one status)."""
         with self._api() as api:
-            body = self._status_body(post, self.instance_limits(api))
+            limits = self.instance_limits(api)
+            threaded = attempt is not None and len(remote_posts(attempt.checkpoint)) > 1
+            if attempt is not None and (THREAD_TEXT in post or threaded):
+                return self._thread(api, post, attempt, limits, remote_id)
+            body = self._status_body(post, limits)
             body.pop("visibility")  # Mastodon cannot change visibility on edit
-            data = api.json("PUT", _status_path(remote_id), what="edit status", json=body)
-        receipt = _receipt(data, "edit status")
-        log.info("%s: edited status %s", self.name, receipt.remote_id)
-        return receipt
+            data = api.json("PUT", status_path(remote_id), what="edit status", json=body)
+        edited = receipt(data, "edit status")
+        log.info("%s: edited status %s", self.name, edited.remote_id)
+        return edited
 
     def delete(self, remote_id: str) -> None:
         """Delete a delivered status (a retraction). One already gone counts as deleted."""
         with self._api() as api:
             response = api.call(
-                "DELETE", _status_path(remote_id), what="delete status", tolerate=(404,)
+                "DELETE", status_path(remote_id), what="delete status", tolerate=(404,)
             )
         log.info("%s: deleted status %s (HTTP %s)", self.name, remote_id, response.status_code)
 
@@ -342,6 +250,34 @@ class MastodonChannel(Channel):
         return limits
 
     # -- steps -------------------------------------------------------------
+
+    def _thread(
+        self,
+        api: MastodonApi,
+        post: Mapping[str, Any],
+        attempt: SendAttempt,
+        limits: InstanceLimits,
+        remote_id: str | None = None,
+    ) -> Receipt:
+        """Write the thread: the previewed parts where the instance counts as stock
+        Mastodon does, else the copy split again for its limits. The cover goes
+        on the first part."""
+        spoiler = str(post.get("spoiler_text") or "")
+        parts = post.get(THREAD)
+        stock = (limits.max_characters, limits.url_weight) == (MAX_CHARACTERS, URL_WEIGHT)
+        if THREAD_TEXT not in post:  # `thread` was turned off: one status, as cut
+            parts = [self._status_body(post, limits)["status"]]
+        elif not stock or not isinstance(parts, list):
+            parts = split(str(post[THREAD_TEXT]), limits.without(spoiler))
+        writer = ThreadWriter(
+            api,
+            attempt,
+            body=lambda text: self._status_body({**post, "status": text}, limits),
+            first_media=lambda: self._cover_media(api, post, attempt, limits),
+        )
+        posted = writer.write([str(p) for p in parts], remote_id)
+        log.info("%s: thread %s has %s parts", self.name, posted.remote_id, len(parts))
+        return posted
 
     def _status_body(self, post: Mapping[str, Any], limits: InstanceLimits) -> dict[str, Any]:
         """The JSON for create/edit, re-cut if this instance counts tighter than the preview."""
@@ -471,17 +407,6 @@ class MastodonChannel(Channel):
         if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
             raise ConfigError(f"channels.{self.name}.{key}: must be a number ≥ {minimum:g}")
         return float(value)
-
-
-def _status_path(remote_id: str) -> str:
-    return f"/api/v1/statuses/{quote(str(remote_id), safe='')}"
-
-
-def _receipt(data: Mapping[str, Any], what: str) -> Receipt:
-    if data.get("id") is None:
-        raise PermanentError(f"{what}: the answer has no status id")
-    url = data.get("url") or data.get("uri")
-    return Receipt(remote_id=str(data["id"]), remote_url=str(url) if url else None)
 
 
 def _cache_id(base_url: str) -> str:

@@ -31,7 +31,9 @@ class WebhookChannel(Channel):
     def send(self, post: dict[str, Any], attempt: SendAttempt) -> Receipt:
         return self._post(post, attempt.idempotency_key)
 
-    def update(self, remote_id: str, post: dict[str, Any]) -> Receipt:
+    def update(
+        self, remote_id: str, post: dict[str, Any], attempt: SendAttempt | None = None
+    ) -> Receipt:
         """A correction is the new version posted again; its key is its content."""
         return self._post(post, post["content_hash"][:32])
 

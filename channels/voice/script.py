@@ -5,8 +5,9 @@ bare URLs kept verbatim); a listener needs other rules, so this module walks
 the sanitized HTML itself: headings, list items and paragraphs become their
 own sentences with a pause after, quotes are announced, tables and code are
 summarised in one sentence, figures are read by their caption only, and URLs
-are never read. Sentences are split CJK-aware by `publisher.text.sentences`
-and grouped into chunks short enough for any engine.
+are never read. Sentences are split CJK-aware and grouped into chunks short
+enough for any engine by `publisher.domain.text.pack`, the splitter the
+Mastodon thread uses too.
 
 Everything here is pure, so `preview` shows exactly the script a delivery
 will read, with its estimated duration.
@@ -21,7 +22,7 @@ from html.parser import HTMLParser
 import regex
 
 from publisher.domain.article import Article
-from publisher.domain.text import URL_PATTERN, cut, grapheme_length, sentences
+from publisher.domain.text import URL_PATTERN, grapheme_length, pack
 
 #: Seconds of silence after each kind of piece.
 PAUSE_TITLE = 1.0
@@ -218,30 +219,10 @@ def build_script(article: Article, language: str) -> list[Piece]:
         if not any(ch.isalnum() for ch in spoken):
             continue
         spoken = _ended(spoken, phrases["stop"])
-        chunks = _chunks(sentences(spoken))
+        chunks = pack([spoken], MAX_CHUNK)  # sentences, grouped
         pieces.extend(Piece(chunk, PAUSE_SENTENCE) for chunk in chunks[:-1])
         pieces.append(Piece(chunks[-1], pause))
     return pieces
-
-
-def _chunks(parts: list[str]) -> list[str]:
-    """Sentences joined into chunks of at most MAX_CHUNK; a longer sentence is cut
-    at its clause breaks by the shared cutter."""
-    chunks: list[str] = []
-    for sentence in parts:
-        rest = sentence
-        while grapheme_length(rest) > MAX_CHUNK:
-            head = cut(rest, MAX_CHUNK, ellipsis="") or rest[:MAX_CHUNK]
-            chunks.append(head)
-            rest = rest[len(head) :].lstrip(" ,;:，；：、")
-        if not rest:
-            continue
-        if chunks and grapheme_length(chunks[-1]) + 1 + grapheme_length(rest) <= MAX_CHUNK:
-            glue = "" if _CJK.match(rest[:1]) else " "
-            chunks[-1] = chunks[-1] + glue + rest
-        else:
-            chunks.append(rest)
-    return chunks
 
 
 def script_text(pieces: list[Piece]) -> str:

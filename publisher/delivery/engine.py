@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from channels.base import Channel, Receipt, SendAttempt, notes_of
+from channels.base import Channel, Receipt, SendAttempt, notes_of, remote_posts
 from publisher.config.settings import Settings
 from publisher.delivery.attempts import Outcome, attempt, decide
 from publisher.delivery.notify import event_for, plan_notifications
@@ -31,6 +31,9 @@ from publisher.store import Claim, Enqueue, PlannedNotification, Store
 from publisher.store.models import DeliveryRow
 
 log = logging.getLogger(__name__)
+
+#: The width of the store's `remote_id` column (PostgreSQL enforces it).
+REMOTE_ID_WIDTH: int = getattr(DeliveryRow.__table__.c.remote_id.type, "length", None) or 256
 
 
 def idempotency_key(delivery_id: int, article_id: str, version: int) -> str:
@@ -125,7 +128,7 @@ class DeliveryEngine:
         if claim.kind == Kind.CORRECTION:
             return self._correct(channel, claim, attempt)
         if claim.remote_id and channel.correction == Correction.EDIT:
-            return channel.update(claim.remote_id, claim.payload)  # delivered before: edit it
+            return channel.update(claim.remote_id, claim.payload, attempt)  # delivered: edit it
         return channel.send(claim.payload, attempt)
 
     def _correct(self, channel: Channel, claim: Claim, attempt: SendAttempt) -> Receipt:
@@ -156,7 +159,7 @@ class DeliveryEngine:
                 channel.delete(target)
                 removed.append(target)
                 attempt.step("removed", removed)
-        return Receipt(remote_id=",".join(removed) or "-", remote_url=None)
+        return Receipt(remote_id=_named(removed), remote_url=None)
 
     def _hold(self, claim: Claim, deferral: Deferral) -> str:
         """Wait for the slot without spending an attempt; a countdown or the sweeper ends it."""
@@ -224,8 +227,18 @@ class DeliveryEngine:
         )
 
 
+def _named(removed: list[str]) -> str:
+    """The removed posts as the removal's receipt names them: every id while they
+    fit the store's `remote_id` column, else the count, the first and the last."""
+    listed = ",".join(removed) or "-"
+    if len(listed) <= REMOTE_ID_WIDTH:
+        return listed
+    return f"{len(removed)} posts: {removed[0][:100]} … {removed[-1][:100]}"
+
+
 def _live_posts(channel: Channel, rows: Mapping[str, DeliveryRow]) -> list[str]:
-    """What followers can still see: the delivered post, the follow-up correction,
+    """What followers can still see: the delivered post (every part of a thread,
+    the last first, also of one that never finished), the follow-up correction,
     or, where a correction republished the article, only the republished one."""
     publish, correction = rows.get(Kind.PUBLISH), rows.get(Kind.CORRECTION)
     posts: list[str] = []
@@ -235,8 +248,10 @@ def _live_posts(channel: Channel, rows: Mapping[str, DeliveryRow]) -> list[str]:
         replaced = (correction.checkpoint or {}).get("replaced")
         if replaced and publish is not None and replaced == publish.remote_id:
             return [correction.remote_id] if correction.remote_id else []
-    if publish is not None and publish.remote_id and publish.state == State.DELIVERED:
-        posts.append(publish.remote_id)
+    if publish is not None:
+        # A thread that never finished still has the parts it posted (its checkpoint's).
+        delivered = publish.remote_id if publish.state == State.DELIVERED else None
+        posts.extend(reversed(remote_posts(publish.checkpoint, delivered)))
     if correction is not None and correction.remote_id and correction.state == State.DELIVERED:
         posts.append(correction.remote_id)
     return posts

@@ -5,12 +5,14 @@ limit, and cuts at the last sentence or clause boundary that fits (knowing
 CJK punctuation), never inside a grapheme or a URL. Each platform's own
 measure lives beside its channel (`channels/weibo_length.py`,
 `channels/mastodon_length.py`), with the limit it is measured against.
+Where text must be split rather than cut (a Mastodon thread, the voice
+edition's chunks), `pack` groups its `sentences` into pieces that fit.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import regex
 
@@ -122,3 +124,66 @@ def _breaks_after(atoms: list[str], i: int, marks: str) -> bool:
     if mark.isascii() and not mark.isspace():
         return i == len(atoms) or atoms[i].isspace()
     return True
+
+
+def pack(
+    paragraphs: Iterable[str],
+    limit: int,
+    measure: Measure = grapheme_length,
+    *,
+    paragraph_break: str = " ",
+) -> list[str]:
+    """The paragraphs' sentences, in order, joined into as few chunks as fit `limit`.
+
+    One splitter serves every channel that must cut long text into pieces
+    (a Mastodon thread's parts, the voice edition's chunks): sentences come
+    from `sentences` (CJK-aware), a chunk never ends inside one unless the
+    sentence alone exceeds the limit, and then it is split at its last
+    clause break (；，、：, kept with the first piece), else a space, else
+    between graphemes; a URL is never split. Sentences of one paragraph keep
+    the space the text had between them (none after "。"), paragraphs are
+    joined by `paragraph_break`.
+    """
+    chunks: list[str] = []
+    for paragraph in paragraphs:
+        glue, end = paragraph_break, 0
+        for sentence in sentences(paragraph):
+            start = paragraph.find(sentence, end)
+            if end and start >= 0:
+                glue = paragraph[end:start]  # the text's own space between them, or none
+            end = start + len(sentence) if start >= 0 else end
+            for piece in _fitting(sentence, limit, measure):
+                joined = chunks[-1] + glue + piece if chunks else ""
+                if chunks and measure(joined) <= limit:
+                    chunks[-1] = joined
+                else:
+                    chunks.append(piece)
+                glue = " "
+    return chunks
+
+
+def _fitting(sentence: str, limit: int, measure: Measure) -> Iterator[str]:
+    """`sentence` in pieces that each fit `limit`, split where it reads best."""
+    rest, cap = sentence, 2 * limit + 2  # as in `cut`: no prefix longer than `cap` fits
+    while rest:
+        atoms = list(itertools.islice(_atoms(rest), cap))
+        if len(atoms) < cap and measure(rest) <= limit:
+            yield rest
+            return
+        lo, hi = 0, len(atoms) - 1
+        while lo < hi:  # the longest prefix (in atoms) that fits
+            mid = (lo + hi + 1) // 2
+            if measure("".join(atoms[:mid]).rstrip()) <= limit:
+                lo = mid
+            else:
+                hi = mid - 1
+        at = max(lo, 1)  # an atom wider than the limit (a URL) goes alone
+        ends = range(lo, max(1, lo // 2) - 1, -1)  # keep at least half of what fits
+        for marks in (_CLAUSE_END, " "):
+            found = next((i for i in ends if _breaks_after(atoms, i, marks)), None)
+            if found is not None:
+                at = found
+                break
+        head = "".join(atoms[:at])
+        yield head.strip()
+        rest = rest[len(head) :].lstrip()

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from publisher.domain.errors import InputError, NotFound
 from publisher.domain.i18n import Phrase
+from publisher.domain.posts import remote_posts
 from publisher.domain.states import CANCELLABLE, RETRIABLE, Approval, Kind, State
 from publisher.store.base import StoreBase
 from publisher.store.ledger import editor_entry
@@ -135,7 +136,9 @@ class EditorSide(StoreBase):
                     continue
                 correction = by_key.get((d.channel, Kind.CORRECTION))
                 went_out = [
-                    x for x in (d, correction) if x and x.state in (State.DELIVERED, State.SENDING)
+                    x
+                    for x in (d, correction)
+                    if x and (x.state in (State.DELIVERED, State.SENDING) or posted(x))
                 ]
                 if not went_out or (d.channel, Kind.RETRACT) in by_key:
                     continue
@@ -146,3 +149,9 @@ class EditorSide(StoreBase):
                 if row.state == State.PENDING:
                     queued.append(Enqueue(row.id, row.channel_type))
             return queued
+
+
+def posted(row: DeliveryRow) -> bool:
+    """Whether a delivery that did not finish left posts behind (a thread's first
+    parts, listed in its checkpoint): they are removed like a delivered post."""
+    return bool(remote_posts(row.checkpoint))

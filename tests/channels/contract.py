@@ -258,6 +258,10 @@ class FormatRow:
     name: str
     article: Callable[[], Article]
     expect: Mapping[str, Any] = field(default_factory=dict)
+    #: Channel options for this row only (a transport type's `thread = true`).
+    options: Mapping[str, Any] = field(default_factory=dict)
+    #: More to hold of the payload than `expect` can say (every part of a thread fits).
+    check: Callable[[Mapping[str, Any]], None] | None = None
 
 
 @dataclass(frozen=True)

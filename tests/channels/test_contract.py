@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -34,11 +35,13 @@ FORMAT_CASES = [(t, row) for t in TABLES for row in t.formats]
 FAULT_CASES = [(t, fault) for t in TRANSPORTS for fault in t.faults]
 
 
-def channel_for(table: Table, build: ChannelFactory, platform: ScriptedPlatform) -> Channel:
+def channel_for(
+    table: Table, build: ChannelFactory, platform: ScriptedPlatform, **options: Any
+) -> Channel:
     if isinstance(table, FeedTable):
         return table.channel(build)
     platform.reset(table.routes)
-    return table.channel(build, platform.url)
+    return table.channel(build, platform.url, **options)
 
 
 def test_every_channel_type_has_a_table() -> None:
@@ -58,7 +61,7 @@ def test_format_is_pure_and_deterministic(
     platform: ScriptedPlatform,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    channel = channel_for(table, build, platform)
+    channel = channel_for(table, build, platform, **row.options)
     article = row.article()
     before = article.model_dump()
 
@@ -72,6 +75,8 @@ def test_format_is_pure_and_deterministic(
     assert platform.seen == []
     for path, value in row.expect.items():
         assert field_at(first, path) == value, path
+    if row.check is not None:
+        row.check(first)
 
 
 @pytest.mark.parametrize("table", TABLES, ids=[t.type_name for t in TABLES])

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
+from channels.mastodon_length import mastodon_length
 from publisher.domain.errors import (
     OutcomeUnknownError,
     PermanentError,
@@ -24,6 +27,14 @@ from tests.channels.contract import (
 
 TOKEN = "contract-mastodon-token-5b1e"
 STATUSES = "/api/v1/statuses"
+
+
+def thread_parts_fit(post: Mapping[str, Any]) -> None:
+    """Split, not cut: every part within 500, numbered 1/N..N/N, the first the status."""
+    parts = post["thread"]
+    assert len(parts) > 1 and post["status"] == parts[0]
+    for index, part in enumerate(parts, 1):
+        assert mastodon_length(part) <= 500 and part.endswith(f" {index}/{len(parts)}")
 
 
 def sent(platform: ScriptedPlatform) -> dict[str, str]:
@@ -113,6 +124,13 @@ TABLE = TransportTable(
             },
         ),
         FormatRow("over-long story", long_story),
+        FormatRow(
+            "over-long story as a thread",
+            long_story,
+            {"visibility": "public", "language": "zh"},
+            options={"thread": True},
+            check=thread_parts_fit,
+        ),
     ),
     long_article=long_story,
     sent=sent,
