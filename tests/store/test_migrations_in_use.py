@@ -1,4 +1,5 @@
-"""Migration 0005 on a store that holds deliveries: the state column takes
+"""Migrations on a store in use keep its rows. 0004 used to empty the attempt log
+on SQLite (its table copy's DROP cascaded). Migration 0005 on a store that holds deliveries: the state column takes
 `awaiting_approval` (17 characters, past PostgreSQL's old VARCHAR(16)), and going
 back cancels what waits rather than leaving a state the old schema cannot hold.
 Neither way loses the attempt log (a copied-and-dropped table would, on SQLite
@@ -53,5 +54,30 @@ def test_0005_upgrades_a_store_in_use_and_downgrades_what_waits(database_url: st
                 "cancelled"
             ]
             assert connection.execute(text("SELECT count(*) FROM attempts")).scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_0004_keeps_the_attempt_log_of_a_store_in_use(database_url: str) -> None:
+    """0004 copies `deliveries` on SQLite (batch mode); the drop of the old table
+    used to cascade and empty the attempt log of every store that upgraded."""
+    engine = create_db_engine(database_url)
+    try:
+        _to(engine, "0003")
+        with engine.begin() as connection:
+            for statement in ROWS:
+                connection.execute(
+                    text(statement.replace("kind, ", "").replace("'publish', ", "")),
+                    {"t": "2026-12-01 08:00:00+00:00"},
+                )
+        _to(engine, "0004")
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM attempts")).scalar() == 1
+            assert connection.execute(text("SELECT kind FROM deliveries")).scalar() == "publish"
+        _to(engine, "0003", down=True)
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM attempts")).scalar() == 1
+            if engine.dialect.name == "sqlite":
+                assert connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
     finally:
         engine.dispose()
