@@ -1,9 +1,10 @@
-"""Migrations on a store in use keep its rows. 0004 used to empty the attempt log
-on SQLite (its table copy's DROP cascaded). Migration 0005 on a store that holds
-deliveries: the state column takes `awaiting_approval` (17 characters, past
-PostgreSQL's old VARCHAR(16)), and going back cancels what waits rather than leaving a state the old schema cannot hold.
-Neither way loses the attempt log (a copied-and-dropped table would, on SQLite
-with foreign keys on, by cascade)."""
+"""Migrations on a store in use keep its rows.
+
+0004 used to empty the attempt log on SQLite (its table copy's DROP cascaded).
+0005 lets the state column take `awaiting_approval` (17 characters, past
+PostgreSQL's old VARCHAR(16)), and going back cancels what waits rather than
+leaving a state the old schema cannot hold. Neither way loses the attempt log.
+"""
 
 from __future__ import annotations
 
