@@ -98,7 +98,8 @@ redis.call('ZREMRANGEBYSCORE', holders, '-inf', '(' .. text(now - widest))
 local mine = tonumber(redis.call('ZSCORE', holders, holder) or '')
 local slot, cause
 if mine and mine > now then
-  return {text(mine), text(now), '0'}  -- woken early: the slot is still its own
+  -- woken early: the slot is still its own (behind the account's hold, if one is on)
+  return {text(mine), text(now), hold > now and '1' or '0'}
 end
 if not mine then
   -- A new reservation: the next slot every rule allows after those handed out.

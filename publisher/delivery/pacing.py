@@ -150,8 +150,10 @@ class Pacer:
             reason = f"held: {detail}account {account} until {shown}"
         elif reservation.cause == "budget":
             reason = f"held: the budget of account {account}; its slot is at {shown}"
-        else:
+        elif reservation.cause == "spacing":
             reason = f"held: spacing on account {account} until {shown}"
+        else:  # woken before its slot: it keeps its place
+            reason = f"held: its slot on account {account} is at {shown}"
         return Deferral(until, reason)
 
 

@@ -9,6 +9,7 @@ attempt.
 from __future__ import annotations
 
 import itertools
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -25,6 +26,8 @@ from publisher.delivery.pacing import Deferral, Pacer, Slot
 from publisher.domain.errors import ConfigError, RateLimitedError
 from publisher.domain.states import State
 from publisher.local.cluster import Stack
+from sandbox import weibo
+from sandbox.server import BackgroundServer
 from tests.delivery.test_pacing import HOOK, claim
 from tests.support.receiver import Receiver
 from tests.worker.test_worker import hook_article, make_stack, receiver  # noqa: F401 - fixtures
@@ -234,3 +237,51 @@ def test_a_429_holds_the_account_and_costs_no_attempt(
     assert held and all(e.message and e.message.startswith("held: ") for e in held)
     assert any("rate limited by the platform" in (e.message or "") for e in held)
     assert len(rec.posts) == 3
+
+
+def test_weibo_10023_holds_the_account_until_the_platform_takes_posts_again(
+    make_stack: Callable[..., Stack],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The Weibo sandbox takes 3 posts an hour and answers 10023 past them. The
+    account is held (our own budget is set high, so only the platform's answer
+    counts) until the sandbox's hour moves on; every post then goes out with
+    its first attempt, none twice."""
+    hour = [0.0]
+    sandbox = BackgroundServer(
+        weibo.create_app(hourly_limit=3, clock=lambda: time.time() + hour[0])
+    )
+    sandbox.start()
+    try:
+        monkeypatch.setenv("WEIBO_ACCESS_TOKEN", weibo.DEFAULT_TOKEN)
+        stack = make_stack(
+            {"weibo": {"type": "weibo", "base_url": sandbox.url, "access_token_env":
+                       "WEIBO_ACCESS_TOKEN", "posts_per_hour": 36000, "posts_burst": 50,
+                       "rate_limit_wait": 1, "max_attempts": 2}},
+            WEIBO_ACCESS_TOKEN=weibo.DEFAULT_TOKEN,
+        )  # fmt: skip
+        stack.start_worker()
+        ids = [stack.runtime.publish(hook_article(n)).article_id for n in range(1, 7)]
+        store = stack.runtime.store
+
+        def refused() -> bool:
+            return any(d.state == State.HELD for d in store.deliveries(article_ids=ids))
+
+        stack.wait_until(refused)
+        time.sleep(2)  # held across more than one reset: no attempt is spent meanwhile
+        assert sum(d.state == State.DELIVERED for d in store.deliveries(article_ids=ids)) == 3
+        hour[0] = 3601.0  # the platform's hour moves on
+        stack.wait_settled(ids)
+    finally:
+        sandbox.stop()
+
+    deliveries = store.deliveries(article_ids=ids)
+    assert {d.state for d in deliveries} == {State.DELIVERED}
+    assert {d.attempts for d in deliveries} == {1}
+    held = [
+        e.message or "" for d in deliveries for e in store.attempts(d.id) if e.outcome == "held"
+    ]
+    assert all(m.startswith("held: ") for m in held), held
+    assert any("(code 10023); account weibo until" in m for m in held), held
+    stats = sandbox.app.state.weibo.stats()
+    assert stats["posts"] == 6 and stats["duplicate_posts"] == 0
