@@ -122,8 +122,11 @@ def test_retryable_error_is_retried_with_growing_delays(
 def test_retry_after_is_honoured_and_attempts_are_capped(
     make_stack: Callable[..., Stack], receiver: tuple[Receiver, str]
 ) -> None:
+    """A 503 with Retry-After is a failed attempt that waits at least as long as
+    asked. (A 429 is the account's limit, not the delivery's failure: it holds the
+    account and spends no attempt, `tests/delivery/test_held.py`.)"""
     rec, url = receiver
-    rec.fail_next(429, times=5, headers={"Retry-After": "1"})
+    rec.fail_next(503, times=5, headers={"Retry-After": "1"})
     stack = make_stack(
         {"hook": {"type": "webhook", "base_url": url, "backoff_base": 0.05, "max_attempts": 3}}
     )
@@ -133,7 +136,7 @@ def test_retry_after_is_honoured_and_attempts_are_capped(
     (delivery,) = stack.runtime.store.deliveries(article_ids=["hook-3"])
     assert delivery.state == State.FAILED and delivery.attempts == 3
     assert delivery.last_error is not None
-    assert delivery.last_error.startswith("gave up after 3 attempts: webhook: rate limited")
+    assert delivery.last_error.startswith("gave up after 3 attempts: webhook: platform error")
     log = stack.runtime.store.attempts(delivery.id)
     gaps = [(b.started_at - a.started_at).total_seconds() for a, b in itertools.pairwise(log)]
     assert all(gap >= 1.0 for gap in gaps)
