@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from publisher.domain.errors import InputError, NotFound
@@ -23,6 +23,7 @@ from publisher.store.models import (
     DeliveryRow,
     FeedDocumentRow,
     MediaRow,
+    carried_version,
 )
 from publisher.store.records import utcnow
 
@@ -37,13 +38,7 @@ class DocumentSide(StoreBase):
             rows = session.execute(
                 select(DeliveryRow.payload, ArticleVersionRow.created_at)
                 .join(ArticleRow, ArticleRow.id == DeliveryRow.article_id)
-                .join(
-                    ArticleVersionRow,
-                    and_(
-                        ArticleVersionRow.article_id == DeliveryRow.article_id,
-                        ArticleVersionRow.version == DeliveryRow.article_version,
-                    ),
-                )
+                .join(ArticleVersionRow, carried_version())
                 .where(
                     DeliveryRow.channel == channel,
                     DeliveryRow.state == State.DELIVERED,

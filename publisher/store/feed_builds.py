@@ -42,6 +42,7 @@ from publisher.store.models import (
     AttemptRow,
     DeliveryRow,
     FeedDocumentRow,
+    carried_version,
 )
 from publisher.store.records import utcnow
 from publisher.store.transitions import keep, move
@@ -138,13 +139,7 @@ def read_feed(store: Store, channel: str, limit: int, now: datetime | None = Non
     joined = (
         select(*columns)
         .join(ArticleRow, ArticleRow.id == DeliveryRow.article_id)
-        .join(
-            ArticleVersionRow,
-            and_(
-                ArticleVersionRow.article_id == DeliveryRow.article_id,
-                ArticleVersionRow.version == DeliveryRow.article_version,
-            ),
-        )
+        .join(ArticleVersionRow, carried_version())
         .where(
             DeliveryRow.channel == channel,
             DeliveryRow.kind == Kind.PUBLISH,
@@ -166,13 +161,7 @@ def read_feed(store: Store, channel: str, limit: int, now: datetime | None = Non
         dropped = (
             session.execute(
                 select(*columns)
-                .join(
-                    ArticleVersionRow,
-                    and_(
-                        ArticleVersionRow.article_id == DeliveryRow.article_id,
-                        ArticleVersionRow.version == DeliveryRow.article_version,
-                    ),
-                )
+                .join(ArticleVersionRow, carried_version())
                 .where(
                     DeliveryRow.channel == channel,
                     DeliveryRow.kind == Kind.PUBLISH,

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -269,3 +270,11 @@ class SyndicationRunRow(Base):
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
+
+
+def carried_version() -> Any:
+    """The join of a delivery and the article version it carries."""
+    return and_(
+        ArticleVersionRow.article_id == DeliveryRow.article_id,
+        ArticleVersionRow.version == DeliveryRow.article_version,
+    )
