@@ -122,7 +122,8 @@ class Runtime:
         stale = [
             name
             for name, channel in self.channels.items()
-            if channel.is_feed and self.store.feed_changed_since_build(name)
+            if channel.is_feed
+            and self.store.feed_changed_since_build(name, older_than=self.settings.sweep_interval)
         ]
         for name in stale:
             self.dispatcher.request_feed_rebuild(name)
