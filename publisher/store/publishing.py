@@ -83,8 +83,13 @@ class PublishingSide(StoreBase):
                     actor=actor,
                 )
                 session.add(row)
-                session.flush()
-            current = session.get(ArticleVersionRow, (article.id, row.current_version))
+            # A new article has no version and no delivery to read back: its rows
+            # are all written by the one flush at the end.
+            current = (
+                None
+                if created
+                else session.get(ArticleVersionRow, (article.id, row.current_version))
+            )
             changed = current is None or current.content_hash != content_hash
             if changed:
                 row.current_version += 1
@@ -101,17 +106,22 @@ class PublishingSide(StoreBase):
                         actor=actor,
                     )
                 )
-                session.flush()
-            existing = {
-                (d.channel, d.kind): d
-                for d in session.scalars(
-                    select(DeliveryRow).where(DeliveryRow.article_id == article.id)
-                )
-            }
+            existing = (
+                {}
+                if created
+                else {
+                    (d.channel, d.kind): d
+                    for d in session.scalars(
+                        select(DeliveryRow).where(DeliveryRow.article_id == article.id)
+                    )
+                }
+            )
             version = _Version(row, article, current, changed, scheduled, now)
             result = PublishResult(article.id, row.current_version, created, changed)
-            for plan in plans:
-                queued = _publish_on(session, version, plan, existing, result)
+            outcomes = [_publish_on(session, version, plan, existing, result) for plan in plans]
+            session.flush()  # the new rows, in one go: their ids are known after it
+            for outcome in outcomes:
+                queued = _queued(outcome) if isinstance(outcome, DeliveryRow) else outcome
                 if queued is not None:
                     result.to_enqueue.append(queued)
             return result
@@ -123,16 +133,16 @@ def _publish_on(
     plan: PlannedDelivery,
     existing: dict[tuple[str, str], DeliveryRow],
     result: PublishResult,
-) -> Enqueue | None:
-    """One channel's part of a publish; what to enqueue after commit, if anything."""
+) -> Enqueue | DeliveryRow | None:
+    """One channel's part of a publish; what to enqueue after commit, if anything,
+    or the new row (enqueued once the caller's flush has given it an id)."""
     for _ in range(RACE_ROUNDS):
         delivery = existing.get((plan.channel, Kind.PUBLISH))
         if delivery is None:
             delivery = _new_delivery(version, plan)
             session.add(delivery)
-            session.flush()
             existing[(plan.channel, Kind.PUBLISH)] = delivery
-            return _queued(delivery.id, delivery.channel_type, delivery.state)
+            return delivery
         try:
             if not version.changed:
                 return _reschedule(session, delivery, version, result)
@@ -149,8 +159,10 @@ def _publish_on(
     )
 
 
-def _queued(delivery_id: int, channel_type: str, state: str) -> Enqueue | None:
-    return Enqueue(delivery_id, channel_type) if state == State.PENDING else None
+def _queued(row: DeliveryRow, state: str | None = None) -> Enqueue | None:
+    """Enqueue a row that waits in `pending` (its state now, unless `state` says)."""
+    pending = (state or row.state) == State.PENDING
+    return Enqueue(row.id, row.channel_type) if pending else None
 
 
 def _new_delivery(version: _Version, plan: PlannedDelivery) -> DeliveryRow:
@@ -209,7 +221,7 @@ def _apply_new_version(
     )  # fmt: skip
     if not moved:
         raise _Lost
-    return _queued(delivery.id, delivery.channel_type, target)
+    return _queued(delivery, target)
 
 
 def _correction(
@@ -247,7 +259,7 @@ def _correction(
         session.add(row)
         session.flush()
         existing[(original.channel, Kind.CORRECTION)] = row
-        return _queued(row.id, row.channel_type, target)
+        return _queued(row, target)
     where = [DeliveryRow.id == row.id]
     if row.state == State.SENDING or cannot:
         # In flight: its worker sees the new version when it records the outcome.
@@ -261,7 +273,7 @@ def _correction(
     )  # fmt: skip
     if not moved:
         raise _Lost
-    return _queued(row.id, row.channel_type, target)
+    return _queued(row, target)
 
 
 def _reschedule(
@@ -294,7 +306,7 @@ def _reschedule(
     row.published_at = published_at
     _keep_schedule_in_version(version.current, article)
     result.rescheduled = True
-    return _queued(delivery.id, delivery.channel_type, target)
+    return _queued(delivery, target)
 
 
 def _keep_schedule_in_version(version: ArticleVersionRow | None, article: Article) -> None:

@@ -44,14 +44,20 @@ QUEUED_TTL_SECONDS = 10
 #: Most deliveries one publish or sweep hands to the broker in one pipeline.
 BATCH_SIZE = 1000
 
-# KEYS: queued, running, again. ARGV: ttl seconds. 1 = send a rebuild task now.
+# KEYS: queued, running, again, for each channel in turn. ARGV: ttl seconds.
+# One flag per channel: 1 = send a rebuild task now. One round trip for them all.
 _REQUEST = """
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('SET', KEYS[3], '1', 'EX', ARGV[1])
-  return 0
+local out = {}
+for i = 1, #KEYS, 3 do
+  local send = 0
+  if redis.call('EXISTS', KEYS[i + 1]) == 1 then
+    redis.call('SET', KEYS[i + 2], '1', 'EX', ARGV[1])
+  elseif redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
+    send = 1
+  end
+  out[#out + 1] = send
 end
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 1 end
-return 0
+return out
 """
 # KEYS: queued, running, again. ARGV: token, lease ms. 1 = this task builds.
 _START = """
@@ -124,8 +130,7 @@ class Dispatcher:
                     later[name] = min(later.get(name, item.countdown), item.countdown)
                 else:
                     now.add(name)
-        for name in sorted(now):
-            self.request_feed_rebuild(name)
+        self.request_feed_rebuilds(sorted(now))
         for name, countdown in later.items():
             self._send_one("publisher.rebuild_feed", name, CONTROL_QUEUE, countdown,
                            f"rebuild of {name}")  # fmt: skip
@@ -165,17 +170,28 @@ class Dispatcher:
         Nothing is sent when a rebuild is already queued (it will read the store
         after this caller's commit) or running (its follow-up covers this).
         """
-        if self.offline:
-            return False
+        return bool(self.request_feed_rebuilds([channel]))
+
+    def request_feed_rebuilds(self, channels: list[str]) -> list[str]:
+        """`request_feed_rebuild` for several channels in one Redis round trip;
+        returns the channels a rebuild task was sent for."""
+        if self.offline or not channels:
+            return []
         try:
-            if not self._request(keys=self._keys(channel), args=[QUEUED_TTL_SECONDS]):
-                return False
+            keys = [key for channel in channels for key in self._keys(channel)]
+            flags = self._request(keys=keys, args=[QUEUED_TTL_SECONDS])
         except redis.RedisError as exc:
-            log.warning("broker unavailable, rebuild of %s left for the sweeper: %s", channel,
-                        type(exc).__name__)  # fmt: skip
-            return False
-        return self._send_one("publisher.rebuild_feed", channel, CONTROL_QUEUE, 0.0,
-                              f"rebuild of {channel}")  # fmt: skip
+            log.warning("broker unavailable, rebuild of %s left for the sweeper: %s",
+                        ", ".join(channels), type(exc).__name__)  # fmt: skip
+            return []
+        return [
+            channel
+            for channel, flag in zip(channels, flags, strict=True)
+            if flag
+            and self._send_one(
+                "publisher.rebuild_feed", channel, CONTROL_QUEUE, 0.0, f"rebuild of {channel}"
+            )
+        ]
 
     def rebuild_started(self, channel: str) -> str | None:
         """The rebuild task's lease token, or None when another rebuild of the

@@ -125,8 +125,7 @@ class Runtime:
             if channel.is_feed
             and self.store.feed_changed_since_build(name, older_than=self.settings.sweep_interval)
         ]
-        for name in stale:
-            self.dispatcher.request_feed_rebuild(name)
+        self.dispatcher.request_feed_rebuilds(stale)
         if due or notices:
             log.info("sweeper re-enqueued %d deliveries, %d notifications", sent, notified)
         return {"requeued": sent, "stale_feeds": stale, "notifications_requeued": notified}
