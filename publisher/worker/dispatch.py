@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 #: A queued rebuild's flag lives this long: a request within it is already covered
 #: by the rebuild in the queue; after it (the task was lost) a request gets through.
 QUEUED_TTL_SECONDS = 10
+#: A round that completed at most this many deliveries was no burst (see `rebuild_finished`).
+QUIET_ROUND = 1
 #: Most deliveries one publish or sweep hands to the broker in one pipeline.
 BATCH_SIZE = 1000
 
@@ -184,14 +186,25 @@ class Dispatcher:
             log.warning("broker unavailable, rebuild of %s left for the sweeper: %s",
                         ", ".join(channels), type(exc).__name__)  # fmt: skip
             return []
-        return [
-            channel
-            for channel, flag in zip(channels, flags, strict=True)
-            if flag
-            and self._send_one(
-                "publisher.rebuild_feed", channel, CONTROL_QUEUE, 0.0, f"rebuild of {channel}"
-            )
-        ]
+        due = [channel for channel, flag in zip(channels, flags, strict=True) if flag]
+        if len(due) == 1:
+            return due if self._send_one("publisher.rebuild_feed", due[0], CONTROL_QUEUE, 0.0,
+                                         f"rebuild of {due[0]}") else []  # fmt: skip
+        try:
+            with self.celery.producer_or_acquire() as producer, producer.batch(BATCH_SIZE):
+                for channel in due:
+                    self.celery.send_task(
+                        "publisher.rebuild_feed",
+                        args=[channel],
+                        queue=CONTROL_QUEUE,
+                        producer=producer,
+                        retry=False,
+                    )
+        except (OperationalError, redis.RedisError, OSError) as exc:
+            log.warning("broker unavailable, rebuilds of %s left for the sweeper: %s",
+                        ", ".join(due), type(exc).__name__)  # fmt: skip
+            return []
+        return due
 
     def rebuild_started(self, channel: str) -> str | None:
         """The rebuild task's lease token, or None when another rebuild of the
@@ -202,13 +215,18 @@ class Dispatcher:
             return token
         return None
 
-    def rebuild_finished(self, channel: str, token: str) -> bool:
+    def rebuild_finished(self, channel: str, token: str, covered: int | None = None) -> bool:
         """Release the channel; if requests came in during the round, queue the
         one follow-up rebuild that covers them all, due `feed_rebuild_spacing`
         from now (so a burst leaves the workers time for other work between
-        rebuilds and folds more into each). True if one was queued."""
+        rebuilds and folds more into each). True if one was queued.
+
+        `covered`: deliveries the round completed. A quiet round (at most
+        `QUIET_ROUND`) was no burst: its follow-up is due at once, so a publish
+        that met the end of the previous one is not held for the spacing."""
         queued, running, again = self._keys(channel)
-        spacing = self.settings.feed_rebuild_spacing
+        quiet = covered is not None and covered <= QUIET_ROUND
+        spacing = 0.0 if quiet else self.settings.feed_rebuild_spacing
         try:
             follow_up = self._finish(
                 keys=[running, again, queued], args=[token, QUEUED_TTL_SECONDS]

@@ -105,11 +105,11 @@ class Runtime:
         if token is None:
             return 0
         try:
-            feeds.rebuild_feed(self.settings, self.store, channel)
+            done = feeds.rebuild_feed(self.settings, self.store, channel)
         except BaseException:
             self.dispatcher.rebuild_abandoned(name, token)
             raise
-        self.dispatcher.rebuild_finished(name, token)
+        self.dispatcher.rebuild_finished(name, token, covered=done.covered)
         return 1
 
     def sweep(self) -> dict[str, Any]:
