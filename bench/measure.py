@@ -258,6 +258,20 @@ def report(results: Results) -> str:
         f"{results.store_mb.get(size, 0):.0f} MB |"
         for size, seconds in sorted(results.populate_seconds.items())
     ]
+    if remote := results.remote:
+        lines += [
+            f"| remote: articles × webhook | {remote.articles} ({remote.delivered} delivered) |",
+            f"| publishing them ({p.publishers if p else '?'} processes) "
+            f"| {remote.publish_seconds:.2f} s |",
+            f"| first publish → last delivered | {remote.total_seconds:.2f} s |",
+            f"| **remote throughput** | **{remote.per_second:.0f} deliveries/s** |",
+        ]
+        if remote.cpu is not None:
+            lines.append(cpu_row("remote", remote.cpu))
+        lines += [
+            f"| in-task time during the remote burst, {name} | {count} × {mean:.1f} ms mean |"
+            for name, (count, mean) in (remote.task_ms or {}).items()
+        ]
     if results.rebuilds:
         lines += [
             "",

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from measure import noop_rate  # bench/measure.py, beside this file
+from measure import cpu_snapshot, cpu_used, noop_rate, summarize  # bench/measure.py
 from sqlalchemy import select
 
 from publisher.domain.states import State
@@ -82,6 +82,8 @@ class Remote:
     per_second: float
     worker_rss_mb: float  # the largest process of the worker's group
     worker_group_rss_mb: float  # all of them
+    cpu: Any = None  # measure.Cpu of the burst's window (the receiver's own process aside)
+    task_ms: dict[str, tuple[int, float]] | None = None
 
 
 def group_rss_mb(pgid: int) -> tuple[float, float]:
@@ -115,11 +117,17 @@ def run_remote(bench: Any, deployment: Any, runtime: Any, n: int) -> Remote:
     for i in range(4):
         runtime.publish(bench.make_article(f"rwarm-{i}", i), only=[HOOK])
     bench.wait_for(settled("rwarm-", 4), deployment, "the remote warm-up", 120)
+    log = deployment.tmp / "remote.log"
+    log_start, cpu_start = log.stat().st_size, cpu_snapshot(deployment, worker, runtime.redis)
     ids = [(f"remote-{i:06d}", i) for i in range(n)]
     burst = bench.publish_burst(deployment.env, ids, [HOOK], deployment.publishers)
     started = min(burst.published.values())
     publish_seconds = (burst.finished - started).total_seconds()
     bench.wait_for(settled("remote-", n), deployment, "settling the remote burst", 60 + n)
+    cpu = cpu_used(cpu_start, cpu_snapshot(deployment, worker, runtime.redis))
+    cpu.script += burst.cpu_seconds
+    time.sleep(0.1)  # the last 'succeeded' lines follow the store's commit
+    task_ms = summarize(bench.task_times(log, log_start, log.stat().st_size))
     largest, total = group_rss_mb(worker.pid)
     with store.session() as session:
         done = session.scalars(
@@ -130,7 +138,8 @@ def run_remote(bench: Any, deployment: Any, runtime: Any, n: int) -> Remote:
         ).all()
     deployment.stop_worker(worker)
     seconds = (max(d for d in done if d) - started).total_seconds()
-    return Remote(n, len(done), publish_seconds, seconds, len(done) / seconds, largest, total)
+    return Remote(n, len(done), publish_seconds, seconds, len(done) / seconds, largest, total,
+                  cpu, task_ms)  # fmt: skip
 
 
 def headline(results: Any) -> dict[str, float]:
@@ -147,6 +156,8 @@ def headline(results: Any) -> dict[str, float]:
         out["burst_all_in_feed_s"] = p.total_seconds - p.publish_seconds
         if noop is not None:
             out["feed_ratio"] = p.per_second / noop
+    cpu_per = cpu_ms_per_item(results)
+    out.update({f"{name}_cpu_ms": value for name, value in cpu_per.items()})
     if remote is not None:
         out["remote_deliveries_per_s"] = remote.per_second
         out["worker_rss_mb"] = remote.worker_rss_mb
@@ -156,6 +167,26 @@ def headline(results: Any) -> dict[str, float]:
         key = "rebuild_ms_100" if size == 100 else f"rebuild_ms_{size}"
         out[key] = sum(r.total_ms for r in results.rebuilds if r.articles == size)
     return out
+
+
+def cpu_ms_per_item(results: Any) -> dict[str, float]:
+    """CPU our processes used per item (worker group, publishing processes, Redis,
+    PostgreSQL backends; not other sessions', not the receiver's): the cost that
+    load on a shared machine does not move much, beside the rates that it does."""
+    out: dict[str, float] = {}
+    p, remote = results.pipeline, results.remote
+    runs = [r for r in (results.noop, results.noop_after) if r is not None]
+    if runs:
+        out["noop_task"] = sum(ours(r.cpu) for r in runs) / sum(r.tasks for r in runs) * 1000
+    if p is not None:
+        out["feed_delivery"] = ours(p.cpu) / p.deliveries * 1000
+    if remote is not None and remote.cpu is not None:
+        out["remote_delivery"] = ours(remote.cpu) / remote.articles * 1000
+    return out
+
+
+def ours(cpu: Any) -> float:
+    return float(cpu.workers + cpu.script + cpu.redis + cpu.database)
 
 
 if __name__ == "__main__":  # `remote.py --serve PORT`: the receiver's own process

@@ -116,7 +116,8 @@ class RssChannel(FeedChannel):
     def _rendered(self) -> OrderedDict[bytes, tuple[bytes, bytes]]:
         cache: OrderedDict[bytes, tuple[bytes, bytes]] | None = getattr(self, "_cache", None)
         if cache is None:
-            cache = self._cache = OrderedDict()
+            cache = OrderedDict()
+            self._cache = cache
         return cache
 
     def _with_rss_hub(self, rss: bytes) -> bytes:
