@@ -72,7 +72,7 @@ from publisher.domain.states import SETTLED, State
 from publisher.store import Store
 from publisher.store.db import normalize_url
 from publisher.store.feed_builds import read_feed
-from publisher.store.models import DeliveryRow
+from publisher.store.models import DeliveryRow, FeedDocumentRow
 from publisher.worker.runtime import Runtime
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -362,10 +362,34 @@ def run_pipeline(deployment: Deployment, runtime: Runtime, n: int, idle: int) ->
     # the previous one (delivered, then the debounced rebuild).
     filenames = [f for name in FEEDS for f in runtime.feed_channel(name).filenames()]
 
+    holds: dict[tuple[str, str, str], bool] = {}  # (filename, etag, article id) -> in it
+
     def in_every_feed(article_id: str) -> Callable[[], bool]:
+        """One small query per poll (the documents' ETags); a body is read only when
+        its ETag is new, so the polling takes little of the CPU the rebuild needs."""
+
         def check() -> bool:
-            documents = [store.feed_document(filename) for filename in filenames]
-            return all(d is not None and article_id.encode() in d.body for d in documents)
+            with store.session() as session:
+                etags = dict(
+                    session.execute(
+                        select(FeedDocumentRow.filename, FeedDocumentRow.etag).where(
+                            FeedDocumentRow.filename.in_(filenames)
+                        )
+                    ).tuples()
+                )
+            for filename in filenames:
+                key = (filename, etags.get(filename, ""), article_id)
+                if key not in holds:
+                    document = store.feed_document(filename)
+                    if document is None:
+                        return False
+                    held = article_id.encode() in document.body
+                    holds[(filename, document.etag, article_id)] = held
+                    if not held:
+                        return False
+                elif not holds[key]:
+                    return False
+            return True
 
         return check
 
