@@ -375,7 +375,7 @@ def run_pipeline(deployment: Deployment, runtime: Runtime, n: int, idle: int) ->
                         select(FeedDocumentRow.filename, FeedDocumentRow.etag).where(
                             FeedDocumentRow.filename.in_(filenames)
                         )
-                    ).tuples()
+                    ).all()
                 )
             for filename in filenames:
                 key = (filename, etags.get(filename, ""), article_id)
