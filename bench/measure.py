@@ -120,6 +120,7 @@ class Pipeline:
     feed_spacing: float
     cpu: Cpu
     task_ms: dict[str, tuple[int, float]] = field(default_factory=dict)  # name -> (count, mean)
+    idle_phases_ms: dict[str, float] = field(default_factory=dict)  # bench/timeline.py
 
 
 @dataclass
@@ -224,6 +225,11 @@ def report(results: Results) -> str:
             f"| idle, publish → in every feed document p50 / p99 ({p.idle_samples // 2} articles; "
             f"rebuilds are at most one per {p.feed_spacing:g} s) "
             f"| {p.visible_p50_ms:.0f} / {p.visible_p99_ms:.0f} ms |",
+            "| idle, where the time goes (medians: "
+            + ", ".join(p.idle_phases_ms)
+            + ") | "
+            + " / ".join(f"{v:.1f}" for v in p.idle_phases_ms.values())
+            + " ms |",
             cpu_row("pipeline", p.cpu),
         ]
         lines += [

@@ -92,6 +92,7 @@ from measure import (  # bench/measure.py, beside this file
 )
 from publishers import publish_burst  # bench/publishers.py
 from seed import make_article, populate, store_bytes  # bench/seed.py
+from timeline import idle_phases, rebuild_events  # bench/timeline.py
 
 REPO = Path(__file__).resolve().parent.parent
 FEEDS = {"site": "rss", "app": "app_feed"}  # channel name -> type
@@ -395,16 +396,22 @@ def run_pipeline(deployment: Deployment, runtime: Runtime, n: int, idle: int) ->
 
     idle_latencies: list[float] = []
     visible: list[float] = []
+    samples: list[tuple[float, float, float]] = []  # (sent, published, seen), epoch seconds
+    idle_start = log.stat().st_size
     for i in range(idle):
         article = make_article(f"idle-{i:04d}", i)
         sent = datetime.now(UTC)
         runtime.publish(article, only=list(FEEDS))
+        published_at = time.time()
+        # The documents first, polled finely: a coarser poll of the delivery states
+        # before it would add its own interval to what a reader waits.
+        wait_for(in_every_feed(article.id), deployment, "an idle feed rebuild", 60, poll=0.005)
+        visible.append((datetime.now(UTC) - sent).total_seconds() * 1000)
+        samples.append((sent.timestamp(), published_at, time.time()))
         wait_for(all_settled(article.id, 2), deployment, "an idle delivery", 60)
         for d in store.deliveries(article_ids=[article.id]):
             if d.delivered_at:
                 idle_latencies.append((d.delivered_at - sent).total_seconds() * 1000)
-        wait_for(in_every_feed(article.id), deployment, "an idle feed rebuild", 60, poll=0.01)
-        visible.append((datetime.now(UTC) - sent).total_seconds() * 1000)
 
     # Let the last debounced feed rebuilds finish, so the worker stops idle.
     wait_for(
@@ -434,6 +441,7 @@ def run_pipeline(deployment: Deployment, runtime: Runtime, n: int, idle: int) ->
         feed_spacing=runtime.settings.feed_rebuild_spacing,
         cpu=cpu,
         task_ms=summarize(task_times(log, log_start, log_end)),
+        idle_phases_ms=idle_phases(samples, rebuild_events(log, idle_start)),
     )
 
 
