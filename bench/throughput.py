@@ -4,23 +4,28 @@
                                [--database sqlite|URL] [--big 100000]
 
 1. Pipeline: N articles x the two feed channels (rss + app_feed) go through
-   the real `Runtime.publish` into the store and are delivered by the
-   coalesced rebuilds of a real `publisher worker --beat` subprocess
-   (concurrency 2) over real Redis.
+   the real `Runtime.publish` into the store, from `--publishers` processes
+   (bench/publishers.py: an API's worker processes; one process alone caps the
+   rate at what it can publish), and are delivered by the coalesced rebuilds of
+   a real `publisher worker --beat` subprocess (concurrency 2) over real Redis.
    Deliveries per second = 2N / (last `delivered_at` - first publish).
 2. Raw Celery: 2N no-op tasks through the same broker and the same Celery
    configuration (`create_celery`: acks_late, prefetch 1, ignore_result) on
-   a queue of their own, drained by a worker with the same concurrency.
-   The headline is pipeline / no-op. Phase 2b (bench/remote.py): N articles x
-   the webhook channel to a loopback receiver that answers at once, by the
-   same worker command; remote / no-op, and the worker's resident memory.
+   a queue of their own, drained by a worker with the same concurrency, once
+   before the delivery phases and once after them; the baseline is the mean
+   of the two. The headline is pipeline / no-op. Phase 2b (bench/remote.py): N
+   articles x the webhook channel to a loopback receiver (its own process)
+   that answers at once, by the same worker command; remote / no-op, and the
+   worker's resident memory.
 3. Latency of every pipeline delivery: `delivered_at` minus the time this
    script took just before calling `Runtime.publish` (p50 / p99), for the
-   burst and for articles published one at a time into an idle system.
+   burst and for articles published one at a time into an idle system, with
+   where an idle publish's time goes (bench/timeline.py).
 4. Feed regeneration (`publisher.delivery.feeds.rebuild_feed`) for the rss and the
-   app_feed channel with 100 and with `--big` articles in a separate store,
+   app_feed channel with 100 and with `--big` articles in two separate stores,
    whose rows are bulk-inserted in the shape `Store.publish` plus
-   `Store.record_delivered` leave them (median of several rebuilds).
+   `Store.record_delivered` leave them (bench/rebuilds.py: settled after the
+   load, rebuilt in alternation, median of 9 each).
 
 To say where the time goes it also records the CPU each party used during
 phases 1 and 2 (from /proc, Redis INFO and pg_stat_activity), each task's
@@ -62,16 +67,12 @@ import sqlalchemy
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from channels import build_channel
-from channels.base import ChannelContext
-from channels.feed import FeedChannel, FeedItem
 from publisher.config.settings import Settings
 from publisher.coord.broker import EmbeddedRedis
 from publisher.delivery.feeds import rebuild_feed
 from publisher.domain.states import SETTLED, State
 from publisher.store import Store
 from publisher.store.db import normalize_url
-from publisher.store.feed_builds import read_feed
 from publisher.store.models import DeliveryRow, FeedDocumentRow
 from publisher.worker.runtime import Runtime
 
@@ -81,7 +82,6 @@ from measure import (  # bench/measure.py, beside this file
     CONCURRENCY,
     Noop,
     Pipeline,
-    Rebuild,
     Results,
     Serial,
     cpu_snapshot,
@@ -91,15 +91,14 @@ from measure import (  # bench/measure.py, beside this file
     summarize,
 )
 from publishers import publish_burst  # bench/publishers.py
-from seed import make_article, populate, store_bytes  # bench/seed.py
+from rebuilds import SMALL_STORE, run_rebuilds  # bench/rebuilds.py
+from seed import make_article  # bench/seed.py
 from timeline import idle_phases, rebuild_events  # bench/timeline.py
 
 REPO = Path(__file__).resolve().parent.parent
 FEEDS = {"site": "rss", "app": "app_feed"}  # channel name -> type
 NOOP_QUEUE = "bench.noop"
 NOOP_TASK = "bench.noop"
-REBUILD_RUNS = 9
-SMALL_STORE = 100
 POLL = 0.05
 WORKER_ARGS = ["--without-gossip", "--without-mingle", "--without-heartbeat"]
 TASK_LINE = re.compile(r"Task (\S+)\[[^\]]+\] succeeded in ([0-9.e-]+)s")
@@ -532,64 +531,6 @@ def noop_worker() -> None:
 # -- phase 4: feed rebuilds -------------------------------------------------
 
 
-def time_rebuilds(settings: Settings, store: Store, channel: FeedChannel, articles: int) -> Rebuild:
-    rebuild_feed(settings, store, channel)  # warm-up (caches, first file write)
-    totals, queries, renders = [], [], []
-    for _ in range(REBUILD_RUNS):
-        clock = time.perf_counter()
-        documents = rebuild_feed(settings, store, channel).documents
-        totals.append(time.perf_counter() - clock)
-        assert documents and all(d.body for d in documents)
-    for _ in range(REBUILD_RUNS):
-        clock = time.perf_counter()
-        snapshot = read_feed(store, channel.name, settings.feeds.items)
-        queries.append(time.perf_counter() - clock)
-        assert len(snapshot.items) == min(articles, settings.feeds.items)
-        clock = time.perf_counter()
-        channel.render([FeedItem(i.payload, i.updated) for i in snapshot.items], datetime.now(UTC))
-        renders.append(time.perf_counter() - clock)
-    return Rebuild(
-        channel=f"{channel.name} ({channel.type_name})",
-        articles=articles,
-        total_ms=statistics.median(totals) * 1000,
-        query_ms=statistics.median(queries) * 1000,
-        render_ms=statistics.median(renders) * 1000,
-        runs=REBUILD_RUNS,
-    )
-
-
-def run_rebuilds(deployment: Deployment, big: int, results: Results) -> None:
-    env = {
-        **deployment.env,
-        "PUBLISHER_DATA_DIR": str(deployment.tmp / "rebuild"),
-        "DATABASE_URL": deployment.new_database("feeds"),
-    }
-    settings = Settings.load(env)
-    store = Store(settings.database_url)
-    try:
-        store.migrate()
-        context = ChannelContext(settings)
-        channels = []
-        for name in FEEDS:
-            channel = build_channel(settings.channels[name], context)
-            assert isinstance(channel, FeedChannel)
-            channels.append(channel)
-        have = 0
-        for size in sorted({SMALL_STORE, big}):
-            clock = time.perf_counter()
-            populate(store, channels, have, size - have)
-            results.populate_seconds[size] = time.perf_counter() - clock
-            have = size
-            if store.engine.dialect.name == "postgresql":
-                with store.engine.begin() as conn:
-                    conn.exec_driver_sql("ANALYZE")  # what autovacuum would soon have done
-            results.store_mb[size] = store_bytes(store) / 1e6
-            for channel in channels:
-                results.rebuilds.append(time_rebuilds(settings, store, channel, size))
-    finally:
-        store.dispose()
-
-
 # -- main -------------------------------------------------------------------
 
 
@@ -664,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"serial baseline: {args.serial} articles ...", flush=True)
             results.serial = run_serial(runtime, args.serial)
             print(f"feed rebuilds with {SMALL_STORE} and {args.big:,} articles ...", flush=True)
-            run_rebuilds(deployment, args.big, results)
+            run_rebuilds(deployment, args.big, results, FEEDS)
     except Exception as exc:  # report what was measured, and why the rest was not
         failed = True
         if not isinstance(exc, BenchTimeout | RuntimeError):
