@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -62,10 +62,16 @@ def _publish_share(
 
 
 def publish_burst(
-    env: dict[str, str], ids: Sequence[tuple[str, int]], only: list[str], processes: int
+    env: dict[str, str],
+    ids: Sequence[tuple[str, int]],
+    only: list[str],
+    processes: int,
+    on_ready: Callable[[], object] | None = None,
 ) -> Burst:
     """Publish `ids` ((article id, n) pairs) from `processes` processes, dealt round
-    robin, all starting at one signal; returns once every one has finished."""
+    robin, all starting at one signal; returns once every one has finished.
+    `on_ready` runs once they are all started, just before the signal (the caller
+    starts its CPU accounting there, after the processes' start-up)."""
     context = multiprocessing.get_context("spawn")  # nothing of this process is shared
     ready, results, go = context.Queue(), context.Queue(), context.Event()
     shares = [list(ids[i::processes]) for i in range(processes)]
@@ -79,6 +85,8 @@ def publish_burst(
     try:
         for _ in children:
             ready.get(timeout=120)
+        if on_ready is not None:
+            on_ready()
         burst = Burst(len(children), datetime.now(UTC), datetime.now(UTC))
         go.set()
         for _ in children:

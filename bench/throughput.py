@@ -331,13 +331,19 @@ def run_pipeline(deployment: Deployment, runtime: Runtime, n: int, idle: int) ->
     wait_for(all_settled("warm-", 8), deployment, "the warm-up", 120)
 
     log = deployment.tmp / "worker.log"
-    log_start, cpu_start = log.stat().st_size, cpu_snapshot(deployment, worker, runtime.redis)
+    log_start, starts = log.stat().st_size, []
     ids = [(f"burst-{i:06d}", i) for i in range(n)]
-    burst = publish_burst(deployment.env, ids, list(FEEDS), deployment.publishers)
+    burst = publish_burst(
+        deployment.env,
+        ids,
+        list(FEEDS),
+        deployment.publishers,
+        on_ready=lambda: starts.append(cpu_snapshot(deployment, worker, runtime.redis)),
+    )
     published, started = burst.published, min(burst.published.values())
     publish_seconds = (burst.finished - started).total_seconds()
     wait_for(all_settled("burst-", 2 * n), deployment, "settling the burst", 60 + n)
-    cpu = cpu_used(cpu_start, cpu_snapshot(deployment, worker, runtime.redis))
+    cpu = cpu_used(starts[0], cpu_snapshot(deployment, worker, runtime.redis))
     cpu.script += burst.cpu_seconds  # the publishing processes, while they published
     time.sleep(2 * POLL)  # the last 'succeeded' lines follow the store's commit
     log_end = log.stat().st_size
