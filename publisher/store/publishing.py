@@ -13,16 +13,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, inspect, select
 from sqlalchemy.orm import Session
 
 from publisher.domain.article import Article
 from publisher.domain.errors import PublisherError
 from publisher.domain.states import Correction, Kind, State
 from publisher.store.base import StoreBase
-from publisher.store.models import ArticleRow, ArticleVersionRow, DeliveryRow
+from publisher.store.models import ArticleRow, ArticleVersionRow, Base, DeliveryRow
 from publisher.store.records import Enqueue, PlannedDelivery, PublishResult, utcnow
 from publisher.store.transitions import born, keep, move
 
@@ -72,24 +72,9 @@ class PublishingSide(StoreBase):
         scheduled = article.publish_at is not None and article.publish_at > now
         with self.session() as session, session.begin():
             row = session.get(ArticleRow, article.id, with_for_update=True)
-            created = row is None
             if row is None:
-                row = ArticleRow(
-                    id=article.id,
-                    current_version=0,
-                    published_at=article.published_at or article.publish_at or now,
-                    created_at=now,
-                    updated_at=now,
-                    actor=actor,
-                )
-                session.add(row)
-            # A new article has no version and no delivery to read back: its rows
-            # are all written by the one flush at the end.
-            current = (
-                None
-                if created
-                else session.get(ArticleVersionRow, (article.id, row.current_version))
-            )
+                return _publish_new(session, article, plans, actor, content_hash, scheduled, now)
+            current = session.get(ArticleVersionRow, (article.id, row.current_version))
             changed = current is None or current.content_hash != content_hash
             if changed:
                 row.current_version += 1
@@ -106,18 +91,14 @@ class PublishingSide(StoreBase):
                         actor=actor,
                     )
                 )
-            existing = (
-                {}
-                if created
-                else {
-                    (d.channel, d.kind): d
-                    for d in session.scalars(
-                        select(DeliveryRow).where(DeliveryRow.article_id == article.id)
-                    )
-                }
-            )
+            existing = {
+                (d.channel, d.kind): d
+                for d in session.scalars(
+                    select(DeliveryRow).where(DeliveryRow.article_id == article.id)
+                )
+            }
             version = _Version(row, article, current, changed, scheduled, now)
-            result = PublishResult(article.id, row.current_version, created, changed)
+            result = PublishResult(article.id, row.current_version, False, changed)
             outcomes = [_publish_on(session, version, plan, existing, result) for plan in plans]
             session.flush()  # the new rows, in one go: their ids are known after it
             for outcome in outcomes:
@@ -125,6 +106,63 @@ class PublishingSide(StoreBase):
                 if queued is not None:
                     result.to_enqueue.append(queued)
             return result
+
+
+def _publish_new(
+    session: Session,
+    article: Article,
+    plans: Sequence[PlannedDelivery],
+    actor: str | None,
+    content_hash: str,
+    scheduled: bool,
+    now: datetime,
+) -> PublishResult:
+    """A new article: its row, its first version and one delivery per channel as
+    three INSERT statements, without the unit of work (there is nothing to read
+    back but the deliveries' ids, which the INSERT returns in order)."""
+    row = ArticleRow(
+        id=article.id,
+        current_version=1,
+        published_at=article.published_at or article.publish_at or now,
+        created_at=now,
+        updated_at=now,
+        retracted_at=None,
+        actor=actor,
+    )
+    first = ArticleVersionRow(
+        article_id=article.id,
+        version=1,
+        content_hash=content_hash,
+        data=article.to_json(),
+        created_at=now,
+        actor=actor,
+    )
+    version = _Version(row, article, None, True, scheduled, now)
+    deliveries = [_new_delivery(version, plan) for plan in plans]
+    session.execute(insert(_table(ArticleRow)), [_columns(row)])
+    session.execute(insert(_table(ArticleVersionRow)), [_columns(first)])
+    result = PublishResult(article.id, 1, True, True)
+    if deliveries:
+        table = _table(DeliveryRow)
+        ids = session.scalars(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True),
+            [_columns(d) for d in deliveries],
+        ).all()
+        for delivery, delivery_id in zip(deliveries, ids, strict=True):
+            delivery.id = delivery_id
+            queued = _queued(delivery)
+            if queued is not None:
+                result.to_enqueue.append(queued)
+    return result
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def _columns(row: Base) -> dict[str, Any]:
+    """The values set on a new row, by column (unset ones take the column's default)."""
+    return dict(inspect(row).dict)
 
 
 def _publish_on(
