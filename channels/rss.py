@@ -18,12 +18,22 @@ cover is ours, its byte length. A remote cover's length is unknown: Atom
 leaves `length` out (it is optional, RFC 4287 4.2.7.6) and RSS says
 `length="0"`, as the RSS Advisory Board's profile advises for an
 enclosure whose size cannot be determined.
+
+A rebuild renders each item once: an item's `<item>` and `<entry>` are cut
+from a one-item document and kept (bounded, least recently used first out,
+keyed by the item's content), and a document is the feed's head rendered
+without items with the kept fragments spliced in, byte for byte what
+rendering every item again gives (a test holds it to that). A burst's
+rebuilds then cost the new items, not the whole window each time.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import mimetypes
 import threading
+from collections import OrderedDict
 from datetime import datetime
 from typing import ClassVar
 
@@ -33,6 +43,10 @@ from lxml import etree
 from channels.feed import ATOM_NS, FeedChannel, FeedDocument, FeedItem, with_hub_link
 
 _render_lock = threading.Lock()
+#: Rendered items kept per channel, as a multiple of the items a document holds.
+CACHED_WINDOWS = 4
+RSS_ITEMS, RSS_END = b"    <item>", b"  </channel>"
+ATOM_ENTRIES, ATOM_END = b"  <entry>", b"</feed>"
 
 
 class RssChannel(FeedChannel):
@@ -46,21 +60,71 @@ class RssChannel(FeedChannel):
 
     def render(self, items: list[FeedItem], built_at: datetime) -> list[FeedDocument]:
         rss_name, atom_name = self.filenames()
+        updated = max((item.updated for item in items), default=built_at)
         with _render_lock:
-            rss = self._with_rss_hub(
-                self._generator(items, built_at, self.feed_url(rss_name)).rss_str(pretty=True)
-            )
-            atom = self._generator(items, built_at, self.feed_url(atom_name)).atom_str(pretty=True)
-        atom = _with_atom_entry_links(atom, items)
+            fragments = [self._fragments(item, built_at) for item in items]
+            rss_head = self._generator([], built_at, self.feed_url(rss_name), updated)
+            atom_head = self._generator([], built_at, self.feed_url(atom_name), updated)
+            rss = _splice(rss_head.rss_str(pretty=True), RSS_END, [f[0] for f in fragments])
+            atom = _splice(atom_head.atom_str(pretty=True), ATOM_END, [f[1] for f in fragments])
         return [
-            FeedDocument(rss_name, "application/rss+xml; charset=utf-8", rss),
+            FeedDocument(rss_name, "application/rss+xml; charset=utf-8", self._with_rss_hub(rss)),
             FeedDocument(atom_name, "application/atom+xml; charset=utf-8", atom),
         ]
+
+    def render_uncached(self, items: list[FeedItem], built_at: datetime) -> list[FeedDocument]:
+        """Every item rendered in one document, as `render` did before it kept
+        fragments: what the tests compare `render` with."""
+        rss_name, atom_name = self.filenames()
+        updated = max((item.updated for item in items), default=built_at)
+        with _render_lock:
+            rss = self._generator(items, built_at, self.feed_url(rss_name), updated)
+            atom = self._generator(items, built_at, self.feed_url(atom_name), updated)
+            rss_body, atom_body = rss.rss_str(pretty=True), atom.atom_str(pretty=True)
+        return [
+            FeedDocument(
+                rss_name, "application/rss+xml; charset=utf-8", self._with_rss_hub(rss_body)
+            ),
+            FeedDocument(
+                atom_name,
+                "application/atom+xml; charset=utf-8",
+                _with_atom_entry_links(atom_body, items),
+            ),
+        ]
+
+    def _fragments(self, item: FeedItem, built_at: datetime) -> tuple[bytes, bytes]:
+        """The item's `<item>` and `<entry>` as they appear in any document (caller
+        holds the render lock). An item that cannot be rendered raises, as before."""
+        key = _item_key(item)
+        cache = self._rendered
+        found = cache.get(key)
+        if found is not None:
+            cache.move_to_end(key)
+            return found
+        url = self.feed_url("item")
+        rss = self._generator([item], built_at, url, item.updated).rss_str(pretty=True)
+        atom = self._generator([item], built_at, url, item.updated).atom_str(pretty=True)
+        atom = _with_atom_entry_links(atom, [item])
+        found = (_cut(rss, RSS_ITEMS, RSS_END), _cut(atom, ATOM_ENTRIES, ATOM_END))
+        cache[key] = found
+        while len(cache) > max(64, CACHED_WINDOWS * self.context.settings.feeds.items):
+            cache.popitem(last=False)
+        return found
+
+    @property
+    def _rendered(self) -> OrderedDict[bytes, tuple[bytes, bytes]]:
+        cache: OrderedDict[bytes, tuple[bytes, bytes]] | None = getattr(self, "_cache", None)
+        if cache is None:
+            cache = OrderedDict()
+            self._cache = cache
+        return cache
 
     def _with_rss_hub(self, rss: bytes) -> bytes:
         return with_hub_link(rss, self.context.settings.feeds.hub_url)
 
-    def _generator(self, items: list[FeedItem], built_at: datetime, self_url: str) -> FeedGenerator:
+    def _generator(
+        self, items: list[FeedItem], built_at: datetime, self_url: str, updated: datetime
+    ) -> FeedGenerator:
         feeds = self.context.settings.feeds
         fg = FeedGenerator()
         fg.id(feeds.home_page_url)
@@ -74,7 +138,7 @@ class RssChannel(FeedChannel):
         if feeds.language:
             fg.language(feeds.language)
         fg.generator("publisher")
-        fg.updated(max((item.updated for item in items), default=built_at))
+        fg.updated(updated)
         fg.lastBuildDate(built_at)
         for item in items:
             self._entry(fg, item)
@@ -101,6 +165,24 @@ class RssChannel(FeedChannel):
             entry.enclosure(
                 item.get("image"), str(item.get("image_length") or 0), _image_type(item)
             )
+
+
+def _item_key(item: FeedItem) -> bytes:
+    """An item's identity for the cache: everything its rendering reads."""
+    text = json.dumps([item.payload, item.updated.isoformat()], sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=20).digest()
+
+
+def _cut(document: bytes, start: bytes, end: bytes) -> bytes:
+    """The one item of a one-item document, with the indentation and line end it has
+    among others."""
+    return document[document.index(start) : document.rindex(end)]
+
+
+def _splice(head: bytes, end: bytes, fragments: list[bytes]) -> bytes:
+    """A document rendered without items, with the items put back before its end tag."""
+    at = head.rindex(end)
+    return b"".join([head[:at], *fragments, head[at:]])
 
 
 def _image_type(item: FeedItem) -> str:

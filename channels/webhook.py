@@ -8,6 +8,8 @@ drop a repeat after an ambiguous timeout.
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any, ClassVar
 
 import requests
@@ -17,10 +19,16 @@ from channels.http import json_body, request
 from publisher.domain.article import Article
 from publisher.domain.errors import ConfigError, PermanentError
 
+#: A kept connection idle longer than this is not reused: a receiver may have
+#: closed it meanwhile (uvicorn does after 5 s), and a POST that meets the close
+#: would leave its outcome unknown. Under load posts follow each other closely.
+REUSE_WITHIN_SECONDS = 2.0
+
 
 class WebhookChannel(Channel):
     type_name: ClassVar[str] = "webhook"
     correction: ClassVar[Correction] = Correction.EDIT
+    _local: threading.local | None = None
 
     def format(self, article: Article) -> dict[str, Any]:
         data = article.to_json()
@@ -43,11 +51,10 @@ class WebhookChannel(Channel):
         headers = {"Idempotency-Key": key}
         if self.config.option("token_env"):
             headers["Authorization"] = f"Bearer {self.config.secret('token')}"
-        with requests.Session() as session:
-            response = request(
-                session, "POST", self.config.base_url, json=post, headers=headers,
-                timeout=self.config.timeout, what="webhook",
-            )  # fmt: skip
+        response = request(
+            self._session(), "POST", self.config.base_url, json=post, headers=headers,
+            timeout=self.config.timeout, what="webhook",
+        )  # fmt: skip
         if response.status_code in (401, 403):
             raise PermanentError(
                 f"webhook refused the credentials (HTTP {response.status_code})",
@@ -63,3 +70,18 @@ class WebhookChannel(Channel):
             remote_id=str(body.get("id") or key),
             remote_url=body.get("url"),
         )
+
+    def _session(self) -> requests.Session:
+        """One kept-alive connection per thread, while posts follow each other
+        (a new TCP connection and Session per post cost more than the post)."""
+        if self._local is None:
+            self._local = threading.local()
+        local, now = self._local, time.monotonic()
+        session: requests.Session | None = getattr(local, "session", None)
+        if session is not None and now - local.used > REUSE_WITHIN_SECONDS:
+            session.close()
+            session = None
+        if session is None:
+            session = local.session = requests.Session()
+        local.used = now
+        return session

@@ -344,8 +344,9 @@ def _take_for_build(
     pairs = list(rows)
     if not pairs:
         return {}
+    taken: dict[int, int] = {}
     for chunk in _chunks(pairs, 500):
-        move(
+        moved = move(
             session,
             DeliveryRow,
             State.SENDING,
@@ -356,13 +357,10 @@ def _take_for_build(
                 attempts=DeliveryRow.attempts + 1,
                 updated_at=now,
             ),
+            returning=[DeliveryRow.attempts],
         )
-    taken = session.execute(
-        select(DeliveryRow.id, DeliveryRow.attempts).where(
-            DeliveryRow.lease_token == snapshot.build_id, DeliveryRow.state == State.SENDING
-        )
-    ).all()
-    return {row.id: row.attempts for row in taken}
+        taken.update({row.id: row.attempts for row in moved})
+    return taken
 
 
 def _settle(

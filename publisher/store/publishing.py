@@ -19,16 +19,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, inspect, select
 from sqlalchemy.orm import Session
 
 from publisher.domain.article import Article
 from publisher.domain.errors import PublisherError
 from publisher.domain.states import Approval, Correction, Kind, State
 from publisher.store.base import StoreBase
-from publisher.store.models import ArticleRow, ArticleVersionRow, DeliveryRow
+from publisher.store.models import ArticleRow, ArticleVersionRow, Base, DeliveryRow
 from publisher.store.records import Enqueue, PlannedDelivery, PublishResult, utcnow
 from publisher.store.transitions import born, keep, move
 
@@ -84,18 +84,10 @@ class PublishingSide(StoreBase):
         scheduled = article.publish_at is not None and article.publish_at > now
         with self.session() as session, session.begin():
             row = session.get(ArticleRow, article.id, with_for_update=True)
-            created = row is None
             if row is None:
-                row = ArticleRow(
-                    id=article.id,
-                    current_version=0,
-                    published_at=article.published_at or article.publish_at or now,
-                    created_at=now,
-                    updated_at=now,
-                    actor=actor,
+                return _publish_new(
+                    session, article, plans, actor, content_hash, scheduled, now, awaiting
                 )
-                session.add(row)
-                session.flush()
             current = session.get(ArticleVersionRow, (article.id, row.current_version))
             changed = current is None or current.content_hash != content_hash
             if changed:
@@ -114,7 +106,6 @@ class PublishingSide(StoreBase):
                         approval=Approval.AWAITING if awaiting else None,
                     )
                 )
-                session.flush()
             existing = {
                 (d.channel, d.kind): d
                 for d in session.scalars(
@@ -122,12 +113,73 @@ class PublishingSide(StoreBase):
                 )
             }
             version = _Version(row, article, current, changed, scheduled, now, awaiting)
-            result = PublishResult(article.id, row.current_version, created, changed)
-            for plan in plans:
-                queued = _publish_on(session, version, plan, existing, result)
+            result = PublishResult(article.id, row.current_version, False, changed)
+            outcomes = [_publish_on(session, version, plan, existing, result) for plan in plans]
+            session.flush()  # the new rows, in one go: their ids are known after it
+            for outcome in outcomes:
+                queued = _queued(outcome) if isinstance(outcome, DeliveryRow) else outcome
                 if queued is not None:
                     result.to_enqueue.append(queued)
             return result
+
+
+def _publish_new(
+    session: Session,
+    article: Article,
+    plans: Sequence[PlannedDelivery],
+    actor: str | None,
+    content_hash: str,
+    scheduled: bool,
+    now: datetime,
+    awaiting: bool = False,
+) -> PublishResult:
+    """A new article: its row, its first version and one delivery per channel as
+    three INSERT statements, without the unit of work (there is nothing to read
+    back but the deliveries' ids, which the INSERT returns in order)."""
+    row = ArticleRow(
+        id=article.id,
+        current_version=1,
+        published_at=article.published_at or article.publish_at or now,
+        created_at=now,
+        updated_at=now,
+        retracted_at=None,
+        actor=actor,
+    )
+    first = ArticleVersionRow(
+        article_id=article.id,
+        version=1,
+        content_hash=content_hash,
+        data=article.to_json(),
+        created_at=now,
+        actor=actor,
+        approval=Approval.AWAITING if awaiting else None,
+    )
+    version = _Version(row, article, None, True, scheduled, now, awaiting)
+    deliveries = [_new_delivery(version, plan) for plan in plans]
+    session.execute(insert(_table(ArticleRow)), [_columns(row)])
+    session.execute(insert(_table(ArticleVersionRow)), [_columns(first)])
+    result = PublishResult(article.id, 1, True, True)
+    if deliveries:
+        table = _table(DeliveryRow)
+        ids = session.scalars(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True),
+            [_columns(d) for d in deliveries],
+        ).all()
+        for delivery, delivery_id in zip(deliveries, ids, strict=True):
+            delivery.id = delivery_id
+            queued = _queued(delivery)
+            if queued is not None:
+                result.to_enqueue.append(queued)
+    return result
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def _columns(row: Base) -> dict[str, Any]:
+    """The values set on a new row, by column (unset ones take the column's default)."""
+    return dict(inspect(row).dict)
 
 
 def _publish_on(
@@ -136,16 +188,16 @@ def _publish_on(
     plan: PlannedDelivery,
     existing: dict[tuple[str, str], DeliveryRow],
     result: PublishResult,
-) -> Enqueue | None:
-    """One channel's part of a publish; what to enqueue after commit, if anything."""
+) -> Enqueue | DeliveryRow | None:
+    """One channel's part of a publish; what to enqueue after commit, if anything,
+    or the new row (enqueued once the caller's flush has given it an id)."""
     for _ in range(RACE_ROUNDS):
         delivery = existing.get((plan.channel, Kind.PUBLISH))
         if delivery is None:
             delivery = _new_delivery(version, plan)
             session.add(delivery)
-            session.flush()
             existing[(plan.channel, Kind.PUBLISH)] = delivery
-            return _queued(delivery.id, delivery.channel_type, delivery.state)
+            return delivery
         try:
             if not version.changed:
                 return _reschedule(session, delivery, version, result)
@@ -177,11 +229,17 @@ def bring_up_to_date(
     article = Article.from_json(approved.data)
     version = _Version(row, article, approved, changed=True, scheduled=False, now=now)
     result = PublishResult(row.id, approved.version, created=False, changed=True)
-    return _publish_on(session, version, plan, existing, result)
+    outcome = _publish_on(session, version, plan, existing, result)
+    if isinstance(outcome, DeliveryRow):
+        session.flush()  # a new row: its id is known after it
+        return _queued(outcome)
+    return outcome
 
 
-def _queued(delivery_id: int, channel_type: str, state: str) -> Enqueue | None:
-    return Enqueue(delivery_id, channel_type) if state == State.PENDING else None
+def _queued(row: DeliveryRow, state: str | None = None) -> Enqueue | None:
+    """Enqueue a row that waits in `pending` (its state now, unless `state` says)."""
+    pending = (state or row.state) == State.PENDING
+    return Enqueue(row.id, row.channel_type) if pending else None
 
 
 def _new_delivery(version: _Version, plan: PlannedDelivery) -> DeliveryRow:
@@ -240,7 +298,7 @@ def _apply_new_version(
     )  # fmt: skip
     if not moved:
         raise _Lost
-    return _queued(delivery.id, delivery.channel_type, target)
+    return _queued(delivery, target)
 
 
 def _correction(
@@ -278,7 +336,7 @@ def _correction(
         session.add(row)
         session.flush()
         existing[(original.channel, Kind.CORRECTION)] = row
-        return _queued(row.id, row.channel_type, target)
+        return _queued(row, target)
     where = [DeliveryRow.id == row.id]
     if row.state == State.SENDING or cannot:
         # In flight: its worker sees the new version when it records the outcome.
@@ -292,7 +350,7 @@ def _correction(
     )  # fmt: skip
     if not moved:
         raise _Lost
-    return _queued(row.id, row.channel_type, target)
+    return _queued(row, target)
 
 
 def _reschedule(
@@ -340,7 +398,7 @@ def _reschedule(
     if version.awaiting and version.current is not None:
         version.current.approval = Approval.AWAITING
     result.rescheduled = True
-    return _queued(delivery.id, delivery.channel_type, target)
+    return _queued(delivery, target)
 
 
 def _keep_schedule_in_version(version: ArticleVersionRow | None, article: Article) -> None:

@@ -89,11 +89,22 @@ class SweeperSide(StoreBase):
                 )
             return [Enqueue(r.id, r.channel_type) for r in rows]
 
-    def feed_changed_since_build(self, channel: str) -> bool:
+    def feed_changed_since_build(
+        self, channel: str, *, older_than: float = 0.0, now: datetime | None = None
+    ) -> bool:
+        """A delivery of the channel changed after its documents were built.
+
+        `older_than` (the sweeper's) ignores changes younger than that many
+        seconds: the publish that made them asked for its own rebuild, and a
+        sweep that asked again while that rebuild ran would only queue a
+        spaced follow-up behind it, which is what an idle publish then waited for.
+        """
+        changes = select(func.max(DeliveryRow.updated_at)).where(DeliveryRow.channel == channel)
+        if older_than > 0:
+            cutoff = (now or utcnow()) - timedelta(seconds=older_than)
+            changes = changes.where(DeliveryRow.updated_at <= cutoff)
         with self.session() as session:
-            changed = session.scalar(
-                select(func.max(DeliveryRow.updated_at)).where(DeliveryRow.channel == channel)
-            )
+            changed = session.scalar(changes)
             built = session.scalar(
                 select(func.min(FeedDocumentRow.built_at)).where(FeedDocumentRow.channel == channel)
             )

@@ -41,17 +41,25 @@ log = logging.getLogger(__name__)
 #: A queued rebuild's flag lives this long: a request within it is already covered
 #: by the rebuild in the queue; after it (the task was lost) a request gets through.
 QUEUED_TTL_SECONDS = 10
+#: A round that completed at most this many deliveries was no burst (see `rebuild_finished`).
+QUIET_ROUND = 1
 #: Most deliveries one publish or sweep hands to the broker in one pipeline.
 BATCH_SIZE = 1000
 
-# KEYS: queued, running, again. ARGV: ttl seconds. 1 = send a rebuild task now.
+# KEYS: queued, running, again, for each channel in turn. ARGV: ttl seconds.
+# One flag per channel: 1 = send a rebuild task now. One round trip for them all.
 _REQUEST = """
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('SET', KEYS[3], '1', 'EX', ARGV[1])
-  return 0
+local out = {}
+for i = 1, #KEYS, 3 do
+  local send = 0
+  if redis.call('EXISTS', KEYS[i + 1]) == 1 then
+    redis.call('SET', KEYS[i + 2], '1', 'EX', ARGV[1])
+  elseif redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
+    send = 1
+  end
+  out[#out + 1] = send
 end
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 1 end
-return 0
+return out
 """
 # KEYS: queued, running, again. ARGV: token, lease ms. 1 = this task builds.
 _START = """
@@ -124,8 +132,7 @@ class Dispatcher:
                     later[name] = min(later.get(name, item.countdown), item.countdown)
                 else:
                     now.add(name)
-        for name in sorted(now):
-            self.request_feed_rebuild(name)
+        self.request_feed_rebuilds(sorted(now))
         for name, countdown in later.items():
             self._send_one("publisher.rebuild_feed", name, CONTROL_QUEUE, countdown,
                            f"rebuild of {name}")  # fmt: skip
@@ -165,17 +172,39 @@ class Dispatcher:
         Nothing is sent when a rebuild is already queued (it will read the store
         after this caller's commit) or running (its follow-up covers this).
         """
-        if self.offline:
-            return False
+        return bool(self.request_feed_rebuilds([channel]))
+
+    def request_feed_rebuilds(self, channels: list[str]) -> list[str]:
+        """`request_feed_rebuild` for several channels in one Redis round trip;
+        returns the channels a rebuild task was sent for."""
+        if self.offline or not channels:
+            return []
         try:
-            if not self._request(keys=self._keys(channel), args=[QUEUED_TTL_SECONDS]):
-                return False
+            keys = [key for channel in channels for key in self._keys(channel)]
+            flags = self._request(keys=keys, args=[QUEUED_TTL_SECONDS])
         except redis.RedisError as exc:
-            log.warning("broker unavailable, rebuild of %s left for the sweeper: %s", channel,
-                        type(exc).__name__)  # fmt: skip
-            return False
-        return self._send_one("publisher.rebuild_feed", channel, CONTROL_QUEUE, 0.0,
-                              f"rebuild of {channel}")  # fmt: skip
+            log.warning("broker unavailable, rebuild of %s left for the sweeper: %s",
+                        ", ".join(channels), type(exc).__name__)  # fmt: skip
+            return []
+        due = [channel for channel, flag in zip(channels, flags, strict=True) if flag]
+        if len(due) == 1:
+            return due if self._send_one("publisher.rebuild_feed", due[0], CONTROL_QUEUE, 0.0,
+                                         f"rebuild of {due[0]}") else []  # fmt: skip
+        try:
+            with self.celery.producer_or_acquire() as producer, producer.batch(BATCH_SIZE):
+                for channel in due:
+                    self.celery.send_task(
+                        "publisher.rebuild_feed",
+                        args=[channel],
+                        queue=CONTROL_QUEUE,
+                        producer=producer,
+                        retry=False,
+                    )
+        except (OperationalError, redis.RedisError, OSError) as exc:
+            log.warning("broker unavailable, rebuilds of %s left for the sweeper: %s",
+                        ", ".join(due), type(exc).__name__)  # fmt: skip
+            return []
+        return due
 
     def rebuild_started(self, channel: str) -> str | None:
         """The rebuild task's lease token, or None when another rebuild of the
@@ -186,13 +215,18 @@ class Dispatcher:
             return token
         return None
 
-    def rebuild_finished(self, channel: str, token: str) -> bool:
+    def rebuild_finished(self, channel: str, token: str, covered: int | None = None) -> bool:
         """Release the channel; if requests came in during the round, queue the
         one follow-up rebuild that covers them all, due `feed_rebuild_spacing`
         from now (so a burst leaves the workers time for other work between
-        rebuilds and folds more into each). True if one was queued."""
+        rebuilds and folds more into each). True if one was queued.
+
+        `covered`: deliveries the round completed. A quiet round (at most
+        `QUIET_ROUND`) was no burst: its follow-up is due at once, so a publish
+        that met the end of the previous one is not held for the spacing."""
         queued, running, again = self._keys(channel)
-        spacing = self.settings.feed_rebuild_spacing
+        quiet = covered is not None and covered <= QUIET_ROUND
+        spacing = 0.0 if quiet else self.settings.feed_rebuild_spacing
         try:
             follow_up = self._finish(
                 keys=[running, again, queued], args=[token, QUEUED_TTL_SECONDS]

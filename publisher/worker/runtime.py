@@ -127,11 +127,11 @@ class Runtime:
         if token is None:
             return 0
         try:
-            feeds.rebuild_feed(self.settings, self.store, channel)
+            done = feeds.rebuild_feed(self.settings, self.store, channel)
         except BaseException:
             self.dispatcher.rebuild_abandoned(name, token)
             raise
-        self.dispatcher.rebuild_finished(name, token)
+        self.dispatcher.rebuild_finished(name, token, covered=done.covered)
         return 1
 
     def sweep(self) -> dict[str, Any]:
@@ -144,10 +144,10 @@ class Runtime:
         stale = [
             name
             for name, channel in self.channels.items()
-            if channel.is_feed and self.store.feed_changed_since_build(name)
+            if channel.is_feed
+            and self.store.feed_changed_since_build(name, older_than=self.settings.sweep_interval)
         ]
-        for name in stale:
-            self.dispatcher.request_feed_rebuild(name)
+        self.dispatcher.request_feed_rebuilds(stale)
         if due or notices:
             log.info("sweeper re-enqueued %d deliveries, %d notifications", sent, notified)
         return {"requeued": sent, "stale_feeds": stale, "notifications_requeued": notified}

@@ -102,6 +102,21 @@ def test_a_quiet_rebuild_leaves_the_next_request_immediate(dispatcher: Dispatche
     assert etas(dispatcher) == [None]
 
 
+def test_after_a_quiet_round_the_follow_up_is_due_at_once(dispatcher: Dispatcher) -> None:
+    """An idle publish that meets the end of the previous round is not held for the
+    spacing: that is for bursts, and a round that covered one item was none."""
+    token = dispatcher.rebuild_started("site")
+    assert token is not None
+    dispatcher.request_feed_rebuild("site")  # arrives while the round finishes
+    assert dispatcher.rebuild_finished("site", token, covered=1) is True
+    assert etas(dispatcher) == [None]
+    busy = dispatcher.rebuild_started("site")
+    assert busy is not None
+    dispatcher.request_feed_rebuild("site")
+    assert dispatcher.rebuild_finished("site", busy, covered=40) is True
+    assert etas(dispatcher)[-1] is not None  # a burst's follow-up waits for the spacing
+
+
 def test_the_follow_up_waits_for_the_spacing(dispatcher: Dispatcher) -> None:
     token = dispatcher.rebuild_started("site")
     assert token is not None
