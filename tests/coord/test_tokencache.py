@@ -18,7 +18,7 @@ import redis
 
 from publisher.config.settings import Settings
 from publisher.coord.tokencache import FreshToken, TokenCache
-from publisher.domain.errors import PermanentError, RetryableError
+from publisher.domain.errors import PermanentError, RateLimitedError, RetryableError
 
 WORKERS = 16
 
@@ -145,6 +145,27 @@ def test_platform_returning_the_rejected_token_forces_rotation(
     assert tokens.get() == "same"
     tokens.invalidate("same")
     assert tokens.get() == "rotated"
+    assert calls == [False, False, True]
+
+
+def test_a_refused_force_keeps_the_platforms_current_token(
+    redis_client: redis.Redis, settings: Settings, name: str
+) -> None:
+    """WeChat allows 20 forced refreshes a day: past them it answers 45009. The
+    plain answer is the token it calls current, so that one is used: the
+    account is not stopped until the daily reset by a token that may work."""
+    calls: list[bool] = []
+
+    def quota_spent(force: bool) -> FreshToken:
+        calls.append(force)
+        if force:
+            raise RateLimitedError("get access token: daily quota (code 45009)", code="45009")
+        return FreshToken("same", 7200.0)
+
+    tokens = TokenCache(redis_client, settings, name, quota_spent)
+    assert tokens.get() == "same"
+    tokens.invalidate("same")
+    assert tokens.get() == "same"
     assert calls == [False, False, True]
 
 
