@@ -55,17 +55,20 @@ class FaultInjector:
             self.seen.clear()
 
     def take(self, path: str) -> FaultSpec | None:
-        """Consume one fault queued for `path` (probabilistic faults are drawn)."""
+        """Consume one fault queued for `path` (probabilistic faults are drawn, in
+        the order they were queued, until one fires)."""
         with self.lock:
             for spec in self.faults:
                 if spec.path != path:
                     continue
+                # A spec that does not fire this time leaves the request to the next
+                # one queued for the path: several faults on one path each get drawn.
                 if spec.every > 1:
                     self.seen[id(spec)] = self.seen.get(id(spec), 0) + 1
                     if self.seen[id(spec)] % spec.every:
-                        return None
+                        continue
                 if spec.probability < 1.0 and random.random() >= spec.probability:
-                    return None
+                    continue
                 spec.count -= 1
                 if spec.count <= 0:
                     self.faults.remove(spec)
