@@ -25,8 +25,9 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Two processes, a test file each at a time (tests in one file share its servers).
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # Tests that need a system program: the dashboard's browser test drives Debian's
 # chromium, the compose test asks docker-compose to validate the file, and the
