@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, exists, or_
+from sqlalchemy import and_, case, exists, or_, select
 
 from publisher.domain.states import Kind, State
 from publisher.store.base import StoreBase
@@ -227,7 +227,8 @@ class WorkerSide(StoreBase):
         and account spacing (`publisher.delivery.pacing`) make a delivery wait,
         never spend it: the claim's attempt is given back, the row waits as
         `held` with `until` as its `next_attempt_at` and `reason` as what the
-        editor reads, and the attempt log says why. `armed`: a countdown task
+        editor reads, and the attempt log says why (one entry for one wait, however
+        often it is renewed). `armed`: a countdown task
         is enqueued for `until`; False leaves the release to the sweeper, which
         takes it the moment it is due. Fenced like every write; False if the
         lease was lost and nothing was written.
@@ -249,6 +250,17 @@ class WorkerSide(StoreBase):
             )  # fmt: skip
             if not moved:
                 return False
+            last = session.scalars(
+                select(AttemptRow)
+                .where(AttemptRow.delivery_id == claim.delivery_id)
+                .order_by(AttemptRow.id.desc())
+                .limit(1)
+            ).first()
+            if last is not None and last.outcome == "held" and last.number == claim.attempt - 1:
+                # Still waiting, no attempt between: one entry, renewed, says where it
+                # stands (a queue that moves back wakes its waiters at their old slots).
+                last.started_at, last.message = now, reason
+                return True
             session.add(
                 AttemptRow(
                     delivery_id=claim.delivery_id,

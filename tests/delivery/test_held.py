@@ -12,7 +12,7 @@ import itertools
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,10 +22,12 @@ from channels import build_channel
 from channels.base import Channel, ChannelContext
 from publisher.config.settings import Settings
 from publisher.coord.slots import AccountSlots, Rule
+from publisher.delivery import publishing
 from publisher.delivery.pacing import Deferral, Pacer, Slot
 from publisher.domain.errors import ConfigError, RateLimitedError
 from publisher.domain.states import State
 from publisher.local.cluster import Stack
+from publisher.store import Store
 from sandbox import weibo
 from sandbox.server import BackgroundServer
 from tests.delivery.test_pacing import HOOK, claim
@@ -285,3 +287,29 @@ def test_weibo_10023_holds_the_account_until_the_platform_takes_posts_again(
     assert any("(code 10023); account weibo until" in m for m in held), held
     stats = sandbox.app.state.weibo.stats()
     assert stats["posts"] == 6 and stats["duplicate_posts"] == 0
+
+
+def test_one_wait_is_one_entry_in_the_attempt_log(store: Store, channels: dict) -> None:
+    """A queue that moves back (the platform refused a post) wakes its waiters at
+    their old slots and holds them again: the log keeps one entry per wait, with
+    where it stands now, and a new one only after an attempt."""
+    delivery_id = publishing.publish(hook_article(1), store, channels).to_enqueue[0].delivery_id
+    now = datetime.now(UTC)
+    for n, reason in enumerate(("held: first", "held: moved back", "held: moved again")):
+        taken = store.claim(delivery_id, 60, now=now + timedelta(seconds=n))
+        assert taken is not None and taken.attempt == 1
+        assert store.hold(taken, until=now + timedelta(seconds=n + 1), reason=reason)
+    assert [(a.outcome, a.number, a.message) for a in store.attempts(delivery_id)] == [
+        ("held", 0, "held: moved again")
+    ]
+    taken = store.claim(delivery_id, 60, now=now + timedelta(seconds=5))
+    assert taken is not None
+    store.record_failure(
+        taken, outcome="retry", reason="HTTP 503", code=None, http_status=503,
+        started_at=now, duration_ms=5, retry_at=now + timedelta(seconds=6),
+        outcome_unknown=False,
+    )  # fmt: skip
+    again = store.claim(delivery_id, 60, now=now + timedelta(seconds=6))
+    assert again is not None and again.attempt == 2
+    assert store.hold(again, until=now + timedelta(seconds=9), reason="held: after the retry")
+    assert [a.outcome for a in store.attempts(delivery_id)] == ["held", "retry", "held"]
