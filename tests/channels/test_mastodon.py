@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,10 +42,11 @@ from publisher.domain.errors import (
     ReauthRequiredError,
     RetryableError,
 )
+from tests.channels.conftest import MASTODON_TOKEN
 from tests.channels.contract import Answer, ChannelFactory, ScriptedPlatform, attempt
 from tests.conftest import SAMPLES
 
-TOKEN = "alice_token"  # seeded by mastodon-mock's default test seed
+TOKEN = MASTODON_TOKEN
 TOKEN_ENV = "PUBLISHER_TEST_MASTODON_TOKEN"
 FAMILY = "👨‍👩‍👧‍👦"  # one grapheme, seven code points
 WOMEN_FAMILY = "👩‍👩‍👧"
@@ -269,19 +270,6 @@ def test_bad_options_are_config_errors(
 
 
 # --- end to end against mastodon-mock ----------------------------------------
-
-
-@pytest.fixture(scope="module")
-def mock_server() -> Iterator[MockServer]:
-    """mastodon-mock 0.6.1: in-memory SQLite, seeded alice/bob/carol, a free loopback port."""
-    with MockServer() as server:
-        yield server
-
-
-@pytest.fixture
-def reader(mock_server: MockServer) -> Mastodon:
-    """Mastodon.py logged in as the account the channel posts as."""
-    return Mastodon(access_token=TOKEN, api_base_url=mock_server.base_url)
 
 
 def statuses_linking(client: Mastodon, url: str) -> list[Any]:

@@ -9,7 +9,6 @@ tests/e2e/test_thread_e2e.py.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,10 +22,11 @@ from channels.mastodon_length import mastodon_length
 from channels.mastodon_thread import split
 from publisher.domain.article import Article, parse_article
 from publisher.domain.text import pack, sentences
+from tests.channels.conftest import MASTODON_TOKEN
 from tests.channels.contract import ChannelFactory, attempt
 from tests.conftest import SAMPLES
 
-TOKEN = "alice_token"  # seeded by mastodon-mock's default test seed
+TOKEN = MASTODON_TOKEN
 TOKEN_ENV = "PUBLISHER_TEST_MASTODON_TOKEN"
 NUMBER = re.compile(r" (\d+)/(\d+)$")
 
@@ -127,17 +127,6 @@ def test_pack_and_sentences_agree_on_boundaries() -> None:
 
 
 # --- the channel against mastodon-mock --------------------------------------
-
-
-@pytest.fixture(scope="module")
-def mock_server() -> Iterator[MockServer]:
-    with MockServer() as server:
-        yield server
-
-
-@pytest.fixture
-def reader(mock_server: MockServer) -> Mastodon:
-    return Mastodon(access_token=TOKEN, api_base_url=mock_server.base_url)
 
 
 @pytest.fixture
