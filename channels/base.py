@@ -126,7 +126,6 @@ class ChannelContext:
     read_media: Callable[[str], tuple[bytes, str]] | None = None  # ref -> (bytes, content type)
     #: (bytes, content type, suffix, name) -> ref; files a channel makes (an episode's MP3).
     save_media: Callable[..., str] | None = None
-    delete_media: Callable[[Sequence[str]], None] | None = None  # refs
 
 
 class Channel(ABC):

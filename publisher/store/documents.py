@@ -113,12 +113,6 @@ class DocumentSide(StoreBase):
                 )
         return f"media/{media_id}"
 
-    def delete_media(self, refs: Sequence[str]) -> None:
-        """Remove media files; missing ones are ignored."""
-        if refs:
-            with self.session() as session, session.begin():
-                delete_media_rows(session, refs)
-
     def media_created_at(self, media_id: str) -> datetime | None:
         """When these bytes were first stored: /media's Last-Modified."""
         with self.session() as session:

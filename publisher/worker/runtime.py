@@ -53,7 +53,6 @@ class Runtime:
             self.redis,
             read_media=self.store.read_media,
             save_media=self.store.save_media,
-            delete_media=self.store.delete_media,
         )
         self.channels: dict[str, Channel] = {
             name: build_channel(config, self.context) for name, config in settings.channels.items()
