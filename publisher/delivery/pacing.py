@@ -69,6 +69,8 @@ class Pacer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._rules: dict[str, PacingRules] = {}
+        #: One `AccountSlots` per (channel, new post or edit): built once per process.
+        self._accounts: dict[tuple[str, bool], AccountSlots] = {}
 
     def rules(self, config: ChannelConfig) -> PacingRules:
         rules = self._rules.get(config.name)
@@ -121,6 +123,9 @@ class Pacer:
     ) -> AccountSlots | None:
         """The account's slots with the rules that apply to this delivery (an
         in-place edit is not a new post: only the platform's hold applies)."""
+        built = self._accounts.get((channel.name, new_post))
+        if built is not None:
+            return built
         redis = channel.context.redis
         spaced = [Rule(rules.min_spacing, 1, "spacing")] if rules.min_spacing else []
         budget = self.budget(channel)
@@ -131,7 +136,8 @@ class Pacer:
                 raise ConfigError(f"channels.{channel.name}.min_spacing: needs Redis to send")
             return None  # no shared budget to count with: the platform's own limit guards
         key = self.settings.key("slots", channel.type_name, rules.account)
-        return AccountSlots(redis, key, applied)
+        built = self._accounts[(channel.name, new_post)] = AccountSlots(redis, key, applied)
+        return built
 
     def budget(self, channel: Channel) -> tuple[float, int] | None:
         """The account's posts an hour and burst: the table's, else the type's default."""
