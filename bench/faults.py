@@ -155,8 +155,10 @@ def main() -> int:
     prefix = f"bench-faults-{uuid.uuid4().hex[:8]}:"
     # A killed worker's delivery is taken over when its lease ends, and the
     # sweeper's beat lock passes to the next worker when it lapses: both short
-    # here so the run is not mostly waiting for them.
-    env = {**SECRETS, "PUBLISHER_LEASE_SECONDS": "20", "PUBLISHER_BEAT_LOCK_SECONDS": "5",
+    # here so the run is not mostly waiting for them. The lease is not the kill
+    # period: with both 20 s, a delivery taken over when its lease ended was
+    # claimed again a moment before each next kill, for as long as the run went on.
+    env = {**SECRETS, "PUBLISHER_LEASE_SECONDS": "13", "PUBLISHER_BEAT_LOCK_SECONDS": "5",
            "PUBLISHER_REQUEUE_AFTER": "10"}  # fmt: skip
     chaos: Chaos | None = None
     with tempfile.TemporaryDirectory() as tmp:

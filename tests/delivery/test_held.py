@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -23,11 +23,13 @@ from channels.base import Channel, ChannelContext
 from publisher.config.settings import Settings
 from publisher.coord.slots import AccountSlots, Rule
 from publisher.delivery import publishing
+from publisher.delivery.engine import DeliveryEngine
 from publisher.delivery.pacing import Deferral, Pacer, Slot
 from publisher.domain.errors import ConfigError, RateLimitedError
 from publisher.domain.states import State
 from publisher.local.cluster import Stack
 from publisher.store import Store
+from publisher.worker.dispatch import Dispatcher
 from sandbox import weibo
 from sandbox.server import BackgroundServer
 from tests.delivery.test_pacing import HOOK, claim
@@ -313,3 +315,27 @@ def test_one_wait_is_one_entry_in_the_attempt_log(store: Store, channels: dict) 
     assert again is not None and again.attempt == 2
     assert store.hold(again, until=now + timedelta(seconds=9), reason="held: after the retry")
     assert [a.outcome for a in store.attempts(delivery_id)] == ["held", "retry", "held"]
+
+
+def test_a_delivery_whose_worker_dies_every_time_fails_after_its_attempts(
+    make_settings: Callable[..., Settings], tmp_path: Any
+) -> None:
+    """A claim takes over from a worker that died (its lease expired) and counts an
+    attempt; once they are all spent, the next claim fails the delivery instead of
+    sending again, so a poison article cannot take down worker after worker."""
+    from tests.delivery.test_pacing import RecordingDispatcher
+
+    settings = make_settings({"hook": {**HOOK, "max_attempts": 3}})
+    store = Store(f"sqlite:///{tmp_path / 'poison.db'}")
+    store.migrate()
+    channels = {n: build_channel(c, ChannelContext(settings)) for n, c in settings.channels.items()}
+    (item,) = publishing.publish(hook_article(1), store, channels).to_enqueue
+    now = datetime.now(UTC) - timedelta(seconds=10)
+    for n in range(3):  # each worker dies mid-attempt: its lease runs out
+        assert store.claim(item.delivery_id, 1, now=now + timedelta(seconds=2 * n)) is not None
+    engine = DeliveryEngine(settings, store, channels, cast(Dispatcher, RecordingDispatcher()))
+    assert engine.deliver(item.delivery_id) == "failed"
+    row = store.delivery(item.delivery_id)
+    assert row.state == State.FAILED and row.attempts == 4
+    assert row.last_error is not None and row.last_error.startswith("gave up after 3 attempts")
+    store.dispose()
