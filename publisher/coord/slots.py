@@ -86,15 +86,12 @@ end
 """
 
 # ARGV after the rules: the holder, its priority (publishing order: smaller
-# first), the gathering time (µs): a new holder on an account with rules never
-# takes a free slot at once but that long after, so one published before it and
-# claimed a moment later by another worker can still go first.
-# Returns {slot, now, cause}: slot <= now means "post now" (the start is
+# first). Returns {slot, now, cause}: slot <= now means "post now" (the start is
 # recorded); otherwise the holder keeps `slot` until it comes.
 _RESERVE = (
     _COMMON
     + """
-local holder, priority, gather = ARGV[rest], tonumber(ARGV[rest + 1]), tonumber(ARGV[rest + 2])
+local holder, priority = ARGV[rest], tonumber(ARGV[rest + 1])
 local stale = redis.call('ZRANGEBYSCORE', holders, '-inf', '(' .. text(now - widest))
 for _, gone in ipairs(stale) do redis.call('HDEL', state, 'p:' .. gone) end
 redis.call('ZREMRANGEBYSCORE', holders, '-inf', '(' .. text(now - widest))
@@ -112,7 +109,6 @@ if not mine then
     local t = math.max(num('r' .. i), num('a' .. i)) - rules[i][2]
     if t > slot then slot, cause = t, 1 + i end
   end
-  if n > 0 and slot <= now then slot = now + gather end
   for i = 1, n do
     redis.call('HSET', state, 'r' .. i, text(math.max(num('r' .. i), slot) + rules[i][1]))
   end
@@ -265,16 +261,13 @@ class AccountSlots:
         self._reserve = redis.register_script(_RESERVE)
         self._refuse = redis.register_script(_REFUSE)
 
-    def reserve(self, holder: str, priority: int = 0, gather: float = 0.0) -> Reservation:
+    def reserve(self, holder: str, priority: int = 0) -> Reservation:
         """Post now (the start is recorded) or the slot `holder` keeps until it comes.
 
         Waiting holders take the waiting slots in `priority` order (smaller
-        first: the publishing order), whichever of them asked first. With
-        `gather`, a new holder on an account with rules is given a free slot
-        `gather` seconds ahead instead of at once, for the others of its burst
-        to take their places.
+        first: the publishing order), whichever of them asked first.
         """
-        return self._run(self._reserve, [holder, priority, round(gather * 1_000_000)])
+        return self._run(self._reserve, [holder, priority])
 
     def refuse(self, holder: str, wait: float) -> Reservation:
         """The platform refused `holder` for the account's limit: hold the whole

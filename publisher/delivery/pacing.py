@@ -25,7 +25,6 @@ log records it.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -46,12 +45,6 @@ if TYPE_CHECKING:
 COUNTDOWN_LIMIT = 900.0
 #: How long the platform's rate-limit answer holds an account when it does not say.
 DEFAULT_HOLD = 60.0
-#: A free slot is taken this long after asking (the worker waits, holding its claim),
-#: so posts of one burst claimed a moment apart by different workers start in the
-#: order they were published.
-GATHER = 0.1
-#: A wait this short is spent in the worker rather than as a hold.
-WAIT_IN_WORKER = 0.25
 
 
 @dataclass(frozen=True)
@@ -107,13 +100,7 @@ class Pacer:
         slots = self._slots(channel, rules, new_post=_new_post(claim, channel))
         if slots is None:
             return None
-        gather = GATHER if slots.rules else 0.0
-        reservation = slots.reserve(_holder(claim), claim.delivery_id, gather)
-        for _ in range(3):
-            if not 0 < reservation.wait <= WAIT_IN_WORKER:
-                break
-            time.sleep(reservation.wait)
-            reservation = slots.reserve(_holder(claim), claim.delivery_id, gather)
+        reservation = slots.reserve(_holder(claim), claim.delivery_id)
         if reservation.wait <= 0:
             if not slots.rules:
                 return None  # only the platform's hold could have stopped it
