@@ -61,12 +61,14 @@ class DeliveryEngine:
         claim = self.store.claim(delivery_id, self.settings.lease_seconds)
         if claim is None:
             return "skipped"  # settled, not due, or another worker holds it
-        if claim.attempt > claim.max_attempts:
-            # Only taking over from workers that died mid-attempt counts this high:
-            # an article that kills its worker must not be claimed forever.
+        if claim.attempt > 2 * claim.max_attempts:
+            # Only taking over from workers that died mid-attempt counts past the
+            # limit (a worker lost to a deploy or a crash is not the delivery's
+            # fault, so it gets as many again), but an article that kills its
+            # worker every time must not be claimed forever.
             lost = PermanentError(
-                f"gave up after {claim.max_attempts} attempts: the worker stopped each time "
-                "before it could record the outcome; check the platform before retrying"
+                f"gave up after {claim.attempt - 1} attempts: its worker stopped before it "
+                "could record the outcome; check the platform before retrying"
             )
             return self._failed(claim, lost, Outcome(None, lost, datetime.now(UTC), 0))
         channel = self.channels.get(claim.channel)
