@@ -4,7 +4,6 @@ approving and rejecting what a writer submitted through the API's path."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -17,7 +16,7 @@ import redis
 from publisher.config.settings import Settings
 from publisher.domain.article import parse_article
 from publisher.worker.runtime import Runtime
-from tests.conftest import TEST_REDIS_URL, write_matrix
+from tests.cli.environment import cli_env
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -28,20 +27,7 @@ def desk(
 ) -> Iterator[tuple[Run, Runtime]]:
     """The CLI, and a runtime over the same store to submit articles as a writer."""
     prefix = f"{redis_prefix}approve-{uuid.uuid4().hex[:6]}:"
-    matrix = write_matrix(
-        tmp_path / "matrix.toml",
-        {"site": {"type": "rss"}, "app": {"type": "app_feed"}},
-        {"title": "CLI Daily", "home_page_url": "https://news.example.org/"},
-        {"approval": True},
-    )
-    env = {
-        **os.environ,
-        "PUBLISHER_CONFIG": str(matrix),
-        "PUBLISHER_DATA_DIR": str(tmp_path / "var"),
-        "PUBLISHER_REDIS_PREFIX": prefix,
-        "REDIS_URL": TEST_REDIS_URL,
-        "COLUMNS": "200",
-    }
+    env = cli_env(tmp_path, prefix, {"approval": True})
     runtime = Runtime(Settings.load(env))
     runtime.store.migrate()
 

@@ -15,7 +15,8 @@ import feedparser
 import pytest
 import redis
 
-from tests.conftest import SAMPLES, TEST_REDIS_URL, write_matrix
+from tests.cli.environment import cli_env
+from tests.conftest import SAMPLES, TEST_REDIS_URL
 
 REPO = Path(__file__).parents[2]
 
@@ -25,19 +26,7 @@ def cli(
     tmp_path: Path, redis_prefix: str, redis_client: redis.Redis
 ) -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
     prefix = f"{redis_prefix}cli-{uuid.uuid4().hex[:6]}:"
-    matrix = write_matrix(
-        tmp_path / "matrix.toml",
-        {"site": {"type": "rss"}, "app": {"type": "app_feed"}},
-        {"title": "CLI Daily", "home_page_url": "https://news.example.org/"},
-    )
-    env = {
-        **os.environ,
-        "PUBLISHER_CONFIG": str(matrix),
-        "PUBLISHER_DATA_DIR": str(tmp_path / "var"),
-        "PUBLISHER_REDIS_PREFIX": prefix,
-        "REDIS_URL": TEST_REDIS_URL,
-        "COLUMNS": "200",
-    }
+    env = cli_env(tmp_path, prefix)
 
     def run(*args: str, check_code: int | None = None) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
