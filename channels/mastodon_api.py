@@ -17,7 +17,7 @@ from urllib.parse import quote
 import requests
 
 from channels.base import Receipt
-from channels.http import json_body, request
+from channels.http import PlatformSession, json_body, request
 from publisher.domain.errors import DeliveryError, PermanentError, ReauthRequiredError
 
 
@@ -67,7 +67,7 @@ class MastodonApi:
         self.timeout = timeout
         self._token = token
         self._token_env = token_env
-        self.session = requests.Session()
+        self.session = PlatformSession()
         self.session.headers["Authorization"] = f"Bearer {token}"
         self.session.hooks["response"].append(add_retry_after_from_reset)
 

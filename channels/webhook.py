@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import requests
 
 from channels.base import Channel, Correction, Receipt, SendAttempt
-from channels.http import json_body, request
+from channels.http import PlatformSession, json_body, request
 from publisher.domain.article import Article
 from publisher.domain.errors import ConfigError, PermanentError
 
@@ -82,6 +82,6 @@ class WebhookChannel(Channel):
             session.close()
             session = None
         if session is None:
-            session = local.session = requests.Session()
+            session = local.session = PlatformSession()
         local.used = now
         return session

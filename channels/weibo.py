@@ -35,10 +35,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-import requests
-
 from channels.base import Channel, ChannelContext, Correction, Receipt, SendAttempt, TextLimit
-from channels.http import CodeTable, classify_code, json_body, request
+from channels.http import CodeTable, PlatformSession, classify_code, json_body, request
 from channels.images import (
     GIF,
     JPEG,
@@ -145,7 +143,7 @@ class WeiboApi:
         self.rate_limit_wait = rate_limit_wait
         self._token = token
         self._token_env = token_env
-        self.session = requests.Session()
+        self.session = PlatformSession()
         # The header, never the query string: URLs end up in proxy and access logs.
         self.session.headers["Authorization"] = f"OAuth2 {token}"
 

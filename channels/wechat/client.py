@@ -20,7 +20,7 @@ from typing import Any
 import requests
 
 from channels.base import ChannelContext
-from channels.http import CodeTable, classify_code, json_body, request
+from channels.http import CodeTable, PlatformSession, classify_code, json_body, request
 from publisher.config.settings import ChannelConfig
 from publisher.coord.tokencache import FreshToken, TokenCache
 from publisher.domain.errors import (
@@ -199,7 +199,7 @@ class WechatApi:
 
     def _http(self) -> requests.Session:
         if self._session is None:
-            self._session = requests.Session()
+            self._session = PlatformSession()
         return self._session
 
     def _base_url(self) -> str:

@@ -228,6 +228,12 @@ class Settings:
     #: A busy rebuild's follow-up waits this long; a rebuild on a quiet feed starts at once.
     feed_rebuild_spacing: float = 0.2
     worker_concurrency: int = 2
+    #: Drains of one channel type that may run at once, across every worker.
+    drains: int = 2
+    #: How long a drain holds its place without renewing it; a killed worker's ends after it.
+    drain_lease: float = 15.0
+    #: A busy drain's follow-up waits this long, so it takes a batch; after a quiet one, at once.
+    drain_spacing: float = 0.05
     #: The newsroom's IANA zone: times given without a UTC offset are read in it.
     timezone: str | None = None
     #: The newsroom's language (a catalogue name, `zh_CN`), when it names one.
@@ -310,6 +316,13 @@ class Settings:
             feed_rebuild_lease=_float_env(env, "PUBLISHER_FEED_REBUILD_LEASE", 15.0),
             feed_rebuild_spacing=_float_env(env, "PUBLISHER_FEED_REBUILD_SPACING", 0.2),
             worker_concurrency=int(_float_env(env, "PUBLISHER_WORKER_CONCURRENCY", 2)),
+            drains=int(
+                _float_env(
+                    env, "PUBLISHER_DRAINS", _float_env(env, "PUBLISHER_WORKER_CONCURRENCY", 2)
+                )
+            ),
+            drain_lease=_float_env(env, "PUBLISHER_DRAIN_LEASE", 15.0),
+            drain_spacing=_float_env(env, "PUBLISHER_DRAIN_SPACING", 0.05),
             timezone=newsroom_timezone,
             locale=_newsroom_locale(env, matrix, config_path),
             notifications=notifications,

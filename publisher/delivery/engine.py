@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from channels.base import Channel, Receipt, SendAttempt, notes_of, remote_posts
 from publisher.config.settings import Settings
-from publisher.delivery.attempts import Outcome, attempt, decide
+from publisher.delivery.attempts import Outcome, Verdict, attempt, decide
 from publisher.delivery.notify import event_for, plan_notifications
 from publisher.delivery.pacing import COUNTDOWN_LIMIT, Deferral, Pacer, Slot
 from publisher.delivery.ports import Dispatch
@@ -29,6 +30,7 @@ from publisher.domain.errors import (
 from publisher.domain.states import Correction, Kind, State
 from publisher.store import Claim, Enqueue, PlannedNotification, Store
 from publisher.store.models import DeliveryRow
+from publisher.store.outcomes import Outcomes
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,11 @@ class DeliveryEngine:
         claim = self.store.claim(delivery_id, self.settings.lease_seconds)
         if claim is None:
             return "skipped"  # settled, not due, or another worker holds it
+        return self.settle([self.attempt(claim)])[0]
+
+    def attempt(self, claim: Claim) -> Tried:
+        """Send one claimed delivery (or find it must wait) and decide what to
+        record; nothing is written yet (`settle` does, for one or a batch)."""
         if claim.attempt > 2 * claim.max_attempts:
             # Only taking over from workers that died mid-attempt counts past the
             # limit (a worker lost to a deploy or a crash is not the delivery's
@@ -70,7 +77,7 @@ class DeliveryEngine:
                 f"gave up after {claim.attempt - 1} attempts: its worker stopped before it "
                 "could record the outcome; check the platform before retrying"
             )
-            return self._failed(claim, lost, Outcome(None, lost, datetime.now(UTC), 0))
+            return self._failure(claim, Outcome(None, lost, datetime.now(UTC), 0), lost)
         channel = self.channels.get(claim.channel)
         slots: list[Slot] = []
 
@@ -85,29 +92,52 @@ class DeliveryEngine:
                 slots.append(paced)
             return self._send(channel, claim)
 
-        outcome = attempt(work, what=f"delivery {delivery_id}")
+        outcome = attempt(work, what=f"delivery {claim.delivery_id}")
         if isinstance(outcome.error, RateLimitedError) and channel is not None:
             # The platform's own limit is the account's, not this delivery's failure.
-            return self._hold(claim, self.pacer.refused(claim, channel, outcome.error))
+            return Tried(claim, held=self.pacer.refused(claim, channel, outcome.error))
         if outcome.error is not None:
-            return self._failed(claim, outcome.error, outcome)
+            return self._failure(claim, outcome, outcome.error)
         if isinstance(outcome.result, Deferral):
-            return self._hold(claim, outcome.result)
+            return Tried(claim, held=outcome.result)
         assert isinstance(outcome.result, Receipt)
-        recorded = self.store.record_delivered(
+        # A spaced post started in its slot: the log shows the start the promise is about.
+        started = slots[0].started if slots else outcome.started_at
+        feed = channel.name if channel is not None and channel.is_feed else None
+        return Tried(claim, receipt=outcome.result, outcome=outcome, started=started, feed=feed)
+
+    def settle(self, tried: Sequence[Tried], give_back: Sequence[Claim] = ()) -> list[str]:
+        """Record attempts' outcomes in one transaction, then tell the broker what
+        follows from them (retries, releases, notifications, feed rebuilds) in one
+        hand-over. Returns each attempt's result, in order. `give_back`: claims
+        not tried (a drain's time ran out), due again with their attempt unspent."""
+        after = _After()
+        with self.store.outcomes() as writes:
+            results = [self._record(writes, one, after) for one in tried]
+            writes.release(give_back)
+        after.send(self.dispatcher)
+        return results
+
+    def _record(self, writes: Outcomes, tried: Tried, after: _After) -> str:
+        claim = tried.claim
+        if tried.held is not None:
+            return self._hold(writes, claim, tried.held, after)
+        if tried.verdict is not None:
+            return self._failed(writes, tried, after)
+        assert tried.receipt is not None and tried.outcome is not None
+        recorded = writes.delivered(
             claim,
-            remote_id=outcome.result.remote_id,
-            remote_url=outcome.result.remote_url,
-            # A spaced post started in its slot: the log shows the start the promise is about.
-            started_at=slots[0].started if slots else outcome.started_at,
-            duration_ms=outcome.duration_ms,
+            remote_id=tried.receipt.remote_id,
+            remote_url=tried.receipt.remote_url,
+            started_at=tried.started or tried.outcome.started_at,
+            duration_ms=tried.outcome.duration_ms,
             notes=notes_of(claim.checkpoint),  # what the channel did differently, named
         )
         if not recorded:
-            log.warning("delivery %s: lease lost before recording delivered", delivery_id)
+            log.warning("delivery %s: lease lost before recording delivered", claim.delivery_id)
             return "lease-lost"
-        if channel is not None and channel.is_feed:
-            self.dispatcher.request_feed_rebuild(channel.name)
+        if tried.feed is not None:
+            after.rebuild.append(tried.feed)
         return "delivered"
 
     def _send(self, channel: Channel, claim: Claim) -> Receipt:
@@ -171,14 +201,14 @@ class DeliveryEngine:
                 attempt.step("removed", removed)
         return Receipt(remote_id=_named(removed), remote_url=None)
 
-    def _hold(self, claim: Claim, deferral: Deferral) -> str:
+    def _hold(self, writes: Outcomes, claim: Claim, deferral: Deferral, after: _After) -> str:
         """Wait for the slot without spending an attempt; a countdown or the sweeper ends it."""
         armed = (deferral.until - datetime.now(UTC)).total_seconds() <= COUNTDOWN_LIMIT
-        if not self.store.hold(claim, until=deferral.until, reason=deferral.reason, armed=armed):
+        if not writes.hold(claim, until=deferral.until, reason=deferral.reason, armed=armed):
             return "lease-lost"
         if armed:  # a longer wait is released by the sweeper once due
             countdown = max(0.0, (deferral.until - datetime.now(UTC)).total_seconds())
-            self.dispatcher.enqueue([Enqueue(claim.delivery_id, claim.channel_type, countdown)])
+            after.enqueue.append(Enqueue(claim.delivery_id, claim.channel_type, countdown))
         log.info("delivery %s: %s", claim.delivery_id, deferral.reason)
         return "held"
 
@@ -186,7 +216,8 @@ class DeliveryEngine:
         if not self.store.save_checkpoint(claim, dict(data)):
             raise PermanentError("lost the lease while sending; another worker took over")
 
-    def _failed(self, claim: Claim, error: DeliveryError, outcome: Outcome[Any]) -> str:
+    def _failure(self, claim: Claim, outcome: Outcome[Any], error: DeliveryError) -> Tried:
+        """The retry decision, and the notices a failure for good sends."""
         verdict = decide(
             error,
             attempt_number=claim.attempt,
@@ -194,10 +225,13 @@ class DeliveryEngine:
             backoff=self.settings.channels.get(claim.channel),
         )
         # Failed for good: the webhooks in [notifications] are told, in the same transaction.
-        notifications = (
-            [] if verdict.retry_at else self._notifications(claim, error, verdict.reason)
-        )
-        recorded = self.store.record_failure(
+        notices = [] if verdict.retry_at else self._notifications(claim, error, verdict.reason)
+        return Tried(claim, outcome=outcome, error=error, verdict=verdict, notices=notices)
+
+    def _failed(self, writes: Outcomes, tried: Tried, after: _After) -> str:
+        claim, error, verdict, outcome = tried.claim, tried.error, tried.verdict, tried.outcome
+        assert error is not None and verdict is not None and outcome is not None
+        recorded = writes.failure(
             claim,
             outcome=verdict.outcome,
             reason=verdict.reason,
@@ -207,14 +241,14 @@ class DeliveryEngine:
             duration_ms=outcome.duration_ms,
             retry_at=verdict.retry_at,
             outcome_unknown=isinstance(error, OutcomeUnknownError),
-            notifications=notifications,
+            notifications=tried.notices,
         )
         if recorded is None:
             return "lease-lost"
-        self.dispatcher.notify(recorded)
+        after.notify.extend(recorded)
         if verdict.retry_at is not None:
-            countdown = verdict.countdown()
-            self.dispatcher.enqueue([Enqueue(claim.delivery_id, claim.channel_type, countdown)])
+            retry = Enqueue(claim.delivery_id, claim.channel_type, verdict.countdown())
+            after.enqueue.append(retry)
         log.info(
             "delivery %s attempt %s: %s (%s)",
             claim.delivery_id, claim.attempt, verdict.outcome, verdict.reason,
@@ -235,6 +269,40 @@ class DeliveryEngine:
             attempts=claim.attempt,
             at=datetime.now(UTC),
         )
+
+
+@dataclass(frozen=True)
+class Tried:
+    """One attempt, decided but not yet recorded: exactly one of `receipt`
+    (delivered), `held` (wait for the slot, no attempt spent) or `verdict`
+    (failed: retry or for good)."""
+
+    claim: Claim
+    receipt: Receipt | None = None
+    held: Deferral | None = None
+    outcome: Outcome[Any] | None = None
+    started: datetime | None = None
+    feed: str | None = None  # a feed channel whose documents must be rebuilt
+    error: DeliveryError | None = None
+    verdict: Verdict | None = None
+    notices: list[PlannedNotification] = field(default_factory=list)
+
+
+@dataclass
+class _After:
+    """What the broker is told once outcomes are committed, gathered for one hand-over."""
+
+    enqueue: list[Enqueue] = field(default_factory=list)
+    notify: list[int] = field(default_factory=list)
+    rebuild: list[str] = field(default_factory=list)
+
+    def send(self, dispatcher: Dispatch) -> None:
+        if self.notify:
+            dispatcher.notify(self.notify)
+        if self.enqueue:
+            dispatcher.enqueue(self.enqueue)
+        if self.rebuild:
+            dispatcher.request_feed_rebuilds(sorted(set(self.rebuild)))
 
 
 def _named(removed: list[str]) -> str:

@@ -23,6 +23,6 @@ class Dispatch(Protocol):
         """Queue failure notifications; returns how many reached the broker."""
         ...
 
-    def request_feed_rebuild(self, channel: str) -> bool:
-        """Make sure one rebuild of the feed channel is pending."""
+    def request_feed_rebuilds(self, channels: list[str]) -> list[str]:
+        """Make sure one rebuild of each feed channel is pending."""
         ...

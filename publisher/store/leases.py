@@ -2,27 +2,29 @@
 record its outcome (delivered, retrying, failed) or hold it for its slot.
 
 A worker owns a delivery only while its lease token matches; every write
-here is fenced by that token and by the row still being `sending`, so a
-worker that was presumed dead and comes back cannot overwrite the outcome of
-the one that replaced it. A claim and an outcome are one statement each.
+here and in `outcomes` is fenced by that token and by the row still being
+`sending`, so a worker that was presumed dead and comes back cannot
+overwrite the outcome of the one that replaced it. A claim, of one delivery
+or of a drain's batch, is one statement, and so is an outcome.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, exists, or_, select
+from sqlalchemy import and_, case, or_, select
 
-from publisher.domain.states import Kind, State
+from publisher.domain.states import State
 from publisher.store.base import StoreBase
 from publisher.store.ledger import claimable as ledger_claimable
 from publisher.store.ledger import fenced, take
-from publisher.store.models import ArticleRow, AttemptRow, DeliveryRow
-from publisher.store.notifications import new_notification
-from publisher.store.records import Claim, PlannedNotification, utcnow
-from publisher.store.transitions import keep, move
+from publisher.store.models import DeliveryRow
+from publisher.store.outcomes import Outcomes
+from publisher.store.records import Claim, utcnow
+from publisher.store.transitions import keep
 
 _CLAIM_COLUMNS = (
     DeliveryRow.channel,
@@ -39,6 +41,14 @@ _CLAIM_COLUMNS = (
 )
 
 
+def _claimable(now: datetime) -> Any:
+    """What `claim` may take: the ledger's claimable rows, and schedules whose time has come."""
+    return or_(
+        ledger_claimable(DeliveryRow, now),
+        and_(DeliveryRow.state == State.SCHEDULED, DeliveryRow.publish_at <= now),
+    )
+
+
 class WorkerSide(StoreBase):
     def claim(
         self, delivery_id: int, lease_seconds: float, now: datetime | None = None
@@ -50,37 +60,61 @@ class WorkerSide(StoreBase):
         time has come (the countdown task `arm_schedules` queued fires on time,
         without waiting for the sweeper to release it).
         """
+        claims = self._take(DeliveryRow.id == delivery_id, lease_seconds, now or utcnow())
+        return claims[0] if claims else None
+
+    def claim_due(
+        self, channel_type: str, limit: int, lease_seconds: float, now: datetime | None = None
+    ) -> list[Claim]:
+        """Take up to `limit` claimable deliveries of a channel type, oldest first,
+        in one statement: a drain's batch. Each row is claimed as `claim` would
+        claim it (its own attempt, the batch's lease token), so every later write
+        is fenced per row. Two drains never take the same row: the UPDATE
+        re-checks each row's state, and PostgreSQL skips rows another drain's
+        claim has locked instead of waiting for them."""
         now = now or utcnow()
-        when = or_(
-            ledger_claimable(DeliveryRow, now),
-            and_(DeliveryRow.state == State.SCHEDULED, DeliveryRow.publish_at <= now),
+        # A CTE, materialized: PostgreSQL may run a plain sub-select once per row
+        # it checks, each run skipping the rows the last one locked, and so take
+        # more than `limit`.
+        batch = (
+            select(DeliveryRow.id)
+            .where(DeliveryRow.channel_type == channel_type, _claimable(now))
+            .order_by(DeliveryRow.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .cte("batch")
+            .prefix_with("MATERIALIZED", dialect="postgresql")
         )
+        claims = self._take(DeliveryRow.id.in_(select(batch.c.id)), lease_seconds, now)
+        return sorted(claims, key=lambda claim: claim.delivery_id)
+
+    def _take(self, which: Any, lease_seconds: float, now: datetime) -> list[Claim]:
         with self.session() as session, session.begin():
-            taken = take(
-                session, DeliveryRow, delivery_id, when, lease_seconds, now, _CLAIM_COLUMNS,
+            token, rows = take(
+                session, DeliveryRow, which, _claimable(now), lease_seconds, now, _CLAIM_COLUMNS,
                 # Taking over from a worker that died mid-send: it may have sent.
                 outcome_unknown=case(
                     (DeliveryRow.state == State.SENDING, 1), else_=DeliveryRow.outcome_unknown
                 ),
             )  # fmt: skip
-        if taken is None:
-            return None
-        token, row = taken
-        return Claim(
-            delivery_id=row.id,
-            token=token,
-            channel=row.channel,
-            channel_type=row.channel_type,
-            article_id=row.article_id,
-            article_version=row.article_version,
-            attempt=row.attempts,
-            max_attempts=row.max_attempts,
-            payload=dict(row.payload or {}),
-            checkpoint=dict(row.checkpoint or {}),
-            outcome_unknown=bool(row.outcome_unknown),
-            kind=row.kind,
-            remote_id=row.remote_id,
-        )
+        return [
+            Claim(
+                delivery_id=row.id,
+                token=token,
+                channel=row.channel,
+                channel_type=row.channel_type,
+                article_id=row.article_id,
+                article_version=row.article_version,
+                attempt=row.attempts,
+                max_attempts=row.max_attempts,
+                payload=dict(row.payload or {}),
+                checkpoint=dict(row.checkpoint or {}),
+                outcome_unknown=bool(row.outcome_unknown),
+                kind=row.kind,
+                remote_id=row.remote_id,
+            )
+            for row in rows
+        ]
 
     def save_checkpoint(self, claim: Claim, data: dict[str, Any]) -> bool:
         with self.session() as session, session.begin():
@@ -90,185 +124,25 @@ class WorkerSide(StoreBase):
                 values=dict(checkpoint=data, updated_at=utcnow()),
             )  # fmt: skip
 
-    def record_delivered(
-        self,
-        claim: Claim,
-        *,
-        remote_id: str,
-        remote_url: str | None,
-        started_at: datetime,
-        duration_ms: int,
-        actor: str | None = None,
-        notes: list[str] | None = None,
-    ) -> bool:
-        """Mark delivered; if the article changed meanwhile, go again with the new version.
-
-        The version check is part of the fenced UPDATE, so a new version written
-        while this one was in flight is never marked delivered unseen. The
-        attempt's message is where the post lives, followed by the channel's
-        `notes` (e.g. "body image x.jpg left out"), so the log says what was
-        delivered differently from what was written.
-        """
-        now = utcnow()
-        values: dict[str, Any] = dict(
-            remote_id=remote_id,
-            remote_url=remote_url,
-            delivered_at=now,
-            last_error=None,
-            last_code=None,
-            outcome_unknown=0,
-            lease_token=None,
-            lease_until=None,
-            next_attempt_at=now,
-            enqueued_at=None,
-            updated_at=now,
-        )
-        mine = fenced(DeliveryRow, claim.delivery_id, claim.token)
-        same = DeliveryRow.article_version == claim.article_version
+    @contextmanager
+    def outcomes(self) -> Iterator[Outcomes]:
+        """One transaction for outcome writes: one attempt's, or a drain's batch."""
         with self.session() as session, session.begin():
-            moved = move(
-                session, DeliveryRow, State.DELIVERED,
-                where=[*mine, same], source=State.SENDING, values=values,
-            ) or move(
-                session, DeliveryRow, State.PENDING,
-                where=[*mine, ~same], source=State.SENDING, values=values,
-            )  # fmt: skip
-            if not moved:
-                return False
-            session.add(
-                AttemptRow(
-                    delivery_id=claim.delivery_id,
-                    number=claim.attempt,
-                    started_at=started_at,
-                    duration_ms=duration_ms,
-                    outcome="delivered",
-                    message="; ".join(p for p in (remote_url, *(notes or [])) if p) or None,
-                    actor=actor,
-                )
-            )
-            return True
+            writes = Outcomes(session)
+            yield writes
+            writes.finish()
 
-    def record_failure(
-        self,
-        claim: Claim,
-        *,
-        outcome: str,
-        reason: str,
-        code: str | None,
-        http_status: int | None,
-        started_at: datetime,
-        duration_ms: int,
-        retry_at: datetime | None,
-        outcome_unknown: bool,
-        notifications: Sequence[PlannedNotification] = (),
-    ) -> list[int] | None:
-        """Log a failed attempt; `retry_at` None means failed for good.
+    def record_delivered(self, claim: Claim, **fields: Any) -> bool:
+        """`Outcomes.delivered` in a transaction of its own."""
+        with self.outcomes() as writes:
+            return writes.delivered(claim, **fields)
 
-        `notifications` are written in the same transaction (a crash cannot
-        keep the failure and lose its notice); their ids are returned for
-        enqueueing after commit. None: the lease was lost, nothing written.
-        """
-        now = utcnow()
-        values: dict[str, Any] = dict(
-            last_error=reason,
-            last_code=code,
-            next_attempt_at=retry_at,
-            outcome_unknown=1 if outcome_unknown else 0,
-            lease_token=None,
-            lease_until=None,
-            enqueued_at=now if retry_at else None,
-            updated_at=now,
-        )
-        mine = fenced(DeliveryRow, claim.delivery_id, claim.token)
-        # A post that was in flight when its article was retracted is not tried
-        # again: the retraction already cancelled everything that had not gone out.
-        retracted = exists().where(
-            ArticleRow.id == DeliveryRow.article_id, ArticleRow.retracted_at.is_not(None)
-        )
-        posts = DeliveryRow.kind != Kind.RETRACT
-        with self.session() as session, session.begin():
-            if retry_at is None:
-                moved = move(
-                    session, DeliveryRow, State.FAILED, where=mine, source=State.SENDING,
-                    values=values,
-                )  # fmt: skip
-            else:
-                moved = move(
-                    session, DeliveryRow, State.RETRYING,
-                    where=[*mine, ~and_(posts, retracted)], source=State.SENDING, values=values,
-                ) or move(
-                    session, DeliveryRow, State.CANCELLED,
-                    where=[*mine, posts, retracted], source=State.SENDING,
-                    values={**values, "enqueued_at": None},
-                )  # fmt: skip
-            if not moved:
-                return None
-            session.add(
-                AttemptRow(
-                    delivery_id=claim.delivery_id,
-                    number=claim.attempt,
-                    started_at=started_at,
-                    duration_ms=duration_ms,
-                    outcome=outcome,
-                    http_status=http_status,
-                    platform_code=code,
-                    message=reason,
-                )
-            )
-            rows = [new_notification(claim.delivery_id, plan, now) for plan in notifications]
-            session.add_all(rows)
-            session.flush()
-            return [row.id for row in rows]
+    def record_failure(self, claim: Claim, **fields: Any) -> list[int] | None:
+        """`Outcomes.failure` in a transaction of its own."""
+        with self.outcomes() as writes:
+            return writes.failure(claim, **fields)
 
-    def hold(self, claim: Claim, *, until: datetime, reason: str, armed: bool = True) -> bool:
-        """Hold a claimed delivery until its slot, `until`: not a failure.
-
-        A rate-limit budget, the platform's own rate-limit answer, quiet hours
-        and account spacing (`publisher.delivery.pacing`) make a delivery wait,
-        never spend it: the claim's attempt is given back, the row waits as
-        `held` with `until` as its `next_attempt_at` and `reason` as what the
-        editor reads, and the attempt log says why (one entry for one wait, however
-        often it is renewed). `armed`: a countdown task
-        is enqueued for `until`; False leaves the release to the sweeper, which
-        takes it the moment it is due. Fenced like every write; False if the
-        lease was lost and nothing was written.
-        """
-        now = utcnow()
-        with self.session() as session, session.begin():
-            moved = move(
-                session, DeliveryRow, State.HELD,
-                where=fenced(DeliveryRow, claim.delivery_id, claim.token), source=State.SENDING,
-                values=dict(
-                    attempts=claim.attempt - 1,
-                    next_attempt_at=until,
-                    last_error=reason,
-                    lease_token=None,
-                    lease_until=None,
-                    enqueued_at=now if armed else None,
-                    updated_at=now,
-                ),
-            )  # fmt: skip
-            if not moved:
-                return False
-            last = session.scalars(
-                select(AttemptRow)
-                .where(AttemptRow.delivery_id == claim.delivery_id)
-                .order_by(AttemptRow.id.desc())
-                .limit(1)
-            ).first()
-            if last is not None and last.outcome == "held" and last.number == claim.attempt - 1:
-                # Still waiting, no attempt between: one entry, renewed, says where it
-                # stands (a queue that moves back wakes its waiters at their old slots).
-                last.started_at, last.message = now, reason
-                return True
-            session.add(
-                AttemptRow(
-                    delivery_id=claim.delivery_id,
-                    number=claim.attempt - 1,
-                    started_at=now,
-                    duration_ms=0,
-                    outcome="held",
-                    message=reason,
-                )
-            )
-            return True
+    def hold(self, claim: Claim, **fields: Any) -> bool:
+        """`Outcomes.hold` in a transaction of its own."""
+        with self.outcomes() as writes:
+            return writes.hold(claim, **fields)

@@ -44,19 +44,21 @@ def not_enqueued_since(model: Any, stale: datetime) -> Any:
 def take(
     session: Session,
     model: Any,
-    row_id: int,
+    which: Any,
     when: Any,
     lease_seconds: float,
     now: datetime,
     returning: Sequence[Any],
     **extra: Any,
-) -> tuple[str, Row[Any]] | None:
-    """The claim, one statement: sending under a fresh lease token, one more
-    attempt, and the columns the worker needs read back by the same UPDATE."""
+) -> tuple[str, list[Row[Any]]]:
+    """The claim, one statement: the rows `which` selects (one id, or a drain's
+    batch) that are claimable `when`, to sending under one fresh lease token,
+    one more attempt each, and the columns the worker needs read back by the
+    same UPDATE. A row another worker took first simply does not come back."""
     token = secrets.token_hex(8)
     moved = move(
         session, model, State.SENDING,
-        where=[model.id == row_id, when], source=CLAIMABLE,
+        where=[which, when], source=CLAIMABLE,
         values=dict(
             lease_token=token,
             lease_until=now + timedelta(seconds=lease_seconds),
@@ -66,10 +68,10 @@ def take(
         ),
         returning=returning,
     )  # fmt: skip
-    return (token, moved[0]) if moved else None
+    return token, moved
 
 
-def fenced(model: Any, row_id: int, token: str) -> list[Any]:
+def fenced(model: Any, row_id: Any, token: Any) -> list[Any]:
     """The guard of every write by a worker: its row, its lease, still sending."""
     return [model.id == row_id, model.lease_token == token]
 

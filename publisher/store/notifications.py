@@ -34,13 +34,13 @@ class NotificationSide(StoreBase):
         now = now or utcnow()
         when = claimable(NotificationRow, now)
         with self.session() as session, session.begin():
-            taken = take(
-                session, NotificationRow, notification_id, when, lease_seconds, now,
-                _CLAIM_COLUMNS,
+            token, taken = take(
+                session, NotificationRow, NotificationRow.id == notification_id, when,
+                lease_seconds, now, _CLAIM_COLUMNS,
             )  # fmt: skip
-        if taken is None:
+        if not taken:
             return None
-        token, row = taken
+        row = taken[0]
         return NotificationClaim(
             notification_id=row.id,
             token=token,

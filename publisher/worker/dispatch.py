@@ -4,27 +4,27 @@ Enqueue failures are logged and swallowed on purpose: the delivery is safe
 in the store and the sweeper will enqueue it again, so a Redis outage delays
 deliveries instead of failing a publish.
 
-Feed deliveries are never tasks of their own: a feed item is delivered by
-the rebuild that puts it in a live document, so for them the dispatcher
-makes sure one rebuild of their channel is pending. Rebuilds coalesce on
-the leading edge (`request_feed_rebuild`, `rebuild_started`,
-`rebuild_finished`): an idle channel rebuilds at once; requests that arrive
-while a rebuild runs fold into one follow-up rebuild, due
-`feed_rebuild_spacing` after it; at most one rebuild of a channel runs at a
-time, across every worker. A burst costs a few rebuilds a second however
-many articles it carries. Redis holds that
-state with expiry times, so a worker killed mid-rebuild blocks nothing for
-longer than the rebuild lease: after it, the sweeper's next request (it
-asks for every feed with waiting or changed deliveries) gets through.
+Work due now is never one task per delivery. A remote delivery due now is
+sent by a drain of its channel type (`publisher.delivery.drain`): one task
+claims a batch of due rows in one statement, sends them and records their
+outcomes in one transaction, for as long as rows are due; publishing makes
+sure a drain is pending. A feed delivery is delivered by the rebuild that
+puts it in a live document, so for it the dispatcher makes sure one rebuild
+of its channel is pending. Both coalesce on the leading edge
+(`publisher.coord.coalesce`): an idle system starts at once; requests that
+arrive while runs are going fold into one follow-up. At most one rebuild of
+a channel runs at a time, its follow-up due `feed_rebuild_spacing` after it
+(a burst costs a few rebuilds a second however many articles it carries);
+up to `drains` drains of a channel type run at once, their follow-up at
+once. Work due later (a retry's backoff, a held delivery's slot, a schedule)
+is one countdown task per delivery, claimed by id when it fires.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import secrets
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import redis
 from celery import Celery
@@ -33,56 +33,19 @@ from kombu.exceptions import OperationalError
 from channels import CHANNEL_TYPES
 from channels.base import queue_for
 from publisher.config.settings import Settings
+from publisher.coord.coalesce import Coalescer
 from publisher.store import Enqueue
 from publisher.worker.celery_app import CONTROL_QUEUE
 
 log = logging.getLogger(__name__)
 
-#: A queued rebuild's flag lives this long: a request within it is already covered
-#: by the rebuild in the queue; after it (the task was lost) a request gets through.
-QUEUED_TTL_SECONDS = 10
 #: A round that completed at most this many deliveries was no burst (see `rebuild_finished`).
 QUIET_ROUND = 1
-#: Most deliveries one publish or sweep hands to the broker in one pipeline.
+#: Most tasks one publish or sweep hands to the broker in one pipeline.
 BATCH_SIZE = 1000
-
-# KEYS: queued, running, again, for each channel in turn. ARGV: ttl seconds.
-# One flag per channel: 1 = send a rebuild task now. One round trip for them all.
-_REQUEST = """
-local out = {}
-for i = 1, #KEYS, 3 do
-  local send = 0
-  if redis.call('EXISTS', KEYS[i + 1]) == 1 then
-    redis.call('SET', KEYS[i + 2], '1', 'EX', ARGV[1])
-  elseif redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
-    send = 1
-  end
-  out[#out + 1] = send
-end
-return out
-"""
-# KEYS: queued, running, again. ARGV: token, lease ms. 1 = this task builds.
-_START = """
-redis.call('DEL', KEYS[1])
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
-return 0
-"""
-# KEYS: running, again, queued. ARGV: token, ttl seconds. Releases the channel;
-# 1 = requests came in during the round: queue the one follow-up that covers them.
-_FINISH = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-if redis.call('DEL', KEYS[2]) == 1 then
-  redis.call('SET', KEYS[3], '1', 'EX', ARGV[2])
-  return 1
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 0
-"""
+REBUILD_TASK = "publisher.rebuild_feed"
+DRAIN_TASK = "publisher.drain"
+_BROKER_ERRORS = (OperationalError, redis.RedisError, OSError)
 
 
 class Dispatcher:
@@ -108,38 +71,72 @@ class Dispatcher:
             kind = CHANNEL_TYPES.get(config.type)
             if kind is not None and kind.is_feed:
                 self.feeds_of_type[config.type].append(name)
-        self._request = self.redis.register_script(_REQUEST)
-        self._start = self.redis.register_script(_START)
-        self._finish = self.redis.register_script(_FINISH)
-        self._release = self.redis.register_script(_RELEASE)
+        self.rebuilds = Coalescer(
+            redis_client, settings.key, "feed-rebuild",
+            parallel=1, lease_seconds=settings.feed_rebuild_lease,
+        )  # fmt: skip
+        self.drains = Coalescer(
+            redis_client, settings.key, "drain",
+            parallel=settings.drains, lease_seconds=settings.drain_lease,
+        )  # fmt: skip
 
     def enqueue(self, items: Iterable[Enqueue]) -> int:
-        """Queue deliveries on their channel type's queue, all in one broker round
-        trip; feed deliveries become one rebuild request per channel. Returns how
-        many deliveries were handed over."""
-        remote: list[Enqueue] = []
+        """Hand deliveries to the broker, all in one round trip each way: due now,
+        a drain request per channel type and a rebuild request per feed channel;
+        due later, a countdown task each (feeds: one rebuild, when the first is
+        due). Returns how many deliveries were handed over."""
+        later: list[Enqueue] = []
+        drains: dict[str, int] = defaultdict(int)
         now: set[str] = set()
-        later: dict[str, float] = {}
+        feeds_later: dict[str, float] = {}
         feed_count = 0
         for item in items:
             channels = self.feeds_of_type.get(item.channel_type)
             if not channels:
-                remote.append(item)
+                if item.countdown > 0:
+                    later.append(item)
+                else:
+                    drains[item.channel_type] += 1
                 continue
             feed_count += 1
             for name in channels:
                 if item.countdown > 0:  # a scheduled item: a rebuild when it is due
-                    later[name] = min(later.get(name, item.countdown), item.countdown)
+                    feeds_later[name] = min(feeds_later.get(name, item.countdown), item.countdown)
                 else:
                     now.add(name)
         self.request_feed_rebuilds(sorted(now))
-        for name, countdown in later.items():
-            self._send_one("publisher.rebuild_feed", name, CONTROL_QUEUE, countdown,
-                           f"rebuild of {name}")  # fmt: skip
-        return feed_count + self._send_batch(remote)
+        for name, countdown in feeds_later.items():
+            self._send_one(REBUILD_TASK, name, CONTROL_QUEUE, countdown, f"rebuild of {name}")
+        covered = self.request_drains(sorted(drains))
+        handed = sum(drains[kind] for kind in covered)
+        return feed_count + handed + self._send_batch(later)
+
+    def request_drains(self, channel_types: list[str]) -> list[str]:
+        """Make sure a drain of each channel type will run after this caller's
+        commit; returns the types that are covered (all, unless Redis is away)."""
+        if self.offline or not channel_types:
+            return []
+        due = self._coalesced(self.drains, channel_types)
+        if due is None:
+            return []
+        if due and not self._send_tasks(DRAIN_TASK, due, queue_for, "drain"):
+            return [t for t in channel_types if t not in due]
+        return channel_types
+
+    def drain_finished(self, channel_type: str, token: str, *, tried: int, more: bool) -> bool:
+        """Free the drain's place; if deliveries came due while it ran (or it
+        stopped with work left), send the one follow-up that covers them, due
+        `drain_spacing` from now after a busy round, so a burst's drains take
+        batches rather than a row or two each, and at once after a quiet one.
+        True if one was sent."""
+        if not self.drains.finished(channel_type, token, more=more):
+            return False
+        spacing = 0.0 if tried <= QUIET_ROUND else self.settings.drain_spacing
+        return self._send_one(DRAIN_TASK, channel_type, queue_for(channel_type), spacing,
+                              f"drain of {channel_type}")  # fmt: skip
 
     def _send_batch(self, items: list[Enqueue]) -> int:
-        """Every delivery in one pipeline (kombu's `Producer.batch`), not one call each."""
+        """Countdown tasks in one pipeline (kombu's `Producer.batch`), not one call each."""
         if not items or self.offline:
             return 0
         try:
@@ -154,10 +151,37 @@ class Dispatcher:
                         retry=False,
                     )
             return len(items)
-        except (OperationalError, redis.RedisError, OSError) as exc:
+        except _BROKER_ERRORS as exc:
             log.warning("broker unavailable, %d deliveries left for the sweeper: %s",
                         len(items), type(exc).__name__)  # fmt: skip
             return 0
+
+    def _send_tasks(
+        self, task: str, args: list[str], queue: Callable[[str], str], what: str
+    ) -> bool:
+        """One task per argument, in one pipeline."""
+        if len(args) == 1:
+            return self._send_one(task, args[0], queue(args[0]), 0.0, f"{what} of {args[0]}")
+        try:
+            with self.celery.producer_or_acquire() as producer, producer.batch(BATCH_SIZE):
+                for arg in args:
+                    self.celery.send_task(
+                        task, args=[arg], queue=queue(arg), producer=producer, retry=False
+                    )
+        except _BROKER_ERRORS as exc:
+            log.warning("broker unavailable, %s of %s left for the sweeper: %s",
+                        what, ", ".join(args), type(exc).__name__)  # fmt: skip
+            return False
+        return True
+
+    def _coalesced(self, coalescer: Coalescer, names: list[str]) -> list[str] | None:
+        """The names a task must be sent for; None when Redis is away."""
+        try:
+            return coalescer.request(names)
+        except redis.RedisError as exc:
+            log.warning("broker unavailable, %s of %s left for the sweeper: %s",
+                        coalescer.kind, ", ".join(names), type(exc).__name__)  # fmt: skip
+            return None
 
     def notify(self, notification_ids: Iterable[int], countdown: float = 0.0) -> int:
         """Hand failure notifications to the broker, on the control queue."""
@@ -179,41 +203,15 @@ class Dispatcher:
         returns the channels a rebuild task was sent for."""
         if self.offline or not channels:
             return []
-        try:
-            keys = [key for channel in channels for key in self._keys(channel)]
-            flags = self._request(keys=keys, args=[QUEUED_TTL_SECONDS])
-        except redis.RedisError as exc:
-            log.warning("broker unavailable, rebuild of %s left for the sweeper: %s",
-                        ", ".join(channels), type(exc).__name__)  # fmt: skip
+        due = self._coalesced(self.rebuilds, channels)
+        if not due:
             return []
-        due = [channel for channel, flag in zip(channels, flags, strict=True) if flag]
-        if len(due) == 1:
-            return due if self._send_one("publisher.rebuild_feed", due[0], CONTROL_QUEUE, 0.0,
-                                         f"rebuild of {due[0]}") else []  # fmt: skip
-        try:
-            with self.celery.producer_or_acquire() as producer, producer.batch(BATCH_SIZE):
-                for channel in due:
-                    self.celery.send_task(
-                        "publisher.rebuild_feed",
-                        args=[channel],
-                        queue=CONTROL_QUEUE,
-                        producer=producer,
-                        retry=False,
-                    )
-        except (OperationalError, redis.RedisError, OSError) as exc:
-            log.warning("broker unavailable, rebuilds of %s left for the sweeper: %s",
-                        ", ".join(due), type(exc).__name__)  # fmt: skip
-            return []
-        return due
+        return due if self._send_tasks(REBUILD_TASK, due, _control, "rebuild") else []
 
     def rebuild_started(self, channel: str) -> str | None:
         """The rebuild task's lease token, or None when another rebuild of the
         channel is running (this request is folded into its next round)."""
-        token = secrets.token_hex(8)
-        keys = self._keys(channel)
-        if self._start(keys=keys, args=[token, self._lease_ms]):
-            return token
-        return None
+        return self.rebuilds.started(channel)
 
     def rebuild_finished(self, channel: str, token: str, covered: int | None = None) -> bool:
         """Release the channel; if requests came in during the round, queue the
@@ -224,36 +222,16 @@ class Dispatcher:
         `covered`: deliveries the round completed. A quiet round (at most
         `QUIET_ROUND`) was no burst: its follow-up is due at once, so a publish
         that met the end of the previous one is not held for the spacing."""
-        queued, running, again = self._keys(channel)
         quiet = covered is not None and covered <= QUIET_ROUND
         spacing = 0.0 if quiet else self.settings.feed_rebuild_spacing
-        try:
-            follow_up = self._finish(
-                keys=[running, again, queued], args=[token, QUEUED_TTL_SECONDS]
-            )
-        except redis.RedisError:
-            return False  # the lease expires; the sweeper asks again
-        if not follow_up:
+        if not self.rebuilds.finished(channel, token):
             return False
-        return self._send_one("publisher.rebuild_feed", channel, CONTROL_QUEUE, spacing,
+        return self._send_one(REBUILD_TASK, channel, CONTROL_QUEUE, spacing,
                               f"rebuild of {channel}")  # fmt: skip
 
     def rebuild_abandoned(self, channel: str, token: str) -> None:
         """A failed round releases the lease; the sweeper asks again."""
-        running = self._keys(channel)[1]
-        with contextlib.suppress(redis.RedisError):  # the lease expires on its own
-            self._release(keys=[running], args=[token])
-
-    @property
-    def _lease_ms(self) -> int:
-        return int(self.settings.feed_rebuild_lease * 1000)
-
-    def _keys(self, channel: str) -> list[str]:
-        return [
-            self.settings.key("feed-rebuild", channel),
-            self.settings.key("feed-rebuild-running", channel),
-            self.settings.key("feed-rebuild-again", channel),
-        ]
+        self.rebuilds.abandoned(channel, token)
 
     def _send_one(self, task: str, arg: object, queue: str, countdown: float, what: str) -> bool:
         """One task to the broker; an outage is logged, not raised (the sweeper retries)."""
@@ -264,7 +242,11 @@ class Dispatcher:
                 task, args=[arg], queue=queue, countdown=countdown or None, retry=False
             )
             return True
-        except (OperationalError, redis.RedisError, OSError) as exc:
+        except _BROKER_ERRORS as exc:
             log.warning("broker unavailable, %s left for the sweeper: %s", what,
                         type(exc).__name__)  # fmt: skip
             return False
+
+
+def _control(_: str) -> str:
+    return CONTROL_QUEUE

@@ -19,6 +19,7 @@ from channels.feed import FeedChannel
 from publisher.config.settings import Settings
 from publisher.coord.broker import locate_redis
 from publisher.delivery import feeds, publishing
+from publisher.delivery.drain import drain
 from publisher.delivery.engine import DeliveryEngine
 from publisher.delivery.notify import Notifier
 from publisher.domain.article import Article
@@ -132,6 +133,22 @@ class Runtime:
             raise
         self.dispatcher.rebuild_finished(name, token, covered=done.covered)
         return 1
+
+    def drain(self, channel_type: str) -> int:
+        """Send the channel type's due deliveries (`publisher.delivery.drain`),
+        unless its drains' places are all taken (then this request is folded
+        into a running drain's follow-up): returns how many were tried."""
+        drains = self.dispatcher.drains
+        token = drains.started(channel_type)
+        if token is None:
+            return 0
+        try:
+            done = drain(self.engine, channel_type, renew=lambda: drains.renew(channel_type, token))
+        except BaseException:
+            drains.abandoned(channel_type, token)  # its rows' leases end; the sweeper goes on
+            raise
+        self.dispatcher.drain_finished(channel_type, token, tried=done.tried, more=done.more)
+        return done.tried
 
     def sweep(self) -> dict[str, Any]:
         """Re-enqueue what is due but may have been lost; rebuild stale feeds."""

@@ -19,6 +19,10 @@ def register(app: Celery) -> None:
     def deliver(delivery_id: int) -> str:
         return current_runtime(app).engine.deliver(int(delivery_id))
 
+    @app.task(name="publisher.drain", acks_late=True, reject_on_worker_lost=True)
+    def drain(channel_type: str) -> int:
+        return current_runtime(app).drain(str(channel_type))
+
     @app.task(name="publisher.notify", acks_late=True, reject_on_worker_lost=True)
     def notify(notification_id: int) -> str:
         return current_runtime(app).notifier.send(int(notification_id))

@@ -136,8 +136,8 @@ class FakeDispatcher:
     def enqueue(self, items: Any) -> int:
         return 0
 
-    def request_feed_rebuild(self, channel: str) -> bool:
-        return False
+    def request_feed_rebuilds(self, channels: list[str]) -> list[str]:
+        return []
 
 
 # ---- signing ---------------------------------------------------------------------------------

@@ -403,8 +403,8 @@ class RecordingDispatcher:
     def notify(self, ids: Any, countdown: float = 0.0) -> int:
         return 0
 
-    def request_feed_rebuild(self, channel: str) -> bool:
-        return False
+    def request_feed_rebuilds(self, channels: list[str]) -> list[str]:
+        return []
 
 
 def window_around_now(zone: ZoneInfo, *, before: float, after: float) -> str:

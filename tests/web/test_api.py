@@ -499,7 +499,10 @@ def test_queue_depth_counts_what_waits_for_a_worker(make_api: Callable[..., Api]
     for n in (14, 15):
         api.post("/api/articles", json=article(n, channels=["hook", "site"]))
     text = api.get("/metrics").text
-    assert 'publisher_queue_depth{queue="deliver.webhook"} 2.0' in text
+    # Remote deliveries due now wait for one drain of their type: the backlog is
+    # the deliveries gauge, the queue holds the one task that will send them.
+    assert 'publisher_deliveries{channel="hook",state="pending"} 2.0' in text
+    assert 'publisher_queue_depth{queue="deliver.webhook"} 1.0' in text
     # Feed items are delivered by their channel's rebuild: one, coalesced, not a task each.
     assert 'publisher_queue_depth{queue="deliver.rss"} 0.0' in text
     assert 'publisher_queue_depth{queue="control"} 1.0' in text

@@ -157,20 +157,84 @@ def test_a_failed_round_releases_the_channel(dispatcher: Dispatcher) -> None:
     assert dispatcher.request_feed_rebuild("site") is True
 
 
-def test_fan_out_sends_remote_deliveries_in_one_batch_and_feeds_as_one_rebuild_each(
+def test_fan_out_sends_one_drain_per_channel_type_and_one_rebuild_per_feed(
     dispatcher: Dispatcher,
 ) -> None:
     items = [Enqueue(i, "webhook") for i in range(1, 201)]
     items += [Enqueue(1000 + i, kind) for i in range(100) for kind in ("rss", "app_feed")]
-    with dispatcher.celery.producer_or_acquire() as producer:
-        assert producer.supports_batch_publish  # kombu will pipeline on this broker
 
     assert dispatcher.enqueue(items) == 400
 
-    sent = queued(dispatcher, "deliver.webhook")
-    assert sorted(args[0] for _, args in sent) == list(range(1, 201))  # type: ignore[type-var]
+    # 200 remote deliveries due now: one drain of their type, not 200 tasks.
+    assert queued(dispatcher, "deliver.webhook") == [("publisher.drain", ["webhook"])]
     assert queued(dispatcher, "deliver.rss") == queued(dispatcher, "deliver.app_feed") == []
     assert sorted(map(str, rebuilds(dispatcher))) == ["app", "site"]
+
+
+def test_deliveries_due_later_are_countdown_tasks_in_one_batch(dispatcher: Dispatcher) -> None:
+    items = [Enqueue(i, "webhook", countdown=30.0) for i in range(1, 101)]
+    with dispatcher.celery.producer_or_acquire() as producer:
+        assert producer.supports_batch_publish  # kombu will pipeline on this broker
+
+    assert dispatcher.enqueue(items) == 100
+
+    sent = queued(dispatcher, "deliver.webhook")
+    assert {task for task, _ in sent} == {"publisher.deliver"}
+    assert sorted(args[0] for _, args in sent) == list(range(1, 101))  # type: ignore[type-var]
+
+
+def test_drains_run_side_by_side_up_to_their_limit_and_fold_the_rest(
+    dispatcher: Dispatcher,
+) -> None:
+    drains = dispatcher.drains
+    assert drains.parallel == 2
+    assert dispatcher.request_drains(["webhook"]) == ["webhook"]
+    assert dispatcher.request_drains(["webhook"]) == ["webhook"]  # covered by the queued one
+    first = drains.started("webhook")
+    assert first is not None
+    dispatcher.request_drains(["webhook"])  # a place is free: a second drain
+    second = drains.started("webhook")
+    assert second is not None
+    assert drains.started("webhook") is None  # a third finds both places taken: folded
+    for _ in range(20):
+        dispatcher.request_drains(["webhook"])  # no task of their own
+    assert len(queued(dispatcher, "deliver.webhook")) == 2
+    assert drains.finished("webhook", first) is True  # one follow-up covers them all
+    assert drains.finished("webhook", second) is False
+    assert drains.finished("webhook", second) is False  # released already
+
+
+def test_a_drain_that_stops_with_work_left_gets_a_follow_up(dispatcher: Dispatcher) -> None:
+    token = dispatcher.drains.started("webhook")
+    assert token is not None
+    assert dispatcher.drains.finished("webhook", token, more=True) is True
+
+
+def test_a_killed_drain_frees_its_place_when_its_lease_ends(
+    make_settings: Callable[..., Settings], redis_prefix: str
+) -> None:
+    settings = make_settings(
+        channels=MATRIX,
+        REDIS_URL=TEST_REDIS_URL,
+        PUBLISHER_REDIS_PREFIX=f"{redis_prefix}{uuid.uuid4().hex[:8]}:",
+        PUBLISHER_DRAINS="1",
+        PUBLISHER_DRAIN_LEASE="0.4",
+    )
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    try:
+        d = Dispatcher(configure_celery(settings), client, settings)
+        dead = d.drains.started("webhook")  # its worker dies: it never finishes
+        assert dead is not None
+        assert d.drains.started("webhook") is None
+        time.sleep(0.25)
+        assert d.drains.renew("webhook", dead) is True  # a live drain keeps its place
+        time.sleep(0.25)
+        assert d.drains.started("webhook") is None
+        time.sleep(0.5)  # no renewal: the lease runs out
+        assert d.drains.renew("webhook", dead) is False
+        assert d.drains.started("webhook") is not None
+    finally:
+        client.close()
 
 
 def test_a_scheduled_feed_item_gets_a_rebuild_when_it_is_due(dispatcher: Dispatcher) -> None:

@@ -54,7 +54,8 @@ def test_a_rebuild_lost_with_its_worker_is_covered_once_its_lease_ends(
     # What a worker killed mid-rebuild leaves behind: the channel's hold, unreleased.
     for channel in FEEDS:
         key = stack.settings.key("feed-rebuild-running", channel)
-        redis_client.set(key, "dead-worker", px=2000)
+        seconds, micros = redis_client.time()
+        redis_client.zadd(key, {"dead-worker": seconds * 1000 + micros // 1000 + 2000})
     started = time.monotonic()
     published = stack.runtime.publish(article(1))  # type: ignore[arg-type]
     stack.wait_settled([published.article_id], timeout=30)
