@@ -25,9 +25,9 @@ from publisher.config.settings import ChannelConfig, Settings
 from publisher.coord.slots import AccountSlots, Rule
 from publisher.delivery import publishing
 from publisher.delivery.engine import DeliveryEngine
-from publisher.delivery.pacing import Deferral, Pacer, Slot
+from publisher.delivery.pacing import CLEAR_FOR, Deferral, Pacer, Slot
 from publisher.domain.article import parse_article
-from publisher.domain.errors import ConfigError
+from publisher.domain.errors import ConfigError, RateLimitedError
 from publisher.domain.states import Kind, State
 from publisher.local.cluster import Stack
 from publisher.store import Claim, Enqueue, Store
@@ -266,6 +266,29 @@ def test_spacing_holds_the_second_post_on_the_account(
     edit = claim(3, "spaced", remote_id="42")
     assert pacer.deferral(edit, channels["spaced"]) is None
     assert pacer.deferral(claim(4, "spaced", Kind.RETRACT), channels["spaced"]) is None
+
+
+def test_a_hold_placed_by_another_worker_is_seen_within_the_clear_window(
+    make_settings: Callable[..., Settings], redis_client: redis.Redis
+) -> None:
+    """An account with no rules of ours is read from Redis at most once per
+    `CLEAR_FOR` seconds per process; a refusal in this process is seen at once."""
+    settings = make_settings({"hook": {**HOOK, "account": uuid.uuid4().hex[:8]}})
+    hook = build_channel(settings.channels["hook"], ChannelContext(settings, redis_client))
+    ours, other = Pacer(settings), Pacer(settings)  # two worker processes
+    assert ours.deferral(claim(1, "hook"), hook) is None
+    other.refused(claim(2, "hook"), hook, RateLimitedError("rate limited", retry_after=60))
+    assert ours.deferral(claim(3, "hook"), hook) is None  # still inside the window
+    time.sleep(CLEAR_FOR + 0.05)
+    held = ours.deferral(claim(3, "hook"), hook)
+    assert isinstance(held, Deferral) and "the platform's rate limit" in held.reason
+    # This process's own refusal: the next post waits at once.
+    fresh = make_settings({"hook": {**HOOK, "account": uuid.uuid4().hex[:8]}})
+    hook = build_channel(fresh.channels["hook"], ChannelContext(fresh, redis_client))
+    pacer = Pacer(fresh)
+    assert pacer.deferral(claim(4, "hook"), hook) is None
+    pacer.refused(claim(5, "hook"), hook, RateLimitedError("rate limited", retry_after=60))
+    assert isinstance(pacer.deferral(claim(6, "hook"), hook), Deferral)
 
 
 # ---- the slots, against the machine's Redis --------------------------------------------
