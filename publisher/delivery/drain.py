@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from publisher.delivery.engine import DeliveryEngine, Tried
+from publisher.domain.states import Kind
 
 #: Most rows one claim takes (a fast platform's batch).
 MAX_BATCH = 32
@@ -83,6 +84,11 @@ def drain(
             if clock() - renewed > RENEW_SECONDS:
                 renew()
                 renewed = clock()
+            if claim.kind != Kind.PUBLISH and tried:
+                # A correction or a removal reads its article's other posts: record
+                # what this batch sent first, so it does not wait on its own batch.
+                engine.settle(tried)
+                total, tried, flushed = total + len(tried), [], clock()
             tried.append(engine.attempt(claim))
             if clock() - flushed > BATCH_SECONDS:
                 engine.settle(tried)

@@ -11,14 +11,19 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import redis
+from mastodon import Mastodon, MastodonNotFoundError
+from mastodon_mock.testing.server import MockServer
 
 from publisher.delivery.drain import drain
-from publisher.domain.states import State
+from publisher.domain.states import Kind, State
 from publisher.local.cluster import Stack
+from tests.channels.conftest import MASTODON_TOKEN
 from tests.support.receiver import Receiver
 from tests.worker.test_worker import hook_article
 from tests.worker.test_worker import make_stack as make_stack
 from tests.worker.test_worker import receiver as receiver
+
+TOKEN_ENV = "PUBLISHER_TEST_MASTODON_TOKEN"
 
 
 def tasks_run(stack: Stack) -> dict[str, int]:
@@ -129,3 +134,42 @@ def test_a_failed_post_in_a_batch_is_retried_alone(idle_stack: tuple[Stack, Rece
     client.close()
     # The publishes' one drain request, and the retry: a countdown task for it alone.
     assert sorted(tasks) == ["publisher.deliver", "publisher.drain"]
+
+
+@pytest.fixture(scope="module")
+def mastodon() -> Iterator[MockServer]:
+    with MockServer() as server:
+        yield server
+
+
+def test_a_removal_in_the_same_batch_as_its_post_does_not_wait_for_it(
+    make_stack: Callable[..., Stack],
+    mastodon: MockServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A retraction that reaches a drain in one batch with the post it removes:
+    the post's outcome is recorded first, so the removal finds it delivered
+    and takes it down at once, on its first attempt."""
+    stack = make_stack(
+        {"masto": {"type": "mastodon", "base_url": mastodon.base_url,
+                   "access_token_env": TOKEN_ENV, "upload_cover": False}},
+    )  # fmt: skip
+    monkeypatch.setenv(TOKEN_ENV, MASTODON_TOKEN)  # this process sends: its own environment
+    runtime = stack.runtime
+    runtime.publish(hook_article(1))
+    (post,) = runtime.store.deliveries(article_ids=["hook-1"])
+    claim = runtime.store.claim(post.id, 60)  # in flight when the editor retracts
+    assert claim is not None
+    runtime.retract("hook-1", actor="desk")
+    with runtime.store.outcomes() as writes:  # the worker gave it back unsent
+        assert writes.release([claim]) == 1
+
+    done = drain(runtime.engine, "mastodon")
+
+    rows = {d.kind: d for d in runtime.store.deliveries(article_ids=["hook-1"])}
+    assert done.tried == 2
+    assert rows[Kind.PUBLISH].state == State.DELIVERED
+    assert (rows[Kind.RETRACT].state, rows[Kind.RETRACT].attempts) == (State.DELIVERED, 1)
+    reader = Mastodon(access_token=MASTODON_TOKEN, api_base_url=mastodon.base_url)
+    with pytest.raises(MastodonNotFoundError):
+        reader.status(rows[Kind.PUBLISH].remote_id)
