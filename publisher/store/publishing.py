@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, inspect, select
+from sqlalchemy import Table, insert, inspect, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from publisher.domain.article import Article
@@ -38,8 +39,15 @@ from publisher.store.transitions import born, keep, move
 RACE_ROUNDS = 5
 
 
-_KNOWN = select(ArticleRow.id).where(ArticleRow.id == bindparam("b_id")).with_for_update()
-_INSERT_ARTICLE = insert(cast(Table, ArticleRow.__table__))
+_ARTICLES = cast(Table, ArticleRow.__table__)
+#: A new article's row, or nothing if its id is taken (and then no error: the
+#: caller publishes a new version), by dialect.
+_INSERT_NEW_ARTICLE = {
+    name: dialect_insert(_ARTICLES)
+    .on_conflict_do_nothing(index_elements=[_ARTICLES.c.id])
+    .returning(_ARTICLES.c.id)
+    for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
 _INSERT_VERSION = insert(cast(Table, ArticleVersionRow.__table__))
 _INSERT_DELIVERIES = insert(cast(Table, DeliveryRow.__table__)).returning(
     DeliveryRow.__table__.c.id, sort_by_parameter_order=True
@@ -91,12 +99,14 @@ class PublishingSide(StoreBase):
         content_hash = article.content_hash()
         scheduled = article.publish_at is not None and article.publish_at > now
         with self.session() as session, session.begin():
-            # Most publishes are of new articles: ask with a plain statement before
-            # loading an ORM row (the load costs more than the three INSERTs after).
-            if session.connection().execute(_KNOWN, {"b_id": article.id}).first() is None:
-                return _publish_new(
-                    session, article, plans, actor, content_hash, scheduled, now, awaiting
-                )
+            # Most publishes are of new articles: the article's own INSERT asks
+            # whether the id is taken (one statement, no ORM load); an existing
+            # article is loaded, and locked, only when it inserted nothing.
+            created = _publish_new(
+                session, article, plans, actor, content_hash, scheduled, now, awaiting
+            )
+            if created is not None:
+                return created
             row = session.get(ArticleRow, article.id, with_for_update=True)
             assert row is not None  # articles are never deleted
             current = session.get(ArticleVersionRow, (article.id, row.current_version))
@@ -143,10 +153,11 @@ def _publish_new(
     scheduled: bool,
     now: datetime,
     awaiting: bool = False,
-) -> PublishResult:
+) -> PublishResult | None:
     """A new article: its row, its first version and one delivery per channel as
     three INSERT statements, without the unit of work (there is nothing to read
-    back but the deliveries' ids, which the INSERT returns in order)."""
+    back but the deliveries' ids, which the INSERT returns in order). None, with
+    nothing written, when the id is taken: a new version of a known article."""
     row = ArticleRow(
         id=article.id,
         current_version=1,
@@ -156,6 +167,10 @@ def _publish_new(
         retracted_at=None,
         actor=actor,
     )
+    connection = session.connection()  # Core statements: no unit of work to run
+    dialect = connection.dialect.name
+    if connection.execute(_INSERT_NEW_ARTICLE[dialect], _columns(row)).first() is None:
+        return None
     first = ArticleVersionRow(
         article_id=article.id,
         version=1,
@@ -167,8 +182,6 @@ def _publish_new(
     )
     version = _Version(row, article, None, True, scheduled, now, awaiting)
     deliveries = [_new_delivery(version, plan) for plan in plans]
-    connection = session.connection()  # Core statements: no unit of work to run
-    connection.execute(_INSERT_ARTICLE, [_columns(row)])
     connection.execute(_INSERT_VERSION, [_columns(first)])
     result = PublishResult(article.id, 1, True, True)
     if deliveries:

@@ -128,3 +128,16 @@ def test_a_post_in_flight_when_retracted_is_not_retried_after_it_fails(
     ) == []  # fmt: skip
     assert store.delivery(delivery_id).state == State.CANCELLED
     assert store.claim(delivery_id, 60) is None
+
+
+def test_two_first_publishes_of_one_article_store_it_once(store: Store, channels: dict) -> None:
+    """Two editors (or a retried request) publish the same new article at the
+    same instant: one creates it, the other finds it there, and neither fails."""
+    for n in range(ROUNDS):
+        first, second = _at_once(
+            lambda n=n: publishing.publish(_article(1000 + n), store, channels),
+            lambda n=n: publishing.publish(_article(1000 + n), store, channels),
+        )
+        assert sorted([first.created, second.created]) == [False, True]
+        assert first.version == second.version == 1
+        assert len(store.deliveries(article_ids=[f"race-{1000 + n}"])) == len(channels)
