@@ -476,9 +476,11 @@ def test_two_beats_at_once_one_runs_the_other_refuses_or_stands_by(
 
         standby = start_beat(env, "--standby")
         beats.append(standby)
-        time.sleep(3)
+        # Its start-up (imports, Redis) takes seconds on a loaded machine: wait for its word.
+        wait_for(lambda: "standing by" in output(standby) or standby.poll() is not None)
         assert standby.poll() is None, output(standby)  # waiting, not sending
-        assert "standing by" in output(standby)
+        time.sleep(3)  # longer than the lock's 2 s: it keeps waiting, the winner keeps it
+        assert standby.poll() is None, output(standby)
         assert holder_pid(redis_client, key) == winner.pid
         winner.terminate()  # a clean stop releases the lock ...
         winner.wait(timeout=30)
