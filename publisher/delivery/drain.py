@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from publisher.delivery.engine import DeliveryEngine, Tried
 from publisher.domain.states import Kind
 
+#: Rows the first claim takes, before the drain knows how fast the platform answers.
+FIRST_BATCH = 8
 #: Most rows one claim takes (a fast platform's batch).
 MAX_BATCH = 32
 #: A batch's target duration, and how often tried rows are recorded at least.
@@ -70,7 +72,7 @@ def drain(
     clock = time.monotonic
     deadline = clock() + (drain_budget(lease) if budget is None else budget)
     renewed = clock()
-    size, total = min(8, MAX_BATCH), 0
+    size, total = FIRST_BATCH, 0
     while clock() <= deadline:
         claims = engine.store.claim_due(channel_type, size, lease)
         if not claims:
