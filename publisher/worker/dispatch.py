@@ -190,17 +190,11 @@ class Dispatcher:
             for n in notification_ids
         )
 
-    def request_feed_rebuild(self, channel: str) -> bool:
-        """Make sure one rebuild of `channel` is pending; True if a task was sent.
-
-        Nothing is sent when a rebuild is already queued (it will read the store
-        after this caller's commit) or running (its follow-up covers this).
-        """
-        return bool(self.request_feed_rebuilds([channel]))
-
     def request_feed_rebuilds(self, channels: list[str]) -> list[str]:
-        """`request_feed_rebuild` for several channels in one Redis round trip;
-        returns the channels a rebuild task was sent for."""
+        """Make sure one rebuild of each channel is pending, in one Redis round
+        trip; returns the channels a rebuild task was sent for. Nothing is sent
+        for a channel whose rebuild is already queued (it will read the store
+        after this caller's commit) or running (its follow-up covers this)."""
         if self.offline or not channels:
             return []
         due = self._coalesced(self.rebuilds, channels)

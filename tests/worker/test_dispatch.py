@@ -70,28 +70,28 @@ def rebuilds(d: Dispatcher) -> list[object]:
 def test_an_idle_channel_rebuilds_at_once_and_a_queued_rebuild_covers_later_requests(
     dispatcher: Dispatcher,
 ) -> None:
-    assert dispatcher.request_feed_rebuild("site") is True
-    assert dispatcher.request_feed_rebuild("site") is False
-    assert dispatcher.request_feed_rebuild("app") is True
+    assert dispatcher.request_feed_rebuilds(["site"]) == ["site"]
+    assert dispatcher.request_feed_rebuilds(["site"]) == []
+    assert dispatcher.request_feed_rebuilds(["app"]) == ["app"]
     assert sorted(map(str, rebuilds(dispatcher))) == ["app", "site"]
     assert etas(dispatcher) == [None, None]  # leading edge: no debounce delay
 
 
 def test_requests_during_a_rebuild_fold_into_one_follow_up(dispatcher: Dispatcher) -> None:
-    dispatcher.request_feed_rebuild("site")
+    dispatcher.request_feed_rebuilds(["site"])
     token = dispatcher.rebuild_started("site")
     assert token is not None
     for _ in range(50):  # a burst while it runs: no task of its own
-        assert dispatcher.request_feed_rebuild("site") is False
+        assert dispatcher.request_feed_rebuilds(["site"]) == []
     assert dispatcher.rebuild_finished("site", token) is True  # one follow-up for all 50
     assert len(rebuilds(dispatcher)) == 2
     first, follow_up = etas(dispatcher)
     assert first is None and follow_up is not None  # due once the spacing is over
-    assert dispatcher.request_feed_rebuild("site") is False  # the follow-up covers it
+    assert dispatcher.request_feed_rebuilds(["site"]) == []  # the follow-up covers it
     second = dispatcher.rebuild_started("site")
     assert second is not None
     assert dispatcher.rebuild_finished("site", second) is False  # nothing new: idle
-    assert dispatcher.request_feed_rebuild("site") is True
+    assert dispatcher.request_feed_rebuilds(["site"]) == ["site"]
     assert etas(dispatcher)[-1] is None  # idle again: at once
 
 
@@ -99,7 +99,7 @@ def test_a_quiet_rebuild_leaves_the_next_request_immediate(dispatcher: Dispatche
     token = dispatcher.rebuild_started("site")
     assert token is not None
     assert dispatcher.rebuild_finished("site", token) is False
-    assert dispatcher.request_feed_rebuild("site") is True
+    assert dispatcher.request_feed_rebuilds(["site"]) == ["site"]
     assert etas(dispatcher) == [None]
 
 
@@ -108,12 +108,12 @@ def test_after_a_quiet_round_the_follow_up_is_due_at_once(dispatcher: Dispatcher
     spacing: that is for bursts, and a round that covered one item was none."""
     token = dispatcher.rebuild_started("site")
     assert token is not None
-    dispatcher.request_feed_rebuild("site")  # arrives while the round finishes
+    dispatcher.request_feed_rebuilds(["site"])  # arrives while the round finishes
     assert dispatcher.rebuild_finished("site", token, covered=1) is True
     assert etas(dispatcher) == [None]
     busy = dispatcher.rebuild_started("site")
     assert busy is not None
-    dispatcher.request_feed_rebuild("site")
+    dispatcher.request_feed_rebuilds(["site"])
     assert dispatcher.rebuild_finished("site", busy, covered=40) is True
     assert etas(dispatcher)[-1] is not None  # a burst's follow-up waits for the spacing
 
@@ -121,7 +121,7 @@ def test_after_a_quiet_round_the_follow_up_is_due_at_once(dispatcher: Dispatcher
 def test_the_follow_up_waits_for_the_spacing(dispatcher: Dispatcher) -> None:
     token = dispatcher.rebuild_started("site")
     assert token is not None
-    dispatcher.request_feed_rebuild("site")
+    dispatcher.request_feed_rebuilds(["site"])
     assert dispatcher.rebuild_finished("site", token) is True
     (eta,) = etas(dispatcher)
     assert eta is not None
@@ -141,9 +141,9 @@ def test_a_second_worker_folds_its_rebuild_into_the_running_one(dispatcher: Disp
 def test_a_killed_rebuild_blocks_nothing_beyond_its_lease(dispatcher: Dispatcher) -> None:
     dead = dispatcher.rebuild_started("site")  # its worker dies: it never finishes
     assert dead is not None
-    assert dispatcher.request_feed_rebuild("site") is False
+    assert dispatcher.request_feed_rebuilds(["site"]) == []
     time.sleep(0.5)  # the 0.4 s lease runs out
-    assert dispatcher.request_feed_rebuild("site") is True  # the sweeper's next ask
+    assert dispatcher.request_feed_rebuilds(["site"]) == ["site"]  # the sweeper's next ask
     taken = dispatcher.rebuild_started("site")
     assert taken is not None
     assert dispatcher.rebuild_finished("site", dead) is False  # the ghost changes nothing
@@ -155,7 +155,7 @@ def test_a_failed_round_releases_the_channel(dispatcher: Dispatcher) -> None:
     token = dispatcher.rebuild_started("site")
     assert token is not None
     dispatcher.rebuild_abandoned("site", token)
-    assert dispatcher.request_feed_rebuild("site") is True
+    assert dispatcher.request_feed_rebuilds(["site"]) == ["site"]
 
 
 def test_fan_out_sends_one_drain_per_channel_type_and_one_rebuild_per_feed(
@@ -229,4 +229,4 @@ def test_a_scheduled_feed_item_gets_a_rebuild_when_it_is_due(dispatcher: Dispatc
     dispatcher.enqueue([Enqueue(7, "rss", countdown=30.0)])
     (eta,) = etas(dispatcher)
     assert eta is not None
-    assert dispatcher.request_feed_rebuild("site") is True  # not held back by it
+    assert dispatcher.request_feed_rebuilds(["site"]) == ["site"]  # not held back by it
