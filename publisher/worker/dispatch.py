@@ -15,16 +15,18 @@ of its channel is pending. Both coalesce on the leading edge
 arrive while runs are going fold into one follow-up. At most one rebuild of
 a channel runs at a time, its follow-up due `feed_rebuild_spacing` after it
 (a burst costs a few rebuilds a second however many articles it carries);
-up to `drains` drains of a channel type run at once, their follow-up at
-once. Work due later (a retry's backoff, a held delivery's slot, a schedule)
-is one countdown task per delivery, claimed by id when it fires.
+up to `drains` drains of a channel type run at once, their follow-up due
+`drain_spacing` after a busy one. After a quiet round (one item at most) the
+follow-up of either is due at once. Work due later (a retry's backoff, a
+held delivery's slot, a schedule) is one countdown task per delivery,
+claimed by id when it fires.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 
 import redis
 from celery import Celery
@@ -109,7 +111,10 @@ class Dispatcher:
             self._send_one(REBUILD_TASK, name, CONTROL_QUEUE, countdown, f"rebuild of {name}")
         covered = self.request_drains(sorted(drains))
         handed = sum(drains[kind] for kind in covered)
-        return feed_count + handed + self._send_batch(later)
+        deliveries = [("publisher.deliver", item.delivery_id, queue_for(item.channel_type),
+                       item.countdown) for item in later]  # fmt: skip
+        sent = self._send_many(deliveries, f"{len(later)} deliveries")
+        return feed_count + handed + (len(later) if sent else 0)
 
     def request_drains(self, channel_types: list[str]) -> list[str]:
         """Make sure a drain of each channel type will run after this caller's
@@ -119,58 +124,60 @@ class Dispatcher:
         due = self._coalesced(self.drains, channel_types)
         if due is None:
             return []
-        if due and not self._send_tasks(DRAIN_TASK, due, queue_for, "drain"):
+        drains = [(DRAIN_TASK, kind, queue_for(kind), 0.0) for kind in due]
+        if due and not self._send_many(drains, "drains of " + ", ".join(due)):
             return [t for t in channel_types if t not in due]
         return channel_types
 
     def drain_finished(self, channel_type: str, token: str, *, tried: int, more: bool) -> bool:
         """Free the drain's place; if deliveries came due while it ran (or it
-        stopped with work left), send the one follow-up that covers them, due
-        `drain_spacing` from now after a busy round, so a burst's drains take
-        batches rather than a row or two each, and at once after a quiet one.
-        True if one was sent."""
-        if not self.drains.finished(channel_type, token, more=more):
-            return False
-        spacing = 0.0 if tried <= QUIET_ROUND else self.settings.drain_spacing
-        return self._send_one(DRAIN_TASK, channel_type, queue_for(channel_type), spacing,
-                              f"drain of {channel_type}")  # fmt: skip
+        stopped with work left), send the one follow-up that covers them (see
+        `_follow_up`: a busy round's waits `drain_spacing`, so a burst's drains
+        take batches rather than a row or two each). True if one was sent."""
+        return self._follow_up(
+            self.drains, channel_type, token, (DRAIN_TASK, queue_for(channel_type)),
+            covered=tried, spacing=self.settings.drain_spacing, more=more,
+        )  # fmt: skip
 
-    def _send_batch(self, items: list[Enqueue]) -> int:
-        """Countdown tasks in one pipeline (kombu's `Producer.batch`), not one call each."""
-        if not items or self.offline:
-            return 0
-        try:
-            with self.celery.producer_or_acquire() as producer, producer.batch(BATCH_SIZE):
-                for item in items:
-                    self.celery.send_task(
-                        "publisher.deliver",
-                        args=[item.delivery_id],
-                        queue=queue_for(item.channel_type),
-                        countdown=item.countdown or None,
-                        producer=producer,
-                        retry=False,
-                    )
-            return len(items)
-        except _BROKER_ERRORS as exc:
-            log.warning("broker unavailable, %d deliveries left for the sweeper: %s",
-                        len(items), type(exc).__name__)  # fmt: skip
-            return 0
-
-    def _send_tasks(
-        self, task: str, args: list[str], queue: Callable[[str], str], what: str
+    def _follow_up(
+        self,
+        coalescer: Coalescer,
+        name: str,
+        token: str,
+        task: tuple[str, str],
+        *,
+        covered: int | None,
+        spacing: float,
+        more: bool = False,
     ) -> bool:
-        """One task per argument, in one pipeline."""
-        if len(args) == 1:
-            return self._send_one(task, args[0], queue(args[0]), 0.0, f"{what} of {args[0]}")
+        """End a run of a coalesced job and send its follow-up if one is due: after
+        `spacing` when the round was busy, at once after a quiet one (at most
+        `QUIET_ROUND` items), so a request that met the end of a quiet round is
+        not held back. `task`: the task's name and queue."""
+        if not coalescer.finished(name, token, more=more):
+            return False
+        quiet = covered is not None and covered <= QUIET_ROUND
+        name_of_task, queue = task
+        return self._send_one(name_of_task, name, queue, 0.0 if quiet else spacing,
+                              f"{coalescer.kind} of {name}")  # fmt: skip
+
+    def _send_many(self, tasks: Sequence[tuple[str, object, str, float]], what: str) -> bool:
+        """Tasks (name, argument, queue, countdown) in one pipeline (kombu's
+        `Producer.batch`), not one call each; an outage is logged, not raised."""
+        if not tasks or self.offline:
+            return False
+        if len(tasks) == 1:
+            return self._send_one(*tasks[0], what)
         try:
             with self.celery.producer_or_acquire() as producer, producer.batch(BATCH_SIZE):
-                for arg in args:
+                for task, arg, queue, countdown in tasks:
                     self.celery.send_task(
-                        task, args=[arg], queue=queue(arg), producer=producer, retry=False
-                    )
+                        task, args=[arg], queue=queue, countdown=countdown or None,
+                        producer=producer, retry=False,
+                    )  # fmt: skip
         except _BROKER_ERRORS as exc:
-            log.warning("broker unavailable, %s of %s left for the sweeper: %s",
-                        what, ", ".join(args), type(exc).__name__)  # fmt: skip
+            log.warning("broker unavailable, %s left for the sweeper: %s", what,
+                        type(exc).__name__)  # fmt: skip
             return False
         return True
 
@@ -200,7 +207,8 @@ class Dispatcher:
         due = self._coalesced(self.rebuilds, channels)
         if not due:
             return []
-        return due if self._send_tasks(REBUILD_TASK, due, _control, "rebuild") else []
+        rebuilds = [(REBUILD_TASK, channel, CONTROL_QUEUE, 0.0) for channel in due]
+        return due if self._send_many(rebuilds, "rebuilds of " + ", ".join(due)) else []
 
     def rebuild_started(self, channel: str) -> str | None:
         """The rebuild task's lease token, or None when another rebuild of the
@@ -209,19 +217,14 @@ class Dispatcher:
 
     def rebuild_finished(self, channel: str, token: str, covered: int | None = None) -> bool:
         """Release the channel; if requests came in during the round, queue the
-        one follow-up rebuild that covers them all, due `feed_rebuild_spacing`
-        from now (so a burst leaves the workers time for other work between
-        rebuilds and folds more into each). True if one was queued.
-
-        `covered`: deliveries the round completed. A quiet round (at most
-        `QUIET_ROUND`) was no burst: its follow-up is due at once, so a publish
-        that met the end of the previous one is not held for the spacing."""
-        quiet = covered is not None and covered <= QUIET_ROUND
-        spacing = 0.0 if quiet else self.settings.feed_rebuild_spacing
-        if not self.rebuilds.finished(channel, token):
-            return False
-        return self._send_one(REBUILD_TASK, channel, CONTROL_QUEUE, spacing,
-                              f"rebuild of {channel}")  # fmt: skip
+        one follow-up rebuild that covers them all (see `_follow_up`: a busy
+        round's waits `feed_rebuild_spacing`, so a burst leaves the workers time
+        for other work between rebuilds and folds more into each). `covered`:
+        deliveries the round completed. True if one was queued."""
+        return self._follow_up(
+            self.rebuilds, channel, token, (REBUILD_TASK, CONTROL_QUEUE),
+            covered=covered, spacing=self.settings.feed_rebuild_spacing,
+        )  # fmt: skip
 
     def rebuild_abandoned(self, channel: str, token: str) -> None:
         """A failed round releases the lease; the sweeper asks again."""
@@ -240,7 +243,3 @@ class Dispatcher:
             log.warning("broker unavailable, %s left for the sweeper: %s", what,
                         type(exc).__name__)  # fmt: skip
             return False
-
-
-def _control(_: str) -> str:
-    return CONTROL_QUEUE
