@@ -77,7 +77,7 @@ class DeliveryEngine:
                 f"gave up after {claim.attempt - 1} attempts: its worker stopped before it "
                 "could record the outcome; check the platform before retrying"
             )
-            return self._failure(claim, Outcome(None, lost, datetime.now(UTC), 0), lost)
+            return self._failure(claim, Outcome(None, lost, datetime.now(UTC), 0))
         channel = self.channels.get(claim.channel)
         slots: list[Slot] = []
 
@@ -97,7 +97,7 @@ class DeliveryEngine:
             # The platform's own limit is the account's, not this delivery's failure.
             return Tried(claim, held=self.pacer.refused(claim, channel, outcome.error))
         if outcome.error is not None:
-            return self._failure(claim, outcome, outcome.error)
+            return self._failure(claim, outcome)
         if isinstance(outcome.result, Deferral):
             return Tried(claim, held=outcome.result)
         assert isinstance(outcome.result, Receipt)
@@ -216,8 +216,10 @@ class DeliveryEngine:
         if not self.store.save_checkpoint(claim, dict(data)):
             raise PermanentError("lost the lease while sending; another worker took over")
 
-    def _failure(self, claim: Claim, outcome: Outcome[Any], error: DeliveryError) -> Tried:
-        """The retry decision, and the notices a failure for good sends."""
+    def _failure(self, claim: Claim, outcome: Outcome[Any]) -> Tried:
+        """The retry decision on a failed attempt, and the notices a failure for good sends."""
+        error = outcome.error
+        assert error is not None
         verdict = decide(
             error,
             attempt_number=claim.attempt,
@@ -226,11 +228,12 @@ class DeliveryEngine:
         )
         # Failed for good: the webhooks in [notifications] are told, in the same transaction.
         notices = [] if verdict.retry_at else self._notifications(claim, error, verdict.reason)
-        return Tried(claim, outcome=outcome, error=error, verdict=verdict, notices=notices)
+        return Tried(claim, outcome=outcome, verdict=verdict, notices=notices)
 
     def _failed(self, writes: Outcomes, tried: Tried, after: _After) -> str:
-        claim, error, verdict, outcome = tried.claim, tried.error, tried.verdict, tried.outcome
-        assert error is not None and verdict is not None and outcome is not None
+        claim, verdict, outcome = tried.claim, tried.verdict, tried.outcome
+        assert verdict is not None and outcome is not None and outcome.error is not None
+        error = outcome.error
         recorded = writes.failure(
             claim,
             outcome=verdict.outcome,
@@ -283,7 +286,6 @@ class Tried:
     outcome: Outcome[Any] | None = None
     started: datetime | None = None
     feed: str | None = None  # a feed channel whose documents must be rebuilt
-    error: DeliveryError | None = None
     verdict: Verdict | None = None
     notices: list[PlannedNotification] = field(default_factory=list)
 
