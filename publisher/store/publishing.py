@@ -17,19 +17,18 @@ the approved version, until the approval brings it up to date
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, insert, inspect, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from publisher.domain.article import Article
 from publisher.domain.errors import PublisherError
 from publisher.domain.states import Approval, Correction, Kind, State
 from publisher.store.base import StoreBase
-from publisher.store.models import ArticleRow, ArticleVersionRow, Base, DeliveryRow
+from publisher.store.first_publish import Version, new_delivery, publish_new, queued
+from publisher.store.models import ArticleRow, ArticleVersionRow, DeliveryRow
 from publisher.store.records import Enqueue, PlannedDelivery, PublishResult, utcnow
 from publisher.store.transitions import born, keep, move
 
@@ -37,41 +36,6 @@ from publisher.store.transitions import born, keep, move
 #: Each loss means a worker moved the row on (claimed it, recorded its outcome),
 #: so two or three is already rare.
 RACE_ROUNDS = 5
-
-
-_ARTICLES = cast(Table, ArticleRow.__table__)
-#: A new article's row, or nothing if its id is taken (and then no error: the
-#: caller publishes a new version), by dialect.
-_INSERT_NEW_ARTICLE = {
-    name: dialect_insert(_ARTICLES)
-    .on_conflict_do_nothing(index_elements=[_ARTICLES.c.id])
-    .returning(_ARTICLES.c.id)
-    for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
-}
-_INSERT_VERSION = insert(cast(Table, ArticleVersionRow.__table__))
-_INSERT_DELIVERIES = insert(cast(Table, DeliveryRow.__table__)).returning(
-    DeliveryRow.__table__.c.id, sort_by_parameter_order=True
-)
-
-
-@dataclass
-class _Version:
-    """What one publish() call writes into each delivery of the article."""
-
-    row: ArticleRow
-    article: Article
-    current: ArticleVersionRow | None
-    changed: bool
-    scheduled: bool
-    now: datetime
-    #: A writer's version under approval: it waits for an editor.
-    awaiting: bool = False
-
-    @property
-    def waiting(self) -> State:
-        if self.awaiting:
-            return State.AWAITING_APPROVAL
-        return State.SCHEDULED if self.scheduled else State.PENDING
 
 
 class _Lost(Exception):
@@ -99,10 +63,9 @@ class PublishingSide(StoreBase):
         content_hash = article.content_hash()
         scheduled = article.publish_at is not None and article.publish_at > now
         with self.session() as session, session.begin():
-            # Most publishes are of new articles: the article's own INSERT asks
-            # whether the id is taken (one statement, no ORM load); an existing
-            # article is loaded, and locked, only when it inserted nothing.
-            created = _publish_new(
+            # Most publishes are of new articles (`first_publish`, no ORM load);
+            # an existing article is loaded, and locked, only when that wrote nothing.
+            created = publish_new(
                 session, article, plans, actor, content_hash, scheduled, now, awaiting
             )
             if created is not None:
@@ -133,75 +96,20 @@ class PublishingSide(StoreBase):
                     select(DeliveryRow).where(DeliveryRow.article_id == article.id)
                 )
             }
-            version = _Version(row, article, current, changed, scheduled, now, awaiting)
+            version = Version(row, article, current, changed, scheduled, now, awaiting)
             result = PublishResult(article.id, row.current_version, False, changed)
             outcomes = [_publish_on(session, version, plan, existing, result) for plan in plans]
             session.flush()  # the new rows, in one go: their ids are known after it
             for outcome in outcomes:
-                queued = _queued(outcome) if isinstance(outcome, DeliveryRow) else outcome
-                if queued is not None:
-                    result.to_enqueue.append(queued)
+                enqueue = queued(outcome) if isinstance(outcome, DeliveryRow) else outcome
+                if enqueue is not None:
+                    result.to_enqueue.append(enqueue)
             return result
-
-
-def _publish_new(
-    session: Session,
-    article: Article,
-    plans: Sequence[PlannedDelivery],
-    actor: str | None,
-    content_hash: str,
-    scheduled: bool,
-    now: datetime,
-    awaiting: bool = False,
-) -> PublishResult | None:
-    """A new article: its row, its first version and one delivery per channel as
-    three INSERT statements, without the unit of work (there is nothing to read
-    back but the deliveries' ids, which the INSERT returns in order). None, with
-    nothing written, when the id is taken: a new version of a known article."""
-    row = ArticleRow(
-        id=article.id,
-        current_version=1,
-        published_at=article.published_at or article.publish_at or now,
-        created_at=now,
-        updated_at=now,
-        retracted_at=None,
-        actor=actor,
-    )
-    connection = session.connection()  # Core statements: no unit of work to run
-    dialect = connection.dialect.name
-    if connection.execute(_INSERT_NEW_ARTICLE[dialect], _columns(row)).first() is None:
-        return None
-    first = ArticleVersionRow(
-        article_id=article.id,
-        version=1,
-        content_hash=content_hash,
-        data=article.to_json(),
-        created_at=now,
-        actor=actor,
-        approval=Approval.AWAITING if awaiting else None,
-    )
-    version = _Version(row, article, None, True, scheduled, now, awaiting)
-    deliveries = [_new_delivery(version, plan) for plan in plans]
-    connection.execute(_INSERT_VERSION, [_columns(first)])
-    result = PublishResult(article.id, 1, True, True)
-    if deliveries:
-        ids = connection.execute(_INSERT_DELIVERIES, [_columns(d) for d in deliveries]).scalars()
-        for delivery, delivery_id in zip(deliveries, ids, strict=True):
-            delivery.id = delivery_id
-            queued = _queued(delivery)
-            if queued is not None:
-                result.to_enqueue.append(queued)
-    return result
-
-
-def _columns(row: Base) -> dict[str, Any]:
-    """The values set on a new row, by column (unset ones take the column's default)."""
-    return dict(inspect(row).dict)
 
 
 def _publish_on(
     session: Session,
-    version: _Version,
+    version: Version,
     plan: PlannedDelivery,
     existing: dict[tuple[str, str], DeliveryRow],
     result: PublishResult,
@@ -211,7 +119,7 @@ def _publish_on(
     for _ in range(RACE_ROUNDS):
         delivery = existing.get((plan.channel, Kind.PUBLISH))
         if delivery is None:
-            delivery = _new_delivery(version, plan)
+            delivery = new_delivery(version, plan)
             session.add(delivery)
             existing[(plan.channel, Kind.PUBLISH)] = delivery
             return delivery
@@ -244,46 +152,17 @@ def bring_up_to_date(
     """An approved version on a channel whose post was out when the writer posted it:
     corrected (or re-sent in place) as an editor's version would have been."""
     article = Article.from_json(approved.data)
-    version = _Version(row, article, approved, changed=True, scheduled=False, now=now)
+    version = Version(row, article, approved, changed=True, scheduled=False, now=now)
     result = PublishResult(row.id, approved.version, created=False, changed=True)
     outcome = _publish_on(session, version, plan, existing, result)
     if isinstance(outcome, DeliveryRow):
         session.flush()  # a new row: its id is known after it
-        return _queued(outcome)
+        return queued(outcome)
     return outcome
 
 
-def _queued(row: DeliveryRow, state: str | None = None) -> Enqueue | None:
-    """Enqueue a row that waits in `pending` (its state now, unless `state` says)."""
-    pending = (state or row.state) == State.PENDING
-    return Enqueue(row.id, row.channel_type) if pending else None
-
-
-def _new_delivery(version: _Version, plan: PlannedDelivery) -> DeliveryRow:
-    article, now = version.article, version.now
-    row = DeliveryRow(
-        article_id=version.row.id,
-        article_version=version.row.current_version,
-        channel=plan.channel,
-        channel_type=plan.channel_type,
-        kind=Kind.PUBLISH,
-        attempts=0,
-        max_attempts=plan.max_attempts,
-        published_at=version.row.published_at,
-        publish_at=article.publish_at,
-        next_attempt_at=article.publish_at if version.scheduled else now,
-        enqueued_at=None if version.scheduled else now,
-        outcome_unknown=0,
-        payload=plan.payload,
-        checkpoint={},
-        created_at=now,
-        updated_at=now,
-    )
-    return born(row, version.waiting)
-
-
 def _apply_new_version(
-    session: Session, delivery: DeliveryRow, version: _Version, plan: PlannedDelivery
+    session: Session, delivery: DeliveryRow, version: Version, plan: PlannedDelivery
 ) -> Enqueue | None:
     """Point a delivery at the new version and send it again (or at its new time).
 
@@ -315,14 +194,14 @@ def _apply_new_version(
     )  # fmt: skip
     if not moved:
         raise _Lost
-    return _queued(delivery, target)
+    return queued(delivery, target)
 
 
 def _correction(
     session: Session,
     existing: dict[tuple[str, str], DeliveryRow],
     original: DeliveryRow,
-    version: _Version,
+    version: Version,
     plan: PlannedDelivery,
 ) -> Enqueue | None:
     """The correction of a delivered (or in-flight) post on a channel that cannot
@@ -353,7 +232,7 @@ def _correction(
         session.add(row)
         session.flush()
         existing[(original.channel, Kind.CORRECTION)] = row
-        return _queued(row, target)
+        return queued(row, target)
     where = [DeliveryRow.id == row.id]
     if row.state == State.SENDING or cannot:
         # In flight: its worker sees the new version when it records the outcome.
@@ -367,11 +246,11 @@ def _correction(
     )  # fmt: skip
     if not moved:
         raise _Lost
-    return _queued(row, target)
+    return queued(row, target)
 
 
 def _reschedule(
-    session: Session, delivery: DeliveryRow, version: _Version, result: PublishResult
+    session: Session, delivery: DeliveryRow, version: Version, result: PublishResult
 ) -> Enqueue | None:
     """Move a delivery still waiting for its time to the article's new `publish_at`
     (no time, or one already past, releases it now). Too late once a worker has
@@ -415,7 +294,7 @@ def _reschedule(
     if version.awaiting and version.current is not None:
         version.current.approval = Approval.AWAITING
     result.rescheduled = True
-    return _queued(delivery, target)
+    return queued(delivery, target)
 
 
 def _keep_schedule_in_version(version: ArticleVersionRow | None, article: Article) -> None:
