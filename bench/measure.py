@@ -31,6 +31,7 @@ class Cpu:
     script: float = 0.0
     redis: float = 0.0
     database: float = 0.0  # PostgreSQL backends serving us; SQLite works inside the others
+    receiver: float = 0.0  # the remote phase's loopback platform: not ours, not "anything else"
 
 
 def _ticks() -> float:
@@ -80,6 +81,7 @@ def cpu_snapshot(deployment: Any, worker: subprocess.Popen[bytes], client: redis
         script=time.process_time(),
         redis=float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
         database=pids_cpu(deployment.database_backends()),
+        receiver=pids_cpu([deployment.receiver_pid] if deployment.receiver_pid else []),
     )
 
 
@@ -93,6 +95,7 @@ def cpu_used(before: Cpu, after: Cpu) -> Cpu:
         script=after.script - before.script,
         redis=after.redis - before.redis,
         database=after.database - before.database,
+        receiver=after.receiver - before.receiver,
     )
 
 
@@ -193,10 +196,11 @@ def summarize(times: dict[str, list[float]]) -> dict[str, tuple[int, float]]:
 def cpu_row(label: str, cpu: Cpu) -> str:
     ours = cpu.workers + cpu.script + cpu.redis + cpu.database
     database = f"PostgreSQL {cpu.database:.1f}, " if cpu.database else ""
+    receiver = f"the receiver {cpu.receiver:.1f}, " if cpu.receiver else ""
     return (
         f"| CPU in that window, {label} (core-s) | worker {cpu.workers:.1f}, this script "
-        f"{cpu.script:.1f}, Redis {cpu.redis:.1f}, {database}"
-        f"anything else {max(0.0, cpu.machine_busy - ours):.1f}; "
+        f"{cpu.script:.1f}, Redis {cpu.redis:.1f}, {database}{receiver}"
+        f"anything else {max(0.0, cpu.machine_busy - ours - cpu.receiver):.1f}; "
         f"idle {max(0.0, cpu.available - cpu.machine_busy):.1f} of {cpu.available:.1f} |"
     )
 

@@ -5,8 +5,9 @@ of the script is not what caps the rate a burst is delivered at.
 Each process builds its own `Runtime` from the bench's environment (the same
 store, broker and matrix), waits until every one of them is ready, then
 publishes its share of the articles with the real `Runtime.publish`, one at
-a time. It hands back when it published each article (for the latency) and
-the CPU it used while publishing.
+a time. It hands back when it published each article (for the latency), the
+CPU it used while publishing and, on PostgreSQL, the CPU of the server
+process that served it (gone by the time the caller looks, with the process).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from seed import make_article  # bench/seed.py, beside this file
+from measure import pids_cpu  # bench/measure.py, beside this file
+from seed import make_article
 
 from publisher.config.settings import Settings
 from publisher.worker.runtime import Runtime
@@ -33,6 +35,7 @@ class Burst:
     finished: datetime
     published: dict[str, datetime] = field(default_factory=dict)
     cpu_seconds: float = 0.0
+    database_cpu_seconds: float = 0.0  # PostgreSQL: the processes' server backends
 
     @property
     def seconds(self) -> float:
@@ -50,15 +53,27 @@ def _publish_share(
     runtime = Runtime(Settings.load(env))
     articles = [make_article(article_id, n) for article_id, n in share]
     runtime.redis.ping()
+    backend = _database_backend(runtime)
     ready.put(True)
     go.wait()
     stamps: dict[str, datetime] = {}
-    cpu = time.process_time()
+    cpu, database_cpu = time.process_time(), pids_cpu(backend)
     for article in articles:
         stamps[article.id] = datetime.now(UTC)
         runtime.publish(article, only=only)
-    results.put((stamps, datetime.now(UTC), time.process_time() - cpu))
+    database_cpu = pids_cpu(backend) - database_cpu
+    results.put((stamps, datetime.now(UTC), time.process_time() - cpu, database_cpu))
     runtime.close()
+
+
+def _database_backend(runtime: Runtime) -> list[int]:
+    """The PostgreSQL server process of this process's one pooled connection
+    (publishing one article at a time reuses it); none on SQLite."""
+    engine = runtime.store.engine
+    if engine.dialect.name != "postgresql":
+        return []
+    with engine.connect() as conn:
+        return [int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())]
 
 
 def publish_burst(
@@ -90,10 +105,11 @@ def publish_burst(
         burst = Burst(len(children), datetime.now(UTC), datetime.now(UTC))
         go.set()
         for _ in children:
-            stamps, finished, cpu = results.get(timeout=600)
+            stamps, finished, cpu, database_cpu = results.get(timeout=600)
             burst.published.update(stamps)
             burst.finished = max(burst.finished, finished)
             burst.cpu_seconds += cpu
+            burst.database_cpu_seconds += database_cpu
     finally:
         for child in children:
             child.join(timeout=30)

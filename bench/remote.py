@@ -132,6 +132,7 @@ def run_remote(bench: Any, deployment: Any, runtime: Any, n: int) -> Remote:
     bench.wait_for(settled("remote-", n), deployment, "settling the remote burst", 60 + n)
     cpu = cpu_used(starts[0], cpu_snapshot(deployment, worker, runtime.redis))
     cpu.script += burst.cpu_seconds
+    cpu.database += burst.database_cpu_seconds
     time.sleep(0.1)  # the last 'succeeded' lines follow the store's commit
     task_ms = summarize(bench.task_times(log, log_start, log.stat().st_size))
     largest, total = group_rss_mb(worker.pid)

@@ -129,6 +129,7 @@ class Deployment:
         self.schemas: list[str] = []
         self.workers: list[subprocess.Popen[bytes]] = []
         self.runtime: Runtime | None = None
+        self.receiver_pid: int | None = None  # the remote phase's loopback platform
 
     def start(self, hook_url: str) -> Runtime:
         """Matrix, environment, store (migrated) and the in-process Runtime."""
@@ -345,6 +346,7 @@ def run_pipeline(deployment: Deployment, runtime: Runtime, n: int, idle: int) ->
     wait_for(all_settled("burst-", 2 * n), deployment, "settling the burst", 60 + n)
     cpu = cpu_used(starts[0], cpu_snapshot(deployment, worker, runtime.redis))
     cpu.script += burst.cpu_seconds  # the publishing processes, while they published
+    cpu.database += burst.database_cpu_seconds
     time.sleep(2 * POLL)  # the last 'succeeded' lines follow the store's commit
     log_end = log.stat().st_size
 
@@ -596,6 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     hook = remote.Receiver().start()
     try:
         with time_bound(args.timeout):
+            deployment.receiver_pid = hook.process.pid if hook.process else None
             runtime = deployment.start(f"{hook.url}/hook")
             # The no-op baseline runs before and after the delivery phases; its rate is
             # the mean of the two, so load that comes or goes mid-run moves both sides.
