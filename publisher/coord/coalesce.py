@@ -14,6 +14,12 @@ Redis holds the state, with expiry times: a queued flag (`QUEUED_TTL` s, in
 case its task is lost), the running runs as a sorted set of lease tokens
 scored by when their lease ends (a run renews it while it works, so a killed
 worker's place frees itself), and the `again` flag.
+
+A run also learns whether it was itself a follow-up (the queued flag says
+who queued it, and the run's token is kept as the `chain` while it runs), and
+`finished` says so: requests that keep coming through a chain of rounds are a
+burst, which the caller spaces out, while one that met the end of a round
+started by a single request is not held back.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import Callable
+from enum import IntEnum
 
 import redis
 
@@ -51,13 +58,16 @@ for i = 1, #KEYS, 3 do
 end
 return out
 """
-# KEYS: queued, running, again. ARGV: token, lease ms, parallel. 1 = this task runs.
+# KEYS: queued, running, again, chain. ARGV: token, lease ms, parallel. 1 = this task runs.
+# A queued flag of '2' was set by a finishing run: this run is its follow-up (the chain).
 _START = f"""
 {_NOW}
+local queued_by = redis.call('GET', KEYS[1])
 redis.call('DEL', KEYS[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 if redis.call('ZCARD', KEYS[2]) < tonumber(ARGV[3]) then
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
+  if queued_by == '2' then redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[2]) end
   return 1
 end
 redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
@@ -74,16 +84,30 @@ end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 return 1
 """
-# KEYS: running, again, queued. ARGV: token, ttl s, more (1 = the run left work).
-# Frees the place; 1 = queue the one follow-up that covers what came in meanwhile.
+# KEYS: running, again, queued, chain. ARGV: token, ttl s, more (1 = the run left work).
+# Frees the place; queues the one follow-up that covers what came in meanwhile and
+# returns a FollowUp: 1, or 2 when this run was itself a follow-up.
 _FINISH = """
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+local chained = redis.call('GET', KEYS[4]) == ARGV[1]
+if chained then redis.call('DEL', KEYS[4]) end
 if redis.call('DEL', KEYS[2]) == 1 or ARGV[3] == '1' then
-  redis.call('SET', KEYS[3], '1', 'EX', ARGV[2])
+  redis.call('SET', KEYS[3], '2', 'EX', ARGV[2])
+  if chained then return 2 end
   return 1
 end
 return 0
 """
+
+
+class FollowUp(IntEnum):
+    """What `Coalescer.finished` queued (false when nothing)."""
+
+    NONE = 0
+    #: A follow-up, after a run that a request started.
+    NEXT = 1
+    #: A follow-up, after a run that was itself one: the requests keep coming.
+    CHAINED = 2
 
 
 class Coalescer:
@@ -122,7 +146,8 @@ class Coalescer:
         """The run's lease token, or None when every place is taken (this
         task's request is folded into a running one's follow-up)."""
         token = secrets.token_hex(8)
-        if self._start(keys=self.keys(name), args=[token, self.lease_ms, self.parallel]):
+        keys = [*self.keys(name), self._chain(name)]
+        if self._start(keys=keys, args=[token, self.lease_ms, self.parallel]):
             return token
         return None
 
@@ -134,16 +159,15 @@ class Coalescer:
         except redis.RedisError:
             return True  # Redis is away: the store's own leases still fence every write
 
-    def finished(self, name: str, token: str, *, more: bool = False) -> bool:
-        """Free the run's place; True if a follow-up must be sent now (requests
-        came in while it ran, or `more`: the run stopped with work left)."""
+    def finished(self, name: str, token: str, *, more: bool = False) -> FollowUp:
+        """Free the run's place; a follow-up (true) must be sent now if requests
+        came in while it ran, or `more`: the run stopped with work left."""
         queued, running, again = self.keys(name)
+        keys = [running, again, queued, self._chain(name)]
         try:
-            return bool(
-                self._finish(keys=[running, again, queued], args=[token, QUEUED_TTL, int(more)])
-            )
+            return FollowUp(int(self._finish(keys=keys, args=[token, QUEUED_TTL, int(more)])))
         except redis.RedisError:
-            return False  # the lease expires; the sweeper asks again
+            return FollowUp.NONE  # the lease expires; the sweeper asks again
 
     def abandoned(self, name: str, token: str) -> None:
         """A failed run frees its place; the sweeper asks again."""
@@ -154,3 +178,7 @@ class Coalescer:
         kind = self.kind
         return [self.key(kind, name), self.key(f"{kind}-running", name),
                 self.key(f"{kind}-again", name)]  # fmt: skip
+
+    def _chain(self, name: str) -> str:
+        """The token of the running follow-up, if one is running."""
+        return self.key(f"{self.kind}-chain", name)

@@ -35,7 +35,7 @@ from kombu.exceptions import OperationalError
 from channels import CHANNEL_TYPES
 from channels.base import queue_for
 from publisher.config.settings import Settings
-from publisher.coord.coalesce import Coalescer
+from publisher.coord.coalesce import Coalescer, FollowUp
 from publisher.store import Enqueue
 from publisher.worker.celery_app import CONTROL_QUEUE
 
@@ -150,13 +150,16 @@ class Dispatcher:
         spacing: float,
         more: bool = False,
     ) -> bool:
-        """End a run of a coalesced job and send its follow-up if one is due: after
-        `spacing` when the round was busy, at once after a quiet one (at most
-        `QUIET_ROUND` items), so a request that met the end of a quiet round is
-        not held back. `task`: the task's name and queue."""
-        if not coalescer.finished(name, token, more=more):
+        """End a run of a coalesced job and send its follow-up if one is due: at
+        once after a quiet round (at most `QUIET_ROUND` items) that a request
+        started, so a request that met the end of such a round is not held
+        back; after `spacing` when the round was busy or was itself a follow-up
+        (requests keep coming: a burst, however quick each round is).
+        `task`: the task's name and queue."""
+        follow_up = coalescer.finished(name, token, more=more)
+        if not follow_up:
             return False
-        quiet = covered is not None and covered <= QUIET_ROUND
+        quiet = follow_up is FollowUp.NEXT and covered is not None and covered <= QUIET_ROUND
         name_of_task, queue = task
         return self._send_one(name_of_task, name, queue, 0.0 if quiet else spacing,
                               f"{coalescer.kind} of {name}")  # fmt: skip

@@ -118,6 +118,33 @@ def test_after_a_quiet_round_the_follow_up_is_due_at_once(dispatcher: Dispatcher
     assert etas(dispatcher)[-1] is not None  # a burst's follow-up waits for the spacing
 
 
+def test_a_quiet_round_that_was_itself_a_follow_up_spaces_the_next(
+    dispatcher: Dispatcher,
+) -> None:
+    """Rounds quick enough to cover one item each, with requests through every one
+    of them, are a burst: only the first follow-up goes at once."""
+    assert dispatcher.request_feed_rebuilds(["site"]) == ["site"]
+    first = dispatcher.rebuild_started("site")  # started by the request
+    assert first is not None
+    dispatcher.request_feed_rebuilds(["site"])
+    assert dispatcher.rebuild_finished("site", first, covered=1) is True
+    assert etas(dispatcher)[-1] is None  # the request met a quiet round's end
+    second = dispatcher.rebuild_started("site")  # the follow-up
+    assert second is not None
+    dispatcher.request_feed_rebuilds(["site"])
+    assert dispatcher.rebuild_finished("site", second, covered=1) is True
+    assert etas(dispatcher)[-1] is not None  # requests keep coming: spaced
+    third = dispatcher.rebuild_started("site")
+    assert third is not None
+    assert dispatcher.rebuild_finished("site", third, covered=1) is False  # the burst is over
+    assert dispatcher.request_feed_rebuilds(["site"]) == ["site"]  # idle again: at once
+    fourth = dispatcher.rebuild_started("site")
+    assert fourth is not None
+    dispatcher.request_feed_rebuilds(["site"])
+    assert dispatcher.rebuild_finished("site", fourth, covered=1) is True
+    assert etas(dispatcher)[-1] is None
+
+
 def test_the_follow_up_waits_for_the_spacing(dispatcher: Dispatcher) -> None:
     token = dispatcher.rebuild_started("site")
     assert token is not None
@@ -200,15 +227,15 @@ def test_drains_run_side_by_side_up_to_their_limit_and_fold_the_rest(
     for _ in range(20):
         dispatcher.request_drains(["webhook"])  # no task of their own
     assert len(queued(dispatcher, "deliver.webhook")) == 2
-    assert drains.finished("webhook", first) is True  # one follow-up covers them all
-    assert drains.finished("webhook", second) is False
-    assert drains.finished("webhook", second) is False  # released already
+    assert drains.finished("webhook", first)  # one follow-up covers them all
+    assert not drains.finished("webhook", second)
+    assert not drains.finished("webhook", second)  # released already
 
 
 def test_a_drain_that_stops_with_work_left_gets_a_follow_up(dispatcher: Dispatcher) -> None:
     token = dispatcher.drains.started("webhook")
     assert token is not None
-    assert dispatcher.drains.finished("webhook", token, more=True) is True
+    assert dispatcher.drains.finished("webhook", token, more=True)
 
 
 def test_a_killed_drain_frees_its_place_when_its_lease_ends(dispatcher: Dispatcher) -> None:
