@@ -8,22 +8,16 @@ import mimetypes
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from publisher.domain.errors import InputError, NotFound
 from publisher.domain.i18n import Phrase
-from publisher.domain.states import State
 from publisher.store.base import StoreBase
 from publisher.store.models import (
-    ArticleRow,
-    ArticleVersionRow,
-    DeliveryRow,
     FeedDocumentRow,
     MediaRow,
-    carried_version,
 )
 from publisher.store.records import utcnow
 
@@ -31,51 +25,6 @@ MAX_MEDIA_BYTES = 10 * 1024 * 1024
 
 
 class DocumentSide(StoreBase):
-    def feed_payloads(self, channel: str, limit: int) -> list[tuple[dict[str, Any], datetime]]:
-        """The newest delivered items of a feed channel, newest first, with the
-        time their version was made (the item's `updated`)."""
-        with self.session() as session:
-            rows = session.execute(
-                select(DeliveryRow.payload, ArticleVersionRow.created_at)
-                .join(ArticleRow, ArticleRow.id == DeliveryRow.article_id)
-                .join(ArticleVersionRow, carried_version())
-                .where(
-                    DeliveryRow.channel == channel,
-                    DeliveryRow.state == State.DELIVERED,
-                    ArticleRow.retracted_at.is_(None),
-                )
-                .order_by(DeliveryRow.published_at.desc(), DeliveryRow.article_id)
-                .limit(limit)
-            )
-            return [(dict(payload), made) for payload, made in rows if payload]
-
-    def save_feed_document(
-        self,
-        *,
-        filename: str,
-        channel: str,
-        content_type: str,
-        body: bytes,
-        items: int,
-        built_at: datetime,
-    ) -> bool:
-        """Keep a built document unless a newer build is already stored; True if kept.
-
-        Two rebuilds may race (a debounced one and the sweeper's); the one that
-        read the store later wins, whatever order they finish in.
-        """
-        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-        with self.session() as session, session.begin():
-            row = session.get(FeedDocumentRow, filename, with_for_update=True)
-            if row is None:
-                row = FeedDocumentRow(filename=filename)
-                session.add(row)
-            elif row.built_at > built_at:
-                return False
-            row.channel, row.content_type, row.body = channel, content_type, body
-            row.etag, row.items, row.built_at = etag, items, built_at
-        return True
-
     def feed_document(self, filename: str) -> FeedDocumentRow | None:
         with self.session() as session:
             return session.get(FeedDocumentRow, filename)

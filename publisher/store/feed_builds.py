@@ -27,9 +27,21 @@ import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    String,
+    Table,
+    and_,
+    bindparam,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from publisher.domain.states import Kind, State
@@ -42,10 +54,11 @@ from publisher.store.models import (
     AttemptRow,
     DeliveryRow,
     FeedDocumentRow,
+    UTCDateTime,
     carried_version,
 )
 from publisher.store.records import utcnow
-from publisher.store.transitions import keep, move
+from publisher.store.transitions import keep, move, prepare_move
 
 #: How long a build's own hold on the rows it covers lasts if the transaction
 #: were somehow left open; it never outlives the commit in practice.
@@ -102,7 +115,7 @@ def document_etag(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
-def _waiting(now: datetime) -> Any:
+def _waiting(now: datetime | ColumnElement[datetime]) -> Any:
     """What a worker could claim now: the build takes exactly those rows, never a live lease.
 
     The plain `state IN (...)` in front lets the (channel, state, ...) index find
@@ -117,6 +130,110 @@ def _waiting(now: datetime) -> Any:
     )
 
 
+_ITEM_COLUMNS = (
+    DeliveryRow.id,
+    DeliveryRow.article_version,
+    DeliveryRow.payload,
+    ArticleVersionRow.created_at,
+    DeliveryRow.published_at,
+    DeliveryRow.article_id,
+    DeliveryRow.checkpoint,
+    DeliveryRow.attempts,
+    DeliveryRow.max_attempts,
+)
+_CHANNEL: BindParameter[str] = bindparam("channel", type_=String())
+_NOW: BindParameter[datetime] = bindparam("now", type_=UTCDateTime())
+_LIVE_ITEMS = (
+    select(*_ITEM_COLUMNS)
+    .join(ArticleRow, ArticleRow.id == DeliveryRow.article_id)
+    .join(ArticleVersionRow, carried_version())
+    .where(
+        DeliveryRow.channel == _CHANNEL,
+        DeliveryRow.kind == Kind.PUBLISH,
+        ArticleRow.retracted_at.is_(None),
+    )
+)
+# A rebuild's reads, built once: building them costs SQLAlchemy more CPU than
+# the database takes to run them (see `transitions.PreparedMove`).
+_DELIVERED_WINDOW = (
+    _LIVE_ITEMS.where(DeliveryRow.state == State.DELIVERED)
+    .order_by(DeliveryRow.published_at.desc(), DeliveryRow.article_id)
+    .limit(bindparam("limit"))
+)
+_WAITING_ITEMS = _LIVE_ITEMS.where(_waiting(_NOW))
+_WAITING_REMOVALS = select(
+    DeliveryRow.id, DeliveryRow.article_version, DeliveryRow.article_id
+).where(DeliveryRow.channel == _CHANNEL, DeliveryRow.kind == Kind.RETRACT, _waiting(_NOW))
+_DROPPED_ITEMS = (
+    select(*_ITEM_COLUMNS)
+    .join(ArticleVersionRow, carried_version())
+    .where(
+        DeliveryRow.channel == _CHANNEL,
+        DeliveryRow.kind == Kind.PUBLISH,
+        DeliveryRow.article_id.in_(bindparam("articles", expanding=True)),
+    )
+)
+
+
+# ...and its writes.
+_SAVE_DOCUMENT = (
+    update(cast(Table, FeedDocumentRow.__table__))
+    .where(
+        FeedDocumentRow.filename == bindparam("b_filename"),
+        FeedDocumentRow.built_at <= bindparam("b_built_at"),
+    )
+    .values(
+        channel=bindparam("b_channel"),
+        content_type=bindparam("b_content_type"),
+        body=bindparam("b_body"),
+        etag=bindparam("b_etag"),
+        items=bindparam("b_items"),
+        built_at=bindparam("b_built_at"),
+    )
+)
+_BUILD_TOKEN: BindParameter[str] = bindparam("b_token", type_=String())
+_TAKE_FOR_BUILD = prepare_move(
+    DeliveryRow,
+    State.SENDING,
+    where=[
+        tuple_(DeliveryRow.id, DeliveryRow.article_version).in_(bindparam("pairs", expanding=True)),
+        _waiting(_NOW),
+    ],
+    values=dict(
+        lease_token=_BUILD_TOKEN,
+        lease_until=bindparam("b_until", type_=UTCDateTime()),
+        attempts=DeliveryRow.attempts + 1,
+        updated_at=_NOW,
+    ),
+    returning=[DeliveryRow.attempts],
+)
+#: A covered row is delivered by the build that took it. Its `updated_at` is the
+#: snapshot's time (see `_settle`).
+_BUILT = prepare_move(
+    DeliveryRow,
+    State.DELIVERED,
+    where=[
+        DeliveryRow.id.in_(bindparam("ids", expanding=True)),
+        DeliveryRow.lease_token == _BUILD_TOKEN,
+    ],
+    source=State.SENDING,
+    values=dict(
+        lease_token=None,
+        lease_until=None,
+        outcome_unknown=0,
+        enqueued_at=None,
+        next_attempt_at=_NOW,
+        updated_at=bindparam("b_read_at", type_=UTCDateTime()),
+        remote_id=_BUILD_TOKEN,
+        remote_url=bindparam("b_url"),
+        delivered_at=_NOW,
+        last_error=None,
+        last_code=None,
+    ),
+)
+_INSERT_ATTEMPTS = insert(cast(Table, AttemptRow.__table__))
+
+
 def read_feed(store: Store, channel: str, limit: int, now: datetime | None = None) -> FeedSnapshot:
     """The newest `limit` items of a channel plus every delivery waiting on it.
 
@@ -125,49 +242,15 @@ def read_feed(store: Store, channel: str, limit: int, now: datetime | None = Non
     cost does not grow with the history; the waiting rows are few (a burst).
     """
     now = now or utcnow()
-    columns = (
-        DeliveryRow.id,
-        DeliveryRow.article_version,
-        DeliveryRow.payload,
-        ArticleVersionRow.created_at,
-        DeliveryRow.published_at,
-        DeliveryRow.article_id,
-        DeliveryRow.checkpoint,
-        DeliveryRow.attempts,
-        DeliveryRow.max_attempts,
-    )
-    joined = (
-        select(*columns)
-        .join(ArticleRow, ArticleRow.id == DeliveryRow.article_id)
-        .join(ArticleVersionRow, carried_version())
-        .where(
-            DeliveryRow.channel == channel,
-            DeliveryRow.kind == Kind.PUBLISH,
-            ArticleRow.retracted_at.is_(None),
-        )
-    )
+    params = dict(channel=channel, now=now)
     with store.session() as session:
-        delivered = session.execute(
-            joined.where(DeliveryRow.state == State.DELIVERED)
-            .order_by(DeliveryRow.published_at.desc(), DeliveryRow.article_id)
-            .limit(limit)
-        ).all()
-        waiting = session.execute(joined.where(_waiting(now))).all()
-        removals = session.execute(
-            select(DeliveryRow.id, DeliveryRow.article_version, DeliveryRow.article_id).where(
-                DeliveryRow.channel == channel, DeliveryRow.kind == Kind.RETRACT, _waiting(now)
-            )
-        ).all()
+        connection = session.connection()  # plain rows: nothing here needs the ORM
+        delivered = connection.execute(_DELIVERED_WINDOW, dict(params, limit=limit)).all()
+        waiting = connection.execute(_WAITING_ITEMS, params).all()
+        removals = connection.execute(_WAITING_REMOVALS, params).all()
+        articles = sorted({r.article_id for r in removals})
         dropped = (
-            session.execute(
-                select(*columns)
-                .join(ArticleVersionRow, carried_version())
-                .where(
-                    DeliveryRow.channel == channel,
-                    DeliveryRow.kind == Kind.PUBLISH,
-                    DeliveryRow.article_id.in_(sorted({r.article_id for r in removals})),
-                )
-            ).all()
+            connection.execute(_DROPPED_ITEMS, dict(params, articles=articles)).all()
             if removals
             else []
         )
@@ -267,11 +350,11 @@ def _settle_covered(
     """Take the covered rows for this build, then settle exactly those it took."""
     taken = _take_for_build(session, snapshot, covered, now)
     done = [d for d in taken if d not in reasons and d not in retry]
-    _settle(
-        session, snapshot, done, State.DELIVERED, now,
-        remote_id=snapshot.build_id, remote_url=document_url, delivered_at=now,
-        last_error=None, last_code=None,
-    )  # fmt: skip
+    for chunk in _chunks(done, 500):
+        _BUILT.run(
+            session, ids=chunk, b_token=snapshot.build_id, now=now,
+            b_read_at=snapshot.read_at, b_url=document_url,
+        )  # fmt: skip
     for delivery_id in (d for d in taken if d in reasons):
         _settle(session, snapshot, [delivery_id], State.FAILED, now,
                 last_error=reasons[delivery_id], last_code="feed")  # fmt: skip
@@ -315,16 +398,11 @@ def _save_document(session: Session, snapshot: FeedSnapshot, doc: BuiltDocument)
         items=doc.items,
         built_at=snapshot.read_at,
     )
-    result = session.execute(
-        update(FeedDocumentRow)
-        .where(
-            FeedDocumentRow.filename == doc.filename,
-            FeedDocumentRow.built_at <= snapshot.read_at,
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    saved = session.connection().execute(
+        _SAVE_DOCUMENT,
+        {f"b_{key}": value for key, value in dict(values, filename=doc.filename).items()},
     )
-    if getattr(result, "rowcount", 0):
+    if saved.rowcount:
         return True
     if session.get(FeedDocumentRow, doc.filename) is not None:
         return False  # a newer build is stored
@@ -346,18 +424,8 @@ def _take_for_build(
         return {}
     taken: dict[int, int] = {}
     for chunk in _chunks(pairs, 500):
-        moved = move(
-            session,
-            DeliveryRow,
-            State.SENDING,
-            where=[tuple_(DeliveryRow.id, DeliveryRow.article_version).in_(chunk), _waiting(now)],
-            values=dict(
-                lease_token=snapshot.build_id,
-                lease_until=now + BUILD_LEASE,
-                attempts=DeliveryRow.attempts + 1,
-                updated_at=now,
-            ),
-            returning=[DeliveryRow.attempts],
+        moved = _TAKE_FOR_BUILD.run(
+            session, pairs=chunk, now=now, b_token=snapshot.build_id, b_until=now + BUILD_LEASE
         )
         taken.update({row.id: row.attempts for row in moved})
     return taken
@@ -405,8 +473,8 @@ def _log(
     if not taken:
         return
     duration_ms = max(0, int((now - started_at).total_seconds() * 1000))
-    session.execute(
-        insert(AttemptRow),
+    session.connection().execute(
+        _INSERT_ATTEMPTS,
         [
             dict(
                 delivery_id=delivery_id,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, or_
+from sqlalchemy import ColumnElement, Row, and_, or_
 from sqlalchemy.orm import Session
 
 from publisher.domain.states import CLAIMABLE, State
@@ -16,7 +16,7 @@ from publisher.store.models import AttemptRow, DeliveryRow
 from publisher.store.transitions import move
 
 
-def claimable(model: Any, now: datetime) -> Any:
+def claimable(model: Any, now: datetime | ColumnElement[datetime]) -> Any:
     """A worker may take it: pending; retrying or held and due; sending whose lease
     expired (its worker died)."""
     return or_(
