@@ -5,9 +5,10 @@ of the script is not what caps the rate a burst is delivered at.
 Each process builds its own `Runtime` from the bench's environment (the same
 store, broker and matrix), waits until every one of them is ready, then
 publishes its share of the articles with the real `Runtime.publish`, one at
-a time. It hands back when it published each article (for the latency), the
-CPU it used while publishing and, on PostgreSQL, the CPU of the server
-process that served it (gone by the time the caller looks, with the process).
+a time. It hands back when it published each article (for the latency) and
+the CPU it used while publishing. It connects to the store before it says it
+is ready, so its PostgreSQL server process is among the caller's from the
+start of the caller's accounting, and it exits only when the caller is done.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from measure import pids_cpu  # bench/measure.py, beside this file
-from seed import make_article
+from seed import make_article  # bench/seed.py, beside this file
 
 from publisher.config.settings import Settings
 from publisher.worker.runtime import Runtime
@@ -35,7 +35,6 @@ class Burst:
     finished: datetime
     published: dict[str, datetime] = field(default_factory=dict)
     cpu_seconds: float = 0.0
-    database_cpu_seconds: float = 0.0  # PostgreSQL: the processes' server backends
 
     @property
     def seconds(self) -> float:
@@ -49,31 +48,22 @@ def _publish_share(
     ready: Any,
     go: Any,
     results: Any,
+    release: Any,
 ) -> None:
     runtime = Runtime(Settings.load(env))
     articles = [make_article(article_id, n) for article_id, n in share]
     runtime.redis.ping()
-    backend = _database_backend(runtime)
+    runtime.store.ping()  # its connection (and PostgreSQL server process) is open now
     ready.put(True)
     go.wait()
     stamps: dict[str, datetime] = {}
-    cpu, database_cpu = time.process_time(), pids_cpu(backend)
+    cpu = time.process_time()
     for article in articles:
         stamps[article.id] = datetime.now(UTC)
         runtime.publish(article, only=only)
-    database_cpu = pids_cpu(backend) - database_cpu
-    results.put((stamps, datetime.now(UTC), time.process_time() - cpu, database_cpu))
+    results.put((stamps, datetime.now(UTC), time.process_time() - cpu))
+    release.wait(timeout=600)  # exit only once the caller has measured what it waits for
     runtime.close()
-
-
-def _database_backend(runtime: Runtime) -> list[int]:
-    """The PostgreSQL server process of this process's one pooled connection
-    (publishing one article at a time reuses it); none on SQLite."""
-    engine = runtime.store.engine
-    if engine.dialect.name != "postgresql":
-        return []
-    with engine.connect() as conn:
-        return [int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())]
 
 
 def publish_burst(
@@ -82,16 +72,22 @@ def publish_burst(
     only: list[str],
     processes: int,
     on_ready: Callable[[], object] | None = None,
+    on_published: Callable[[], object] | None = None,
 ) -> Burst:
     """Publish `ids` ((article id, n) pairs) from `processes` processes, dealt round
     robin, all starting at one signal; returns once every one has finished.
     `on_ready` runs once they are all started, just before the signal (the caller
-    starts its CPU accounting there, after the processes' start-up)."""
+    starts its CPU accounting there, after the processes' start-up);
+    `on_published` once they have all published, before they exit (the caller
+    waits for the deliveries and ends its accounting there: the processes'
+    interpreter shutdown is no more part of publishing than their start-up).
+    A real publisher, an API process, does not exit after a burst."""
     context = multiprocessing.get_context("spawn")  # nothing of this process is shared
-    ready, results, go = context.Queue(), context.Queue(), context.Event()
+    ready, results = context.Queue(), context.Queue()
+    go, release = context.Event(), context.Event()
     shares = [list(ids[i::processes]) for i in range(processes)]
     children = [
-        context.Process(target=_publish_share, args=(env, share, only, ready, go, results))
+        context.Process(target=_publish_share, args=(env, share, only, ready, go, results, release))
         for share in shares
         if share
     ]
@@ -105,12 +101,14 @@ def publish_burst(
         burst = Burst(len(children), datetime.now(UTC), datetime.now(UTC))
         go.set()
         for _ in children:
-            stamps, finished, cpu, database_cpu = results.get(timeout=600)
+            stamps, finished, cpu = results.get(timeout=600)
             burst.published.update(stamps)
             burst.finished = max(burst.finished, finished)
             burst.cpu_seconds += cpu
-            burst.database_cpu_seconds += database_cpu
+        if on_published is not None:
+            on_published()
     finally:
+        release.set()
         for child in children:
             child.join(timeout=30)
             if child.is_alive():

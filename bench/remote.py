@@ -118,21 +118,25 @@ def run_remote(bench: Any, deployment: Any, runtime: Any, n: int) -> Remote:
         runtime.publish(bench.make_article(f"rwarm-{i}", i), only=[HOOK])
     bench.wait_for(settled("rwarm-", 4), deployment, "the remote warm-up", 120)
     log = deployment.tmp / "remote.log"
-    log_start, starts = log.stat().st_size, []
+    log_start, snapshots = log.stat().st_size, []
+
+    def settled_then_snapshot() -> None:
+        bench.wait_for(settled("remote-", n), deployment, "settling the remote burst", 60 + n)
+        snapshots.append(cpu_snapshot(deployment, worker, runtime.redis))
+
     ids = [(f"remote-{i:06d}", i) for i in range(n)]
     burst = bench.publish_burst(
         deployment.env,
         ids,
         [HOOK],
         deployment.publishers,
-        on_ready=lambda: starts.append(cpu_snapshot(deployment, worker, runtime.redis)),
+        on_ready=lambda: snapshots.append(cpu_snapshot(deployment, worker, runtime.redis)),
+        on_published=settled_then_snapshot,
     )
     started = min(burst.published.values())
     publish_seconds = (burst.finished - started).total_seconds()
-    bench.wait_for(settled("remote-", n), deployment, "settling the remote burst", 60 + n)
-    cpu = cpu_used(starts[0], cpu_snapshot(deployment, worker, runtime.redis))
+    cpu = cpu_used(*snapshots)
     cpu.script += burst.cpu_seconds
-    cpu.database += burst.database_cpu_seconds
     time.sleep(0.1)  # the last 'succeeded' lines follow the store's commit
     task_ms = summarize(bench.task_times(log, log_start, log.stat().st_size))
     largest, total = group_rss_mb(worker.pid)

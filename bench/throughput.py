@@ -332,21 +332,25 @@ def run_pipeline(deployment: Deployment, runtime: Runtime, n: int, idle: int) ->
     wait_for(all_settled("warm-", 8), deployment, "the warm-up", 120)
 
     log = deployment.tmp / "worker.log"
-    log_start, starts = log.stat().st_size, []
+    log_start, snapshots = log.stat().st_size, []
+
+    def settled_then_snapshot() -> None:
+        wait_for(all_settled("burst-", 2 * n), deployment, "settling the burst", 60 + n)
+        snapshots.append(cpu_snapshot(deployment, worker, runtime.redis))
+
     ids = [(f"burst-{i:06d}", i) for i in range(n)]
     burst = publish_burst(
         deployment.env,
         ids,
         list(FEEDS),
         deployment.publishers,
-        on_ready=lambda: starts.append(cpu_snapshot(deployment, worker, runtime.redis)),
+        on_ready=lambda: snapshots.append(cpu_snapshot(deployment, worker, runtime.redis)),
+        on_published=settled_then_snapshot,
     )
     published, started = burst.published, min(burst.published.values())
     publish_seconds = (burst.finished - started).total_seconds()
-    wait_for(all_settled("burst-", 2 * n), deployment, "settling the burst", 60 + n)
-    cpu = cpu_used(starts[0], cpu_snapshot(deployment, worker, runtime.redis))
+    cpu = cpu_used(*snapshots)
     cpu.script += burst.cpu_seconds  # the publishing processes, while they published
-    cpu.database += burst.database_cpu_seconds
     time.sleep(2 * POLL)  # the last 'succeeded' lines follow the store's commit
     log_end = log.stat().st_size
 
