@@ -15,16 +15,16 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, case, or_, select
 
 from publisher.domain.states import State
 from publisher.store.base import StoreBase
+from publisher.store.ledger import CLAIM_TIME, fenced, prepare_take, run_take
 from publisher.store.ledger import claimable as ledger_claimable
-from publisher.store.ledger import fenced, take
 from publisher.store.models import DeliveryRow
 from publisher.store.outcomes import Outcomes
 from publisher.store.records import Claim, utcnow
-from publisher.store.transitions import keep
+from publisher.store.transitions import PreparedMove, keep
 
 _CLAIM_COLUMNS = (
     DeliveryRow.channel,
@@ -41,12 +41,40 @@ _CLAIM_COLUMNS = (
 )
 
 
-def _claimable(now: datetime) -> Any:
+def _claimable(now: datetime | ColumnElement[datetime]) -> Any:
     """What `claim` may take: the ledger's claimable rows, and schedules whose time has come."""
     return or_(
         ledger_claimable(DeliveryRow, now),
         and_(DeliveryRow.state == State.SCHEDULED, DeliveryRow.publish_at <= now),
     )
+
+
+def _prepared_claim(which: Any) -> PreparedMove:
+    """A worker's claim of the rows `which` selects, built once (it is made for
+    every delivery, and building it cost more CPU than running it)."""
+    return prepare_take(
+        DeliveryRow, which, _claimable(CLAIM_TIME), _CLAIM_COLUMNS,
+        # Taking over from a worker that died mid-send: it may have sent.
+        outcome_unknown=case(
+            (DeliveryRow.state == State.SENDING, 1), else_=DeliveryRow.outcome_unknown
+        ),
+    )  # fmt: skip
+
+
+_CLAIM_ONE = _prepared_claim(DeliveryRow.id == bindparam("b_id"))
+# A CTE, materialized: PostgreSQL may run a plain sub-select once per row it
+# checks, each run skipping the rows the last one locked, and so take more
+# than the limit.
+_DUE_BATCH = (
+    select(DeliveryRow.id)
+    .where(DeliveryRow.channel_type == bindparam("b_type"), _claimable(CLAIM_TIME))
+    .order_by(DeliveryRow.id)
+    .limit(bindparam("b_limit"))
+    .with_for_update(skip_locked=True)
+    .cte("batch")
+    .prefix_with("MATERIALIZED", dialect="postgresql")
+)
+_CLAIM_DUE = _prepared_claim(DeliveryRow.id.in_(select(_DUE_BATCH.c.id)))
 
 
 class WorkerSide(StoreBase):
@@ -60,7 +88,7 @@ class WorkerSide(StoreBase):
         time has come (the countdown task `arm_schedules` queued fires on time,
         without waiting for the sweeper to release it).
         """
-        claims = self._take(DeliveryRow.id == delivery_id, lease_seconds, now or utcnow())
+        claims = self._take(_CLAIM_ONE, lease_seconds, now or utcnow(), b_id=delivery_id)
         return claims[0] if claims else None
 
     def claim_due(
@@ -72,31 +100,16 @@ class WorkerSide(StoreBase):
         is fenced per row. Two drains never take the same row: the UPDATE
         re-checks each row's state, and PostgreSQL skips rows another drain's
         claim has locked instead of waiting for them."""
-        now = now or utcnow()
-        # A CTE, materialized: PostgreSQL may run a plain sub-select once per row
-        # it checks, each run skipping the rows the last one locked, and so take
-        # more than `limit`.
-        batch = (
-            select(DeliveryRow.id)
-            .where(DeliveryRow.channel_type == channel_type, _claimable(now))
-            .order_by(DeliveryRow.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .cte("batch")
-            .prefix_with("MATERIALIZED", dialect="postgresql")
+        claims = self._take(
+            _CLAIM_DUE, lease_seconds, now or utcnow(), b_type=channel_type, b_limit=limit
         )
-        claims = self._take(DeliveryRow.id.in_(select(batch.c.id)), lease_seconds, now)
         return sorted(claims, key=lambda claim: claim.delivery_id)
 
-    def _take(self, which: Any, lease_seconds: float, now: datetime) -> list[Claim]:
+    def _take(
+        self, prepared: PreparedMove, lease_seconds: float, now: datetime, **params: Any
+    ) -> list[Claim]:
         with self.session() as session, session.begin():
-            token, rows = take(
-                session, DeliveryRow, which, _claimable(now), lease_seconds, now, _CLAIM_COLUMNS,
-                # Taking over from a worker that died mid-send: it may have sent.
-                outcome_unknown=case(
-                    (DeliveryRow.state == State.SENDING, 1), else_=DeliveryRow.outcome_unknown
-                ),
-            )  # fmt: skip
+            token, rows = run_take(session, prepared, lease_seconds, now, **params)
         return [
             Claim(
                 delivery_id=row.id,

@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, or_
+from sqlalchemy import BindParameter, ColumnElement, Row, String, and_, bindparam, or_
 from sqlalchemy.orm import Session
 
 from publisher.domain.states import CLAIMABLE, State
-from publisher.store.models import AttemptRow, DeliveryRow
-from publisher.store.transitions import move
+from publisher.store.models import AttemptRow, DeliveryRow, UTCDateTime
+from publisher.store.transitions import PreparedMove, prepare_move
 
 
 def claimable(model: Any, now: datetime | ColumnElement[datetime]) -> Any:
@@ -41,6 +41,11 @@ def not_enqueued_since(model: Any, stale: datetime) -> Any:
     return or_(model.enqueued_at.is_(None), model.enqueued_at <= stale)
 
 
+#: The claim's time, in a statement built once (`prepare_take`); a caller's own
+#: conditions may use it too.
+CLAIM_TIME: BindParameter[datetime] = bindparam("b_claim_time", type_=UTCDateTime())
+
+
 def take(
     session: Session,
     model: Any,
@@ -55,20 +60,44 @@ def take(
     batch) that are claimable `when`, to sending under one fresh lease token,
     one more attempt each, and the columns the worker needs read back by the
     same UPDATE. A row another worker took first simply does not come back."""
-    token = secrets.token_hex(8)
-    moved = move(
-        session, model, State.SENDING,
+    prepared = prepare_take(model, which, when, returning, **extra)
+    return run_take(session, prepared, lease_seconds, now)
+
+
+def prepare_take(
+    model: Any, which: Any, when: Any, returning: Sequence[Any], **extra: Any
+) -> PreparedMove:
+    """`take` as a statement built once, for a claim made over and over (a
+    worker's): `which` and `when` may use bound parameters, `CLAIM_TIME` among
+    them, which `run_take` fills in with the rest."""
+    return prepare_move(
+        model, State.SENDING,
         where=[which, when], source=CLAIMABLE,
         values=dict(
-            lease_token=token,
-            lease_until=now + timedelta(seconds=lease_seconds),
+            lease_token=_LEASE_TOKEN,
+            lease_until=_LEASE_UNTIL,
             attempts=model.attempts + 1,
-            updated_at=now,
+            updated_at=CLAIM_TIME,
             **extra,
         ),
         returning=returning,
     )  # fmt: skip
-    return token, moved
+
+
+def run_take(
+    session: Session, prepared: PreparedMove, lease_seconds: float, now: datetime, **params: Any
+) -> tuple[str, list[Row[Any]]]:
+    """Run a prepared claim under a fresh lease token: (the token, the rows taken)."""
+    token = secrets.token_hex(8)
+    until = now + timedelta(seconds=lease_seconds)
+    rows = prepared.run(
+        session, b_lease_token=token, b_lease_until=until, b_claim_time=now, **params
+    )
+    return token, rows
+
+
+_LEASE_TOKEN: BindParameter[str] = bindparam("b_lease_token", type_=String())
+_LEASE_UNTIL: BindParameter[datetime] = bindparam("b_lease_until", type_=UTCDateTime())
 
 
 def fenced(model: Any, row_id: Any, token: Any) -> list[Any]:
