@@ -35,7 +35,7 @@ from kombu.exceptions import OperationalError
 from channels import CHANNEL_TYPES
 from channels.base import queue_for
 from publisher.config.settings import Settings
-from publisher.coord.coalesce import Coalescer, FollowUp
+from publisher.coord.coalesce import Coalescer
 from publisher.store import Enqueue
 from publisher.worker.celery_app import CONTROL_QUEUE
 
@@ -76,10 +76,12 @@ class Dispatcher:
         self.rebuilds = Coalescer(
             redis_client, settings.key, "feed-rebuild",
             parallel=1, lease_seconds=settings.feed_rebuild_lease,
+            spacing=settings.feed_rebuild_spacing,
         )  # fmt: skip
         self.drains = Coalescer(
             redis_client, settings.key, "drain",
             parallel=settings.drains, lease_seconds=settings.drain_lease,
+            spacing=settings.drain_spacing,
         )  # fmt: skip
 
     def enqueue(self, items: Iterable[Enqueue]) -> int:
@@ -124,7 +126,7 @@ class Dispatcher:
         due = self._coalesced(self.drains, channel_types)
         if due is None:
             return []
-        drains = [(DRAIN_TASK, kind, queue_for(kind), 0.0) for kind in due]
+        drains = [(DRAIN_TASK, kind, queue_for(kind), wait) for kind, wait in due.items()]
         if due and not self._send_many(drains, "drains of " + ", ".join(due)):
             return [t for t in channel_types if t not in due]
         return channel_types
@@ -136,7 +138,7 @@ class Dispatcher:
         take batches rather than a row or two each). True if one was sent."""
         return self._follow_up(
             self.drains, channel_type, token, (DRAIN_TASK, queue_for(channel_type)),
-            covered=tried, spacing=self.settings.drain_spacing, more=more,
+            covered=tried, more=more,
         )  # fmt: skip
 
     def _follow_up(
@@ -147,21 +149,20 @@ class Dispatcher:
         task: tuple[str, str],
         *,
         covered: int | None,
-        spacing: float,
         more: bool = False,
     ) -> bool:
         """End a run of a coalesced job and send its follow-up if one is due: at
         once after a quiet round (at most `QUIET_ROUND` items) that a request
         started, so a request that met the end of such a round is not held
-        back; after `spacing` when the round was busy or was itself a follow-up
-        (requests keep coming: a burst, however quick each round is).
+        back; after the job's spacing when the round was busy or was itself a
+        follow-up (requests keep coming: a burst, however quick each round is).
         `task`: the task's name and queue."""
-        follow_up = coalescer.finished(name, token, more=more)
-        if not follow_up:
+        busy = covered is None or covered > QUIET_ROUND
+        countdown = coalescer.finished(name, token, more=more, busy=busy)
+        if countdown is None:
             return False
-        quiet = follow_up is FollowUp.NEXT and covered is not None and covered <= QUIET_ROUND
         name_of_task, queue = task
-        return self._send_one(name_of_task, name, queue, 0.0 if quiet else spacing,
+        return self._send_one(name_of_task, name, queue, countdown,
                               f"{coalescer.kind} of {name}")  # fmt: skip
 
     def _send_many(self, tasks: Sequence[tuple[str, object, str, float]], what: str) -> bool:
@@ -184,8 +185,9 @@ class Dispatcher:
             return False
         return True
 
-    def _coalesced(self, coalescer: Coalescer, names: list[str]) -> list[str] | None:
-        """The names a task must be sent for; None when Redis is away."""
+    def _coalesced(self, coalescer: Coalescer, names: list[str]) -> dict[str, float] | None:
+        """The names a task must be sent for, with their countdowns; None when
+        Redis is away."""
         try:
             return coalescer.request(names)
         except redis.RedisError as exc:
@@ -210,8 +212,8 @@ class Dispatcher:
         due = self._coalesced(self.rebuilds, channels)
         if not due:
             return []
-        rebuilds = [(REBUILD_TASK, channel, CONTROL_QUEUE, 0.0) for channel in due]
-        return due if self._send_many(rebuilds, "rebuilds of " + ", ".join(due)) else []
+        rebuilds = [(REBUILD_TASK, channel, CONTROL_QUEUE, wait) for channel, wait in due.items()]
+        return list(due) if self._send_many(rebuilds, "rebuilds of " + ", ".join(due)) else []
 
     def rebuild_started(self, channel: str) -> str | None:
         """The rebuild task's lease token, or None when another rebuild of the
@@ -226,7 +228,7 @@ class Dispatcher:
         deliveries the round completed. True if one was queued."""
         return self._follow_up(
             self.rebuilds, channel, token, (REBUILD_TASK, CONTROL_QUEUE),
-            covered=covered, spacing=self.settings.feed_rebuild_spacing,
+            covered=covered,
         )  # fmt: skip
 
     def rebuild_abandoned(self, channel: str, token: str) -> None:

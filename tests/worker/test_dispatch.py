@@ -90,7 +90,15 @@ def test_requests_during_a_rebuild_fold_into_one_follow_up(dispatcher: Dispatche
     assert dispatcher.request_feed_rebuilds(["site"]) == []  # the follow-up covers it
     second = dispatcher.rebuild_started("site")
     assert second is not None
-    assert dispatcher.rebuild_finished("site", second) is False  # nothing new: idle
+    assert dispatcher.rebuild_finished("site", second) is False  # nothing new
+    # A request just after the burst's last round is still the burst: it waits
+    # out the spacing (a publisher held up by that round's commit asks just then).
+    assert dispatcher.request_feed_rebuilds(["site"]) == ["site"]
+    assert etas(dispatcher)[-1] is not None
+    third = dispatcher.rebuild_started("site")
+    assert third is not None
+    assert dispatcher.rebuild_finished("site", third, covered=1) is False
+    time.sleep(dispatcher.settings.feed_rebuild_spacing + 0.05)
     assert dispatcher.request_feed_rebuilds(["site"]) == ["site"]
     assert etas(dispatcher)[-1] is None  # idle again: at once
 
@@ -98,9 +106,32 @@ def test_requests_during_a_rebuild_fold_into_one_follow_up(dispatcher: Dispatche
 def test_a_quiet_rebuild_leaves_the_next_request_immediate(dispatcher: Dispatcher) -> None:
     token = dispatcher.rebuild_started("site")
     assert token is not None
-    assert dispatcher.rebuild_finished("site", token) is False
+    assert dispatcher.rebuild_finished("site", token, covered=1) is False
     assert dispatcher.request_feed_rebuilds(["site"]) == ["site"]
     assert etas(dispatcher) == [None]
+
+
+def test_a_request_just_after_a_busy_rebuild_waits_out_the_spacing(
+    dispatcher: Dispatcher,
+) -> None:
+    """What a burst under SQLite looks like: the publisher waits on the rebuild's
+    commit, so its request comes just after the round, not during it."""
+    spacing = dispatcher.settings.feed_rebuild_spacing
+    token = dispatcher.rebuild_started("site")
+    assert token is not None
+    assert dispatcher.rebuild_finished("site", token, covered=40) is False  # none during it
+    assert dispatcher.request_feed_rebuilds(["site"]) == ["site"]
+    (eta,) = etas(dispatcher)
+    assert eta is not None
+    wait = datetime.fromisoformat(eta) - datetime.now(UTC)
+    assert timedelta(0) < wait <= timedelta(seconds=spacing)
+    assert dispatcher.request_feed_rebuilds(["site"]) == []  # that task covers the rest
+    started = dispatcher.rebuild_started("site")
+    assert started is not None
+    assert dispatcher.rebuild_finished("site", started, covered=1) is False  # a quiet one
+    time.sleep(spacing + 0.05)
+    assert dispatcher.request_feed_rebuilds(["site"]) == ["site"]
+    assert etas(dispatcher)[-1] is None  # the burst is over: at once
 
 
 def test_after_a_quiet_round_the_follow_up_is_due_at_once(dispatcher: Dispatcher) -> None:
@@ -227,15 +258,15 @@ def test_drains_run_side_by_side_up_to_their_limit_and_fold_the_rest(
     for _ in range(20):
         dispatcher.request_drains(["webhook"])  # no task of their own
     assert len(queued(dispatcher, "deliver.webhook")) == 2
-    assert drains.finished("webhook", first)  # one follow-up covers them all
-    assert not drains.finished("webhook", second)
-    assert not drains.finished("webhook", second)  # released already
+    assert drains.finished("webhook", first) is not None  # one follow-up covers them all
+    assert drains.finished("webhook", second) is None
+    assert drains.finished("webhook", second) is None  # released already
 
 
 def test_a_drain_that_stops_with_work_left_gets_a_follow_up(dispatcher: Dispatcher) -> None:
     token = dispatcher.drains.started("webhook")
     assert token is not None
-    assert dispatcher.drains.finished("webhook", token, more=True)
+    assert dispatcher.drains.finished("webhook", token, more=True) is not None
 
 
 def test_a_killed_drain_frees_its_place_when_its_lease_ends(dispatcher: Dispatcher) -> None:
