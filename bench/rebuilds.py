@@ -26,7 +26,7 @@ from channels.feed import FeedChannel, FeedItem
 from publisher.config.settings import Settings
 from publisher.delivery.feeds import rebuild_feed
 from publisher.store import Store
-from publisher.store.feed_builds import read_feed
+from publisher.store.feed_snapshot import read_feed
 
 REBUILD_RUNS = 9
 SMALL_STORE = 100

@@ -40,13 +40,8 @@ from publisher.delivery import websub
 from publisher.delivery.attempts import decide
 from publisher.domain.errors import RetryableError
 from publisher.store import Store
-from publisher.store.feed_builds import (
-    BuiltDocument,
-    FeedSnapshot,
-    SnapshotItem,
-    commit_feed_build,
-    read_feed,
-)
+from publisher.store.feed_builds import BuiltDocument, commit_feed_build
+from publisher.store.feed_snapshot import FeedSnapshot, SnapshotItem, read_feed
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from lxml import etree
 from channels.base import Channel
 from channels.feed import FeedChannel, FeedItem
 from publisher.delivery.feeds import render_without_bad_items, within_byte_budget
-from publisher.store.feed_builds import FeedSnapshot, SnapshotItem
+from publisher.store.feed_snapshot import FeedSnapshot, SnapshotItem
 
 WHEN = datetime(2026, 11, 20, tzinfo=UTC)
 

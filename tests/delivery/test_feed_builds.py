@@ -27,7 +27,8 @@ from publisher.domain.article import parse_article
 from publisher.domain.errors import NotFound
 from publisher.domain.states import Kind, State
 from publisher.store import Store
-from publisher.store.feed_builds import BuiltDocument, commit_feed_build, read_feed
+from publisher.store.feed_builds import BuiltDocument, commit_feed_build
+from publisher.store.feed_snapshot import read_feed
 from publisher.store.models import DeliveryRow
 
 

@@ -19,7 +19,7 @@ from publisher.config.settings import Settings
 from publisher.delivery import feeds, publishing
 from publisher.domain.article import load_article_file, parse_article
 from publisher.store import Store
-from publisher.store.feed_builds import read_feed
+from publisher.store.feed_snapshot import read_feed
 from tests.conftest import SAMPLES
 
 SCHEMA = json.loads(

@@ -13,7 +13,7 @@ from publisher.domain.article import Article, parse_article
 from publisher.domain.errors import InputError
 from publisher.domain.states import State
 from publisher.store import Store
-from publisher.store.feed_builds import read_feed
+from publisher.store.feed_snapshot import read_feed
 
 BASE: dict[str, Any] = {
     "id": "wait-1",
