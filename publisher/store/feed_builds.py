@@ -51,7 +51,7 @@ from publisher.store.models import (
     UTCDateTime,
 )
 from publisher.store.records import utcnow
-from publisher.store.transitions import keep, move, prepare_move
+from publisher.store.transitions import PreparedMove, keep, prepare_move
 
 #: How long a build's own hold on the rows it covers lasts if the transaction
 #: were somehow left open; it never outlives the commit in practice.
@@ -102,30 +102,45 @@ _TAKE_FOR_BUILD = prepare_move(
     ),
     returning=[DeliveryRow.attempts],
 )
-#: A covered row is delivered by the build that took it. Its `updated_at` is the
-#: snapshot's time (see `_settle`).
-_BUILT = prepare_move(
-    DeliveryRow,
-    State.DELIVERED,
-    where=[
-        DeliveryRow.id.in_(bindparam("ids", expanding=True)),
-        DeliveryRow.lease_token == _BUILD_TOKEN,
-    ],
-    source=State.SENDING,
-    values=dict(
+
+
+def _settled_by_build(target: State, **values: Any) -> PreparedMove:
+    """A row the build took (`sending` under its id) leaves it for `target`, its
+    lease gone. Its `updated_at` is the snapshot's time, not now: the sweeper
+    calls a feed stale when a delivery changed after its documents' `built_at`,
+    and this change is the build itself."""
+    released: dict[str, Any] = dict(
         lease_token=None,
         lease_until=None,
         outcome_unknown=0,
         enqueued_at=None,
         next_attempt_at=SNAPSHOT_TIME,
         updated_at=bindparam("b_read_at", type_=UTCDateTime()),
-        remote_id=_BUILD_TOKEN,
-        remote_url=bindparam("b_url"),
-        delivered_at=SNAPSHOT_TIME,
-        last_error=None,
-        last_code=None,
-    ),
-)
+    )
+    return prepare_move(
+        DeliveryRow, target,
+        where=[
+            DeliveryRow.id.in_(bindparam("ids", expanding=True)),
+            DeliveryRow.lease_token == _BUILD_TOKEN,
+        ],
+        source=State.SENDING,
+        values={**released, **values},
+    )  # fmt: skip
+
+
+#: In the live document: delivered, with the document as the receipt.
+_BUILT = _settled_by_build(
+    State.DELIVERED, remote_id=_BUILD_TOKEN, remote_url=bindparam("b_url"),
+    delivered_at=SNAPSHOT_TIME, last_error=None, last_code=None,
+)  # fmt: skip
+_REASON: BindParameter[str] = bindparam("b_reason", type_=String())
+#: An item that cannot be rendered fails its own delivery, saying why.
+_UNRENDERED = _settled_by_build(State.FAILED, last_error=_REASON, last_code="feed")
+#: One that cannot be rendered *yet* waits `retrying` until its time.
+_NOT_YET = _settled_by_build(
+    State.RETRYING, next_attempt_at=bindparam("b_retry_at", type_=UTCDateTime()),
+    last_error=_REASON, last_code="feed",
+)  # fmt: skip
 _INSERT_ATTEMPTS = insert(cast(Table, AttemptRow.__table__))
 
 
@@ -202,18 +217,13 @@ def _settle_covered(
     """Take the covered rows for this build, then settle exactly those it took."""
     taken = _take_for_build(session, snapshot, covered, now)
     done = [d for d in taken if d not in reasons and d not in retry]
-    for chunk in _chunks(done, 500):
-        _BUILT.run(
-            session, ids=chunk, b_token=snapshot.build_id, now=now,
-            b_read_at=snapshot.read_at, b_url=document_url,
-        )  # fmt: skip
+    _settle(session, snapshot, _BUILT, done, now, b_url=document_url)
     for delivery_id in (d for d in taken if d in reasons):
-        _settle(session, snapshot, [delivery_id], State.FAILED, now,
-                last_error=reasons[delivery_id], last_code="feed")  # fmt: skip
+        _settle(session, snapshot, _UNRENDERED, [delivery_id], now, b_reason=reasons[delivery_id])
     for delivery_id in (d for d in taken if d in retry and d not in reasons):
         reason, retry_at = retry[delivery_id]
-        _settle(session, snapshot, [delivery_id], State.RETRYING, now,
-                next_attempt_at=retry_at, last_error=reason, last_code="feed")  # fmt: skip
+        _settle(session, snapshot, _NOT_YET, [delivery_id], now,
+                b_reason=reason, b_retry_at=retry_at)  # fmt: skip
     messages = {
         d: reasons.get(d) or (retry[d][0] if d in retry else None) or notes.get(d) or document_url
         for d in taken
@@ -286,31 +296,16 @@ def _take_for_build(
 def _settle(
     session: Session,
     snapshot: FeedSnapshot,
+    settled: PreparedMove,
     ids: Sequence[int],
-    target: State,
     now: datetime,
-    **values: Any,
+    **params: Any,
 ) -> None:
-    # `updated_at` is the snapshot's time, not now: the sweeper calls a feed stale
-    # when a delivery changed after its documents' `built_at`, and this change is
-    # the build itself.
     for chunk in _chunks(list(ids), 500):
-        move(
-            session,
-            DeliveryRow,
-            target,
-            where=[DeliveryRow.id.in_(chunk), DeliveryRow.lease_token == snapshot.build_id],
-            source=State.SENDING,
-            values={
-                "lease_token": None,
-                "lease_until": None,
-                "outcome_unknown": 0,
-                "enqueued_at": None,
-                "next_attempt_at": now,
-                "updated_at": snapshot.read_at,
-                **values,
-            },
-        )
+        settled.run(
+            session, ids=chunk, b_token=snapshot.build_id, now=now,
+            b_read_at=snapshot.read_at, **params,
+        )  # fmt: skip
 
 
 def _log(

@@ -8,9 +8,9 @@ nothing to read back but the deliveries' ids.
 
 - PostgreSQL: one statement. The version and the deliveries are inserted by
   data-modifying CTEs that select from the article's INSERT, so a taken id
-  writes nothing; the deliveries' per-channel values travel as arrays
-  (`unnest`), so the statement has one shape whatever the number of channels
-  and psycopg prepares it once. Each round trip costs the publishing process
+  writes nothing; the deliveries travel as one JSON parameter read back as
+  rows (`json_to_recordset`), so the statement has one shape whatever the
+  number of channels and psycopg prepares it once. Each round trip costs the publishing process
   and the server CPU that a burst of publishes competes for with the workers.
 - SQLite (in-process, no round trips): three INSERT statements.
 
@@ -94,15 +94,7 @@ def publish_new(
         retracted_at=None,
         actor=actor,
     )
-    first = ArticleVersionRow(
-        article_id=article.id,
-        version=1,
-        content_hash=content_hash,
-        data=article.to_json(),
-        created_at=now,
-        actor=actor,
-        approval=Approval.AWAITING if awaiting else None,
-    )
+    first = version_row(article, 1, content_hash, now, actor, awaiting)
     version = Version(row, article, None, True, scheduled, now, awaiting)
     deliveries = [new_delivery(version, plan) for plan in plans]
     connection = session.connection()  # Core statements: no unit of work to run
@@ -118,6 +110,26 @@ def publish_new(
         if enqueue is not None:
             result.to_enqueue.append(enqueue)
     return result
+
+
+def version_row(
+    article: Article,
+    number: int,
+    content_hash: str,
+    now: datetime,
+    actor: str | None,
+    awaiting: bool,
+) -> ArticleVersionRow:
+    """A version of an article as it is stored; `awaiting`: a writer's, for an editor."""
+    return ArticleVersionRow(
+        article_id=article.id,
+        version=number,
+        content_hash=content_hash,
+        data=article.to_json(),
+        created_at=now,
+        actor=actor,
+        approval=Approval.AWAITING if awaiting else None,
+    )
 
 
 def new_delivery(version: Version, plan: PlannedDelivery) -> DeliveryRow:

@@ -27,7 +27,13 @@ from publisher.domain.article import Article
 from publisher.domain.errors import PublisherError
 from publisher.domain.states import Approval, Correction, Kind, State
 from publisher.store.base import StoreBase
-from publisher.store.first_publish import Version, new_delivery, publish_new, queued
+from publisher.store.first_publish import (
+    Version,
+    new_delivery,
+    publish_new,
+    queued,
+    version_row,
+)
 from publisher.store.models import ArticleRow, ArticleVersionRow, DeliveryRow
 from publisher.store.records import Enqueue, PlannedDelivery, PublishResult, utcnow
 from publisher.store.transitions import born, keep, move
@@ -80,15 +86,7 @@ class PublishingSide(StoreBase):
                 row.retracted_at = None
                 row.published_at = article.published_at or row.published_at
                 session.add(
-                    ArticleVersionRow(
-                        article_id=article.id,
-                        version=row.current_version,
-                        content_hash=content_hash,
-                        data=article.to_json(),
-                        created_at=now,
-                        actor=actor,
-                        approval=Approval.AWAITING if awaiting else None,
-                    )
+                    version_row(article, row.current_version, content_hash, now, actor, awaiting)
                 )
             existing = {
                 (d.channel, d.kind): d

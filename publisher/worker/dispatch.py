@@ -16,8 +16,10 @@ arrive while runs are going fold into one follow-up. At most one rebuild of
 a channel runs at a time, its follow-up due `feed_rebuild_spacing` after it
 (a burst costs a few rebuilds a second however many articles it carries);
 up to `drains` drains of a channel type run at once, their follow-up due
-`drain_spacing` after a busy one. After a quiet round (one item at most) the
-follow-up of either is due at once. Work due later (a retry's backoff, a
+`drain_spacing` after a busy one. After a busy round, or one that was itself
+a follow-up, the next run of either waits its spacing, even one asked for
+just after the round; after a quiet round (one item at most) that a request
+started, the follow-up is due at once. Work due later (a retry's backoff, a
 held delivery's slot, a schedule) is one countdown task per delivery,
 claimed by id when it fires.
 """
@@ -41,7 +43,7 @@ from publisher.worker.celery_app import CONTROL_QUEUE
 
 log = logging.getLogger(__name__)
 
-#: A round that completed at most this many deliveries was no burst (see `rebuild_finished`).
+#: A round that completed at most this many deliveries was no burst (see `_follow_up`).
 QUIET_ROUND = 1
 #: Most tasks one publish or sweep hands to the broker in one pipeline.
 BATCH_SIZE = 1000
