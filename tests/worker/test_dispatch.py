@@ -29,22 +29,45 @@ MATRIX = {
 }
 
 
+# Leases and spacing far longer than any test, so that what a test asserts about
+# state holds however slowly a loaded machine runs it; the few tests about time
+# passing take `quick` timings and assert only in the direction slowness cannot break.
+SLOW = {"lease": 60.0, "spacing": 30.0}
+QUICK = {"lease": 2.0, "spacing": 0.3}
+
+
 @pytest.fixture
-def dispatcher(
-    make_settings: Callable[..., Settings], redis_prefix: str, redis_client: redis.Redis
-) -> Iterator[Dispatcher]:
-    settings = make_settings(
-        channels=MATRIX,
-        REDIS_URL=TEST_REDIS_URL,
-        PUBLISHER_REDIS_PREFIX=f"{redis_prefix}{uuid.uuid4().hex[:8]}:",
-        PUBLISHER_FEED_REBUILD_LEASE="0.4",
-        PUBLISHER_FEED_REBUILD_SPACING="0.3",
-        PUBLISHER_DRAIN_LEASE="0.4",
-    )
-    celery = configure_celery(settings)
-    client = redis.Redis.from_url(TEST_REDIS_URL)
-    yield Dispatcher(celery, client, settings)
-    client.close()
+def make_dispatcher(
+    make_settings: Callable[..., Settings], redis_prefix: str
+) -> Iterator[Callable[[dict[str, float]], Dispatcher]]:
+    clients: list[redis.Redis] = []
+
+    def make(timings: dict[str, float]) -> Dispatcher:
+        settings = make_settings(
+            channels=MATRIX,
+            REDIS_URL=TEST_REDIS_URL,
+            PUBLISHER_REDIS_PREFIX=f"{redis_prefix}{uuid.uuid4().hex[:8]}:",
+            PUBLISHER_FEED_REBUILD_LEASE=str(timings["lease"]),
+            PUBLISHER_FEED_REBUILD_SPACING=str(timings["spacing"]),
+            PUBLISHER_DRAIN_LEASE=str(timings["lease"]),
+        )
+        client = redis.Redis.from_url(TEST_REDIS_URL)
+        clients.append(client)
+        return Dispatcher(configure_celery(settings), client, settings)
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def dispatcher(make_dispatcher: Callable[[dict[str, float]], Dispatcher]) -> Dispatcher:
+    return make_dispatcher(SLOW)
+
+
+@pytest.fixture
+def quick(make_dispatcher: Callable[[dict[str, float]], Dispatcher]) -> Dispatcher:
+    return make_dispatcher(QUICK)
 
 
 def queued(d: Dispatcher, queue: str) -> list[tuple[str, list[object]]]:
@@ -61,6 +84,16 @@ def queued(d: Dispatcher, queue: str) -> list[tuple[str, list[object]]]:
 def etas(d: Dispatcher) -> list[str | None]:
     raw = d.redis.lrange(d.settings.redis_prefix + "celery:" + CONTROL_QUEUE, 0, -1)
     return [json.loads(m)["headers"]["eta"] for m in reversed(raw)]  # oldest first
+
+
+MS = timedelta(milliseconds=1)  # Redis counts what is left of a lease in whole ms
+
+
+def eta_of_last(d: Dispatcher) -> datetime:
+    """The due time of the newest control task, which must have one."""
+    eta = etas(d)[-1]
+    assert eta is not None
+    return datetime.fromisoformat(eta)
 
 
 def rebuilds(d: Dispatcher) -> list[object]:
@@ -95,12 +128,15 @@ def test_requests_during_a_rebuild_fold_into_one_follow_up(dispatcher: Dispatche
     # out the spacing (a publisher held up by that round's commit asks just then).
     assert dispatcher.request_feed_rebuilds(["site"]) == ["site"]
     assert etas(dispatcher)[-1] is not None
-    third = dispatcher.rebuild_started("site")
-    assert third is not None
-    assert dispatcher.rebuild_finished("site", third, covered=1) is False
-    time.sleep(dispatcher.settings.feed_rebuild_spacing + 0.05)
-    assert dispatcher.request_feed_rebuilds(["site"]) == ["site"]
-    assert etas(dispatcher)[-1] is None  # idle again: at once
+
+
+def test_once_the_spacing_is_over_a_request_goes_at_once(quick: Dispatcher) -> None:
+    token = quick.rebuild_started("site")
+    assert token is not None
+    assert quick.rebuild_finished("site", token, covered=40) is False  # a busy round
+    time.sleep(quick.settings.feed_rebuild_spacing + 0.05)
+    assert quick.request_feed_rebuilds(["site"]) == ["site"]
+    assert etas(quick) == [None]  # the burst is over: idle again
 
 
 def test_a_quiet_rebuild_leaves_the_next_request_immediate(dispatcher: Dispatcher) -> None:
@@ -116,22 +152,16 @@ def test_a_request_just_after_a_busy_rebuild_waits_out_the_spacing(
 ) -> None:
     """What a burst under SQLite looks like: the publisher waits on the rebuild's
     commit, so its request comes just after the round, not during it."""
-    spacing = dispatcher.settings.feed_rebuild_spacing
+    spacing = timedelta(seconds=dispatcher.settings.feed_rebuild_spacing)
     token = dispatcher.rebuild_started("site")
     assert token is not None
+    before_end = datetime.now(UTC)
     assert dispatcher.rebuild_finished("site", token, covered=40) is False  # none during it
     assert dispatcher.request_feed_rebuilds(["site"]) == ["site"]
-    (eta,) = etas(dispatcher)
-    assert eta is not None
-    wait = datetime.fromisoformat(eta) - datetime.now(UTC)
-    assert timedelta(0) < wait <= timedelta(seconds=spacing)
+    asked = datetime.now(UTC)
+    # Due when the spacing after the round's end is over, however long the ask took.
+    assert before_end + spacing - MS <= eta_of_last(dispatcher) <= asked + spacing
     assert dispatcher.request_feed_rebuilds(["site"]) == []  # that task covers the rest
-    started = dispatcher.rebuild_started("site")
-    assert started is not None
-    assert dispatcher.rebuild_finished("site", started, covered=1) is False  # a quiet one
-    time.sleep(spacing + 0.05)
-    assert dispatcher.request_feed_rebuilds(["site"]) == ["site"]
-    assert etas(dispatcher)[-1] is None  # the burst is over: at once
 
 
 def test_after_a_quiet_round_the_follow_up_is_due_at_once(dispatcher: Dispatcher) -> None:
@@ -177,14 +207,14 @@ def test_a_quiet_round_that_was_itself_a_follow_up_spaces_the_next(
 
 
 def test_the_follow_up_waits_for_the_spacing(dispatcher: Dispatcher) -> None:
+    spacing = timedelta(seconds=dispatcher.settings.feed_rebuild_spacing)
     token = dispatcher.rebuild_started("site")
     assert token is not None
     dispatcher.request_feed_rebuilds(["site"])
+    before_end = datetime.now(UTC)
     assert dispatcher.rebuild_finished("site", token) is True
-    (eta,) = etas(dispatcher)
-    assert eta is not None
-    wait = datetime.fromisoformat(eta) - datetime.now(UTC)
-    assert timedelta(seconds=0.2) < wait <= timedelta(seconds=0.3)
+    ended = datetime.now(UTC)
+    assert before_end + spacing - MS <= eta_of_last(dispatcher) <= ended + spacing
 
 
 def test_a_second_worker_folds_its_rebuild_into_the_running_one(dispatcher: Dispatcher) -> None:
@@ -196,17 +226,17 @@ def test_a_second_worker_folds_its_rebuild_into_the_running_one(dispatcher: Disp
     assert len(rebuilds(dispatcher)) == 1
 
 
-def test_a_killed_rebuild_blocks_nothing_beyond_its_lease(dispatcher: Dispatcher) -> None:
-    dead = dispatcher.rebuild_started("site")  # its worker dies: it never finishes
+def test_a_killed_rebuild_blocks_nothing_beyond_its_lease(quick: Dispatcher) -> None:
+    dead = quick.rebuild_started("site")  # its worker dies: it never finishes
     assert dead is not None
-    assert dispatcher.request_feed_rebuilds(["site"]) == []
-    time.sleep(0.5)  # the 0.4 s lease runs out
-    assert dispatcher.request_feed_rebuilds(["site"]) == ["site"]  # the sweeper's next ask
-    taken = dispatcher.rebuild_started("site")
+    assert quick.request_feed_rebuilds(["site"]) == []
+    time.sleep(QUICK["lease"] + 0.1)  # its lease runs out
+    assert quick.request_feed_rebuilds(["site"]) == ["site"]  # the sweeper's next ask
+    taken = quick.rebuild_started("site")
     assert taken is not None
-    assert dispatcher.rebuild_finished("site", dead) is False  # the ghost changes nothing
+    assert quick.rebuild_finished("site", dead) is False  # the ghost changes nothing
     # The request folded into the dead rebuild still gets its follow-up.
-    assert dispatcher.rebuild_finished("site", taken) is True
+    assert quick.rebuild_finished("site", taken) is True
 
 
 def test_a_failed_round_releases_the_channel(dispatcher: Dispatcher) -> None:
@@ -269,14 +299,14 @@ def test_a_drain_that_stops_with_work_left_gets_a_follow_up(dispatcher: Dispatch
     assert dispatcher.drains.finished("webhook", token, more=True) is not None
 
 
-def test_a_killed_drain_frees_its_place_when_its_lease_ends(dispatcher: Dispatcher) -> None:
-    drains = dispatcher.drains
+def test_a_killed_drain_frees_its_place_when_its_lease_ends(quick: Dispatcher) -> None:
+    drains = quick.drains
     live = drains.started("webhook")
     dead = drains.started("webhook")  # its worker dies: it never finishes
     assert live is not None and dead is not None
     assert drains.started("webhook") is None  # both places taken
-    for _ in range(3):  # 0.51 s in all: past the 0.4 s lease of the one not renewed
-        time.sleep(0.17)
+    for _ in range(3):  # past the lease of the one not renewed; the live one is
+        time.sleep(QUICK["lease"] * 0.35)  # renewed with most of its lease to spare
         assert drains.renew("webhook", live) is True  # a live drain keeps its place
     assert drains.renew("webhook", dead) is False  # no renewal: its lease ran out
     assert drains.started("webhook") is not None  # its place is free again
