@@ -23,6 +23,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/mypy bench  # scripts that import each other by name: not a package
 	$(BIN)/lint-imports
 
 # Two processes, a test file each at a time (tests in one file share its servers).

@@ -11,9 +11,12 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
+
+if TYPE_CHECKING:  # remote.py imports this module: the name is for the checker only
+    from remote import Remote  # bench/remote.py
 
 CONCURRENCY = 2
 
@@ -167,7 +170,7 @@ class Results:
     populate_seconds: dict[int, float] = field(default_factory=dict)
     store_mb: dict[int, float] = field(default_factory=dict)
     rebuilds: list[Rebuild] = field(default_factory=list)
-    remote: remote.Remote | None = None
+    remote: Remote | None = None
 
 
 def noop_rate(results: Results) -> float | None:

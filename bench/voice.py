@@ -78,8 +78,10 @@ def synthesis_table() -> list[tuple[str, str, dict[str, float]]]:
     with BackgroundServer(speech.create_app()) as server:
         os.environ["BENCH_SPEECH_KEY"] = speech.DEFAULT_KEY
         http = HttpEngine(
-            ChannelConfig(name="bench", type="voice", engine="http", base_url=server.url,
-                          api_key_env="BENCH_SPEECH_KEY", timeout=60)
+            ChannelConfig.model_validate(
+                {"name": "bench", "type": "voice", "engine": "http", "base_url": server.url,
+                 "api_key_env": "BENCH_SPEECH_KEY", "timeout": 60}
+            )
         )  # fmt: skip
         engines: list[tuple[SpeechEngine, tuple[str, ...]]] = [
             (EspeakEngine(base), ("zh", "en")),
