@@ -30,7 +30,7 @@ from publisher.domain.errors import (
 from publisher.domain.states import Correction, Kind, State
 from publisher.store import Claim, Enqueue, PlannedNotification, Store
 from publisher.store.models import DeliveryRow
-from publisher.store.outcomes import Outcomes
+from publisher.store.outcomes import Delivered, Outcomes
 
 log = logging.getLogger(__name__)
 
@@ -113,27 +113,24 @@ class DeliveryEngine:
         not tried (a drain's time ran out), due again with their attempt unspent."""
         after = _After()
         with self.store.outcomes() as writes:
-            results = [self._record(writes, one, after) for one in tried]
+            posted = [one for one in tried if one.receipt is not None]
+            recorded = writes.delivered_all([_receipt_of(one) for one in posted])  # at once
+            written = {one.claim.delivery_id: ok for one, ok in zip(posted, recorded, strict=True)}
+            results = [self._record(writes, one, written, after) for one in tried]
             writes.release(give_back)
         after.send(self.dispatcher)
         return results
 
-    def _record(self, writes: Outcomes, tried: Tried, after: _After) -> str:
+    def _record(
+        self, writes: Outcomes, tried: Tried, delivered: Mapping[int, bool], after: _After
+    ) -> str:
+        """One attempt's outcome; `delivered`: whether each receipt was written."""
         claim = tried.claim
         if tried.held is not None:
             return self._hold(writes, claim, tried.held, after)
         if tried.verdict is not None:
             return self._failed(writes, tried, after)
-        assert tried.receipt is not None and tried.outcome is not None
-        recorded = writes.delivered(
-            claim,
-            remote_id=tried.receipt.remote_id,
-            remote_url=tried.receipt.remote_url,
-            started_at=tried.started or tried.outcome.started_at,
-            duration_ms=tried.outcome.duration_ms,
-            notes=notes_of(claim.checkpoint),  # what the channel did differently, named
-        )
-        if not recorded:
+        if not delivered[claim.delivery_id]:
             log.warning("delivery %s: lease lost before recording delivered", claim.delivery_id)
             return "lease-lost"
         if tried.feed is not None:
@@ -288,6 +285,18 @@ class Tried:
     feed: str | None = None  # a feed channel whose documents must be rebuilt
     verdict: Verdict | None = None
     notices: list[PlannedNotification] = field(default_factory=list)
+
+
+def _receipt_of(tried: Tried) -> Delivered:
+    assert tried.receipt is not None and tried.outcome is not None
+    return Delivered(
+        tried.claim,
+        remote_id=tried.receipt.remote_id,
+        remote_url=tried.receipt.remote_url,
+        started_at=tried.started or tried.outcome.started_at,
+        duration_ms=tried.outcome.duration_ms,
+        notes=tuple(notes_of(tried.claim.checkpoint)),  # what the channel did differently
+    )
 
 
 @dataclass

@@ -11,11 +11,25 @@ lease was lost leaves the others in the batch untouched.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, insert, select
+from sqlalchemy import (
+    JSON,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    cast,
+    column,
+    exists,
+    func,
+    insert,
+    select,
+)  # fmt: skip
 from sqlalchemy.orm import Session
 
 from publisher.domain.states import Kind, State
@@ -53,6 +67,23 @@ _DELIVERED = prepare_move(
 _CHANGED = prepare_move(
     DeliveryRow, State.PENDING, where=[*_mine(), ~_SAME], source=State.SENDING, values=_SETTLED
 )
+#: Many receipts at once (PostgreSQL): the same move, its rows read from one JSON
+#: parameter, so a drain's batch is one statement and one round trip.
+_RECEIPTS = (
+    func.json_to_recordset(cast(bindparam("b_rows", type_=String), JSON))
+    .table_valued(
+        column("id", Integer), column("token", String), column("version", Integer),
+        column("remote_id", String), column("remote_url", String),
+    )
+    .render_derived(name="receipt", with_types=True)
+)  # fmt: skip
+_DELIVERED_ALL = prepare_move(
+    DeliveryRow, State.DELIVERED,
+    where=[*fenced(DeliveryRow, _RECEIPTS.c.id, _RECEIPTS.c.token),
+           DeliveryRow.article_version == _RECEIPTS.c.version],
+    source=State.SENDING,
+    values={**_SETTLED, "remote_id": _RECEIPTS.c.remote_id, "remote_url": _RECEIPTS.c.remote_url},
+)  # fmt: skip
 #: A claim given back untried: due at once, its attempt not spent.
 _GIVEN_BACK = prepare_move(
     DeliveryRow, State.PENDING, where=_mine(), source=State.SENDING,
@@ -65,6 +96,20 @@ _GIVEN_BACK = prepare_move(
         updated_at=bindparam("b_now"),
     ),
 )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """One post's receipt, to be recorded (`Outcomes.delivered_all`)."""
+
+    claim: Claim
+    remote_id: str
+    remote_url: str | None
+    started_at: datetime
+    duration_ms: int
+    actor: str | None = None
+    #: What the channel did differently from what was written, named for the log.
+    notes: Sequence[str] = ()
 
 
 class Outcomes:
@@ -94,36 +139,44 @@ class Outcomes:
         actor: str | None = None,
         notes: list[str] | None = None,
     ) -> bool:
-        """Mark delivered; if the article changed meanwhile, go again with the new version.
+        """`delivered_all` for one receipt."""
+        receipt = Delivered(
+            claim, remote_id, remote_url, started_at, duration_ms, actor, tuple(notes or ())
+        )
+        return self.delivered_all([receipt])[0]
+
+    def delivered_all(self, receipts: Sequence[Delivered]) -> list[bool]:
+        """Mark each delivered; where the article changed meanwhile, due again with
+        the new version. Returns, in order, whether each was written (False: its
+        lease was lost).
 
         The version check is part of the fenced UPDATE, so a new version written
         while this one was in flight is never marked delivered unseen. The
         attempt's message is where the post lives, followed by the channel's
-        `notes` (e.g. "body image x.jpg left out"), so the log says what was
+        notes (e.g. "body image x.jpg left out"), so the log says what was
         delivered differently from what was written.
         """
+        if not receipts:
+            return []
         now = utcnow()
-        params = dict(
-            b_id=claim.delivery_id, b_token=claim.token, b_version=claim.article_version,
-            b_remote_id=remote_id, b_remote_url=remote_url, b_now=now,
-        )  # fmt: skip
-        moved = _DELIVERED.run(self.session, **params) or _CHANGED.run(self.session, **params)
-        if not moved:
-            return False
-        self._attempts.append(
+        params = [
             dict(
-                delivery_id=claim.delivery_id,
-                number=claim.attempt,
-                started_at=started_at,
-                duration_ms=duration_ms,
-                outcome="delivered",
-                message="; ".join(p for p in (remote_url, *(notes or [])) if p) or None,
-                actor=actor,
-                http_status=None,
-                platform_code=None,
+                b_id=r.claim.delivery_id, b_token=r.claim.token, b_version=r.claim.article_version,
+                b_remote_id=r.remote_id, b_remote_url=r.remote_url, b_now=now,
             )
-        )
-        return True
+            for r in receipts
+        ]  # fmt: skip
+        if self.session.connection().dialect.name == "postgresql":
+            moved = {row[0] for row in _DELIVERED_ALL.run(self.session, **_as_rows(params))}
+        else:  # SQLite runs in-process: a statement per row costs no round trip
+            moved = {p["b_id"] for p in params if _DELIVERED.run(self.session, **p)}
+        for p in params:  # the rare row whose article changed while it was sent
+            if p["b_id"] not in moved and _CHANGED.run(self.session, **p):
+                moved.add(p["b_id"])
+        for receipt in receipts:
+            if receipt.claim.delivery_id in moved:
+                self._attempts.append(_delivered_entry(receipt))
+        return [r.claim.delivery_id in moved for r in receipts]
 
     def failure(
         self,
@@ -259,3 +312,25 @@ class Outcomes:
             len(_GIVEN_BACK.run(self.session, b_id=c.delivery_id, b_token=c.token, b_now=now))
             for c in claims
         )
+
+
+def _as_rows(params: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Rows' parameters as `_DELIVERED_ALL` reads them: one JSON array, one time."""
+    keys = ("id", "token", "version", "remote_id", "remote_url")
+    rows = [{key: p[f"b_{key}"] for key in keys} for p in params]
+    return {"b_rows": json.dumps(rows), "b_now": params[0]["b_now"]}
+
+
+def _delivered_entry(receipt: Delivered) -> dict[str, Any]:
+    """The attempt-log entry of a delivered post."""
+    return dict(
+        delivery_id=receipt.claim.delivery_id,
+        number=receipt.claim.attempt,
+        started_at=receipt.started_at,
+        duration_ms=receipt.duration_ms,
+        outcome="delivered",
+        message="; ".join(p for p in (receipt.remote_url, *receipt.notes) if p) or None,
+        actor=receipt.actor,
+        http_status=None,
+        platform_code=None,
+    )

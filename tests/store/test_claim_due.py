@@ -7,9 +7,12 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from publisher.domain.article import parse_article
 from publisher.domain.states import State
-from publisher.store import PlannedDelivery, Store
+from publisher.store import Claim, PlannedDelivery, Store
+from publisher.store.outcomes import Delivered
 
 
 def _publish(store: Store, n: int, types: tuple[str, ...] = ("webhook",)) -> list[int]:
@@ -91,3 +94,59 @@ def test_a_batch_commits_together_and_a_lost_lease_only_loses_its_own_row(store:
     given_back = store.delivery(third.delivery_id)
     assert given_back.state == State.PENDING and given_back.attempts == 0
     assert [a.outcome for a in store.attempts(third.delivery_id)] == []
+
+
+def _receipts(claims: list[Claim], now: datetime) -> list[Delivered]:
+    return [
+        Delivered(c, remote_id=f"post-{c.delivery_id}", remote_url=f"https://m.example/{n}",
+                  started_at=now, duration_ms=n + 1, notes=("cover left out",) if n else ())
+        for n, c in enumerate(claims)
+    ]  # fmt: skip
+
+
+def test_a_batch_of_receipts_records_each_as_its_lease_and_version_allow(store: Store) -> None:
+    for n in range(4):
+        _publish(store, n)
+    now = datetime.now(UTC)
+    kept, lost, changed, last = store.claim_due("webhook", 4, 5, now=now)
+    takeover = store.claim(lost.delivery_id, 60, now=now + timedelta(seconds=6))
+    assert takeover is not None
+    edited = parse_article(
+        {"id": "due-2", "url": "https://news.example.org/due-2", "title": "Due 2, corrected",
+         "body_html": "<p>Body.</p>"}
+    )  # fmt: skip
+    store.publish(edited, [PlannedDelivery("webhook-ch", "webhook", 3, {})])  # while in flight
+
+    with store.outcomes() as writes:
+        recorded = writes.delivered_all(_receipts([kept, lost, changed, last], now))
+
+    assert recorded == [True, False, True, True]
+    for claim in (kept, last):
+        row = store.delivery(claim.delivery_id)
+        assert row.state == State.DELIVERED and row.lease_token is None
+        assert row.remote_id == f"post-{claim.delivery_id}"
+    assert store.delivery(last.delivery_id).remote_url == "https://m.example/3"
+    assert [(a.outcome, a.message, a.duration_ms) for a in store.attempts(last.delivery_id)] == [
+        ("delivered", "https://m.example/3; cover left out", 4)
+    ]
+    assert store.delivery(lost.delivery_id).lease_token == takeover.token  # untouched
+    assert store.attempts(lost.delivery_id) == []
+    again = store.delivery(changed.delivery_id)  # sent at version 1: due again with version 2
+    assert again.state == State.PENDING and again.article_version == 2
+    assert again.remote_id == f"post-{changed.delivery_id}"  # what the next attempt updates
+
+
+def test_on_postgresql_a_batch_of_receipts_is_one_statement(
+    store: Store, statements: list[str]
+) -> None:
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs in-process: a statement per row costs no round trip")
+    for n in range(20):
+        _publish(store, n)
+    claims = store.claim_due("webhook", 20, 60)
+    statements.clear()
+    with store.outcomes() as writes:
+        assert writes.delivered_all(_receipts(claims, datetime.now(UTC))) == [True] * 20
+    updates = [s for s in statements if s.lstrip().upper().startswith("UPDATE")]
+    assert len(updates) == 1, updates
+    assert all(store.delivery(c.delivery_id).state == State.DELIVERED for c in claims)

@@ -4,12 +4,11 @@ PostgreSQL they are written by one statement."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from publisher.domain.article import Article, parse_article
 from publisher.domain.states import Approval, State
@@ -45,19 +44,6 @@ def plans() -> list[PlannedDelivery]:
         PlannedDelivery("微博", "weibo", 7, {**AWKWARD, "n": 2}),
         PlannedDelivery("site", "rss", 3, {}),
     ]
-
-
-@pytest.fixture
-def statements(store: Store) -> Iterator[list[str]]:
-    """The SQL statements the store sends while the test runs."""
-    sent: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        sent.append(statement)
-
-    event.listen(store.engine, "before_cursor_execute", record)
-    yield sent
-    event.remove(store.engine, "before_cursor_execute", record)
 
 
 def test_a_new_article_stores_every_value_as_given(store: Store) -> None:
