@@ -6,12 +6,14 @@ article's own INSERT asks whether the id is taken (`ON CONFLICT DO NOTHING`,
 and then nothing is written and the caller publishes a new version); there is
 nothing to read back but the deliveries' ids.
 
-- PostgreSQL: one statement. The version and the deliveries are inserted by
-  data-modifying CTEs that select from the article's INSERT, so a taken id
-  writes nothing; the deliveries travel as one JSON parameter read back as
-  rows (`json_to_recordset`), so the statement has one shape whatever the
-  number of channels and psycopg prepares it once. Each round trip costs the publishing process
-  and the server CPU that a burst of publishes competes for with the workers.
+- PostgreSQL: one statement, and one round trip. The version and the
+  deliveries are inserted by data-modifying CTEs that select from the
+  article's INSERT, so a taken id writes nothing; the deliveries travel as one
+  JSON parameter read back as rows (`json_to_recordset`), so the statement has
+  one shape whatever the number of channels and psycopg prepares it once. A
+  statement is atomic on its own, so it runs without BEGIN and COMMIT (two
+  more round trips). Each round trip costs the publishing process and the
+  server CPU that a burst of publishes competes for with the workers.
 - SQLite (in-process, no round trips): three INSERT statements.
 
 Both write the rows `new_delivery` builds, so the two cannot disagree on
@@ -29,7 +31,6 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, TextClause, bindparam, insert, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
 
 from publisher.domain.article import Article
 from publisher.domain.states import Approval, Kind, State
@@ -73,8 +74,38 @@ class Version:
         return State.SCHEDULED if self.scheduled else State.PENDING
 
 
-def publish_new(
-    session: Session,
+@dataclass
+class NewArticle:
+    """A new article's rows, built once and written by one of the two ways below."""
+
+    row: ArticleRow
+    first: ArticleVersionRow
+    deliveries: list[DeliveryRow]
+
+    def one_statement(self, dialect: str) -> TextClause | None:
+        """The statement that writes it all at once, where the database has one:
+        PostgreSQL, with deliveries that all set the same columns."""
+        if dialect != "postgresql" or not self.deliveries:
+            return None
+        shapes = {tuple(values) for values in self.delivery_values}
+        if len(shapes) != 1:
+            return None
+        return _one_statement(tuple(columns(self.row)), tuple(columns(self.first)), *shapes)
+
+    @functools.cached_property
+    def delivery_values(self) -> list[dict[str, Any]]:
+        return [columns(d) for d in self.deliveries]
+
+    def result(self) -> PublishResult:
+        result = PublishResult(self.row.id, 1, True, True)
+        for delivery in self.deliveries:
+            enqueue = queued(delivery)
+            if enqueue is not None:
+                result.to_enqueue.append(enqueue)
+        return result
+
+
+def new_article(
     article: Article,
     plans: Sequence[PlannedDelivery],
     actor: str | None,
@@ -82,9 +113,8 @@ def publish_new(
     scheduled: bool,
     now: datetime,
     awaiting: bool = False,
-) -> PublishResult | None:
-    """Store a new article with its first version and deliveries; None, with
-    nothing written, when the id is taken (a new version of a known article)."""
+) -> NewArticle:
+    """The rows a new article's first publish writes."""
     row = ArticleRow(
         id=article.id,
         current_version=1,
@@ -96,20 +126,38 @@ def publish_new(
     )
     first = version_row(article, 1, content_hash, now, actor, awaiting)
     version = Version(row, article, None, True, scheduled, now, awaiting)
-    deliveries = [new_delivery(version, plan) for plan in plans]
-    connection = session.connection()  # Core statements: no unit of work to run
-    if connection.dialect.name == "postgresql" and deliveries:
-        written = _in_one_statement(connection, row, first, deliveries)
-    else:
-        written = _statement_by_statement(connection, row, first, deliveries)
-    if not written:
-        return None
-    result = PublishResult(article.id, 1, True, True)
-    for delivery in deliveries:
-        enqueue = queued(delivery)
-        if enqueue is not None:
-            result.to_enqueue.append(enqueue)
-    return result
+    return NewArticle(row, first, [new_delivery(version, plan) for plan in plans])
+
+
+def write_at_once(connection: Connection, new: NewArticle, statement: TextClause) -> bool:
+    """Write `new` with its `one_statement`; False, with nothing written, when the
+    id is taken. The statement is atomic on its own: the caller need not open a
+    transaction for it (on an autocommit connection it is one round trip, where
+    BEGIN and COMMIT would be two more)."""
+    params: dict[str, Any] = {f"a_{k}": v for k, v in columns(new.row).items()}
+    params.update({f"v_{k}": v for k, v in columns(new.first).items()})
+    params["deliveries"] = json.dumps(new.delivery_values, default=_json_value)
+    rows = connection.execute(statement, params).all()
+    ids: dict[str, int] = {channel: delivery_id for channel, delivery_id in rows}
+    if not ids:
+        return False  # the id was taken: nothing was written
+    for delivery in new.deliveries:
+        delivery.id = ids[delivery.channel]
+    return True
+
+
+def write_one_by_one(connection: Connection, new: NewArticle) -> bool:
+    """Write `new` statement by statement, in the caller's transaction; False, with
+    nothing written, when the id is taken."""
+    inserted = connection.execute(_INSERT_NEW_ARTICLE[connection.dialect.name], columns(new.row))
+    if inserted.first() is None:
+        return False
+    connection.execute(_INSERT_VERSION, [columns(new.first)])
+    if new.deliveries:
+        ids = connection.execute(_INSERT_DELIVERIES, new.delivery_values).scalars()
+        for delivery, delivery_id in zip(new.deliveries, ids, strict=True):
+            delivery.id = delivery_id
+    return True
 
 
 def version_row(
@@ -165,46 +213,6 @@ def columns(row: Base) -> dict[str, Any]:
     """The values set on a new row, by column (unset ones take the column's default)."""
     table = cast(Table, row.__table__)
     return {key: value for key, value in inspect(row).dict.items() if key in table.c}
-
-
-def _statement_by_statement(
-    connection: Connection,
-    article: ArticleRow,
-    first: ArticleVersionRow,
-    deliveries: list[DeliveryRow],
-) -> bool:
-    inserted = connection.execute(_INSERT_NEW_ARTICLE[connection.dialect.name], columns(article))
-    if inserted.first() is None:
-        return False
-    connection.execute(_INSERT_VERSION, [columns(first)])
-    if deliveries:
-        ids = connection.execute(_INSERT_DELIVERIES, [columns(d) for d in deliveries]).scalars()
-        for delivery, delivery_id in zip(deliveries, ids, strict=True):
-            delivery.id = delivery_id
-    return True
-
-
-def _in_one_statement(
-    connection: Connection,
-    article: ArticleRow,
-    first: ArticleVersionRow,
-    deliveries: list[DeliveryRow],
-) -> bool:
-    article_values, version_values = columns(article), columns(first)
-    delivery_values = [columns(d) for d in deliveries]
-    keys = (tuple(article_values), tuple(version_values), tuple(delivery_values[0]))
-    if any(tuple(values) != keys[2] for values in delivery_values):
-        return _statement_by_statement(connection, article, first, deliveries)  # not one shape
-    params: dict[str, Any] = {f"a_{k}": v for k, v in article_values.items()}
-    params.update({f"v_{k}": v for k, v in version_values.items()})
-    params["deliveries"] = json.dumps(delivery_values, default=_json_value)
-    rows = connection.execute(_one_statement(*keys), params).all()
-    ids: dict[str, int] = {channel: delivery_id for channel, delivery_id in rows}
-    if not ids:
-        return False  # the id was taken: nothing was written
-    for delivery in deliveries:
-        delivery.id = ids[delivery.channel]
-    return True
 
 
 def _json_value(value: object) -> str:

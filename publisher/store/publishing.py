@@ -29,10 +29,12 @@ from publisher.domain.states import Approval, Correction, Kind, State
 from publisher.store.base import StoreBase
 from publisher.store.first_publish import (
     Version,
+    new_article,
     new_delivery,
-    publish_new,
     queued,
     version_row,
+    write_at_once,
+    write_one_by_one,
 )
 from publisher.store.models import ArticleRow, ArticleVersionRow, DeliveryRow
 from publisher.store.records import Enqueue, PlannedDelivery, PublishResult, utcnow
@@ -68,14 +70,18 @@ class PublishingSide(StoreBase):
         now = now or utcnow()
         content_hash = article.content_hash()
         scheduled = article.publish_at is not None and article.publish_at > now
+        # Most publishes are of new articles (`first_publish`, no ORM load); an
+        # existing article is loaded, and locked, only when that wrote nothing.
+        new = new_article(article, plans, actor, content_hash, scheduled, now, awaiting)
+        statement, taken = new.one_statement(self.engine.dialect.name), False
+        if statement is not None:  # atomic alone: no BEGIN and COMMIT round trips
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as alone:
+                if write_at_once(alone, new, statement):
+                    return new.result()
+            taken = True
         with self.session() as session, session.begin():
-            # Most publishes are of new articles (`first_publish`, no ORM load);
-            # an existing article is loaded, and locked, only when that wrote nothing.
-            created = publish_new(
-                session, article, plans, actor, content_hash, scheduled, now, awaiting
-            )
-            if created is not None:
-                return created
+            if not taken and write_one_by_one(session.connection(), new):
+                return new.result()
             row = session.get(ArticleRow, article.id, with_for_update=True)
             assert row is not None  # articles are never deleted
             current = session.get(ArticleVersionRow, (article.id, row.current_version))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from publisher.domain.article import Article, parse_article
 from publisher.domain.states import Approval, State
@@ -106,3 +106,27 @@ def test_on_postgresql_a_new_article_is_one_statement(store: Store, statements: 
     store.publish(article(), plans())
     writes = [s for s in statements if not s.lstrip().upper().startswith("SELECT 1")]
     assert len(writes) == 1, writes
+
+
+def test_on_postgresql_the_statement_is_its_own_transaction(store: Store) -> None:
+    """No BEGIN and COMMIT round trips around the one statement; and the pooled
+    connection it used is transactional again for the next writer."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs in-process: BEGIN and COMMIT cost no round trips")
+    autocommit: list[tuple[str, bool]] = []
+
+    def record(_conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if not statement.lstrip().upper().startswith("SELECT 1"):
+            autocommit.append((statement.split()[0].upper(), cursor.connection.autocommit))
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        store.publish(article(), plans())
+        first = list(autocommit)
+        autocommit.clear()
+        store.publish(article(title="Changed"), plans())  # a new version: a transaction
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+    assert first == [("WITH", True)]
+    assert autocommit[0] == ("WITH", True)  # the id is taken: nothing written...
+    assert autocommit[1:] and not any(on for _, on in autocommit[1:])  # ...then a transaction
