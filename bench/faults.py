@@ -3,6 +3,7 @@ none is posted twice, none fails.
 
     python bench/faults.py [--articles 400] [--transient-rate 0.2]
         [--ambiguous-rate 0.05] [--kill-every 20] [--redis-restart-at 30]
+        [--database sqlite|postgresql://...]
 
 Articles × 5 channels (rss, app_feed, Weibo sandbox, WeChat sandbox with a
 short token lifetime, a Mastodon-API server) through real `publisher worker`
@@ -43,6 +44,9 @@ from publisher.local.cluster import Stack
 from sandbox import wechat, weibo
 from sandbox.platforms import SECRETS, Platforms
 from sandbox.server import BackgroundServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from schemas import Schemas  # bench/schemas.py
 
 #: Transient faults: the platform did nothing and says so (or stays silent with a 5xx).
 TRANSIENT = {
@@ -136,6 +140,11 @@ def main() -> int:
     parser.add_argument("--kill-every", type=float, default=20.0, help="0: never")
     parser.add_argument("--redis-restart-at", type=float, default=30.0, help="0: never")
     parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument(
+        "--database",
+        default="sqlite",
+        help="'sqlite' or a postgresql:// server (a schema of its own)",
+    )
     args = parser.parse_args()
     own = OwnRedis()
     own.start()
@@ -160,6 +169,9 @@ def main() -> int:
     # claimed again a moment before each next kill, for as long as the run went on.
     env = {**SECRETS, "PUBLISHER_LEASE_SECONDS": "13", "PUBLISHER_BEAT_LOCK_SECONDS": "5",
            "PUBLISHER_REQUEUE_AFTER": "10"}  # fmt: skip
+    schemas = None if args.database == "sqlite" else Schemas(args.database, prefix.rstrip(":"))
+    if schemas is not None:
+        env["DATABASE_URL"] = schemas.new("store")
     chaos: Chaos | None = None
     with tempfile.TemporaryDirectory() as tmp:
         matrix = platforms.matrix(timeout=1.0, backoff_base=0.2, backoff_cap=3.0, max_attempts=12)
@@ -209,6 +221,8 @@ def main() -> int:
             stack.close()
             platforms.close()
             own.kill()
+            if schemas is not None:
+                schemas.drop()
     return 0 if ok else 1
 
 

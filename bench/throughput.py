@@ -63,16 +63,13 @@ from pathlib import Path
 from types import FrameType
 
 import redis
-import sqlalchemy
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 from publisher.config.settings import Settings
 from publisher.coord.broker import EmbeddedRedis
 from publisher.delivery.feeds import rebuild_feed
 from publisher.domain.states import SETTLED, State
 from publisher.store import Store
-from publisher.store.db import normalize_url
 from publisher.store.models import DeliveryRow, FeedDocumentRow
 from publisher.worker.runtime import Runtime
 
@@ -92,6 +89,7 @@ from measure import (  # bench/measure.py, beside this file
 )
 from publishers import publish_burst  # bench/publishers.py
 from rebuilds import SMALL_STORE, run_rebuilds  # bench/rebuilds.py
+from schemas import Schemas  # bench/schemas.py
 from seed import make_article  # bench/seed.py
 from timeline import idle_phases, rebuild_events  # bench/timeline.py
 
@@ -125,8 +123,7 @@ class Deployment:
         self.redis_url = None if redis_arg == "embedded" else redis_arg
         self.database_arg = database_arg
         self.publishers = publishers
-        self.pg_admin: sqlalchemy.Engine | None = None
-        self.schemas: list[str] = []
+        self.schemas: Schemas | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
         self.runtime: Runtime | None = None
         self.receiver_pid: int | None = None  # the remote phase's loopback platform
@@ -166,15 +163,9 @@ class Deployment:
         """SQLite: a file in the temp dir. PostgreSQL: a schema of our own."""
         if self.database_arg == "sqlite":
             return f"sqlite:///{self.tmp / (purpose + '.db')}"
-        url = make_url(normalize_url(self.database_arg))
-        if self.pg_admin is None:
-            self.pg_admin = sqlalchemy.create_engine(url)
-        schema = f"{self.app_name.replace('-', '_')}_{purpose}"
-        with self.pg_admin.begin() as conn:
-            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        self.schemas.append(schema)
-        query = {"options": f"-csearch_path={schema}", "application_name": self.app_name}
-        return url.update_query_dict(query).render_as_string(hide_password=False)
+        if self.schemas is None:
+            self.schemas = Schemas(self.database_arg, self.app_name)
+        return self.schemas.new(purpose)
 
     @property
     def app_name(self) -> str:
@@ -182,14 +173,7 @@ class Deployment:
 
     def database_backends(self) -> list[int]:
         """PostgreSQL server processes serving our connections (none for SQLite)."""
-        if self.pg_admin is None:
-            return []
-        with self.pg_admin.connect() as conn:
-            rows = conn.execute(
-                sqlalchemy.text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"),
-                {"n": self.app_name},
-            )
-            return [int(pid) for (pid,) in rows]
+        return [] if self.schemas is None else self.schemas.backends()
 
     def start_worker(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
         log = (self.tmp / log_name).open("ab")
@@ -249,8 +233,8 @@ class Deployment:
             else:
                 step("check the embedded Redis keys", lambda: stray.extend(self._stray_keys()))
                 step("stop the embedded Redis", EmbeddedRedis(self.data_dir).stop)
-            if self.pg_admin is not None:
-                step("drop our PostgreSQL schemas", self._drop_schemas)
+            if self.schemas is not None:
+                step("drop our PostgreSQL schemas", self.schemas.drop)
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)
         return stray
@@ -270,13 +254,6 @@ class Deployment:
         names = [k.decode() if isinstance(k, bytes) else str(k) for k in client.scan_iter()]
         client.close()
         return [name for name in names if not name.startswith(self.prefix)]
-
-    def _drop_schemas(self) -> None:
-        assert self.pg_admin is not None
-        with self.pg_admin.begin() as conn:
-            for schema in self.schemas:
-                conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        self.pg_admin.dispose()
 
 
 def wait_for(
