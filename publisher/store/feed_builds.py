@@ -44,6 +44,7 @@ from publisher.domain.states import State
 from publisher.store.core import Store
 from publisher.store.documents import delete_media_rows
 from publisher.store.feed_snapshot import SNAPSHOT_TIME, FeedSnapshot, waiting_rows
+from publisher.store.ledger import CLAIM_TIME, prepare_take, run_take
 from publisher.store.models import (
     AttemptRow,
     DeliveryRow,
@@ -70,7 +71,6 @@ def document_etag(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
-# ...and its writes.
 _SAVE_DOCUMENT = (
     update(cast(Table, FeedDocumentRow.__table__))
     .where(
@@ -87,20 +87,13 @@ _SAVE_DOCUMENT = (
     )
 )
 _BUILD_TOKEN: BindParameter[str] = bindparam("b_token", type_=String())
-_TAKE_FOR_BUILD = prepare_move(
+#: A worker's claim (`prepare_take`) of the rows the build covers, at the version
+#: it rendered, under the build's id as lease token.
+_TAKE_FOR_BUILD = prepare_take(
     DeliveryRow,
-    State.SENDING,
-    where=[
-        tuple_(DeliveryRow.id, DeliveryRow.article_version).in_(bindparam("pairs", expanding=True)),
-        waiting_rows(SNAPSHOT_TIME),
-    ],
-    values=dict(
-        lease_token=_BUILD_TOKEN,
-        lease_until=bindparam("b_until", type_=UTCDateTime()),
-        attempts=DeliveryRow.attempts + 1,
-        updated_at=SNAPSHOT_TIME,
-    ),
-    returning=[DeliveryRow.attempts],
+    tuple_(DeliveryRow.id, DeliveryRow.article_version).in_(bindparam("pairs", expanding=True)),
+    waiting_rows(CLAIM_TIME),
+    [DeliveryRow.attempts],
 )
 
 
@@ -286,9 +279,10 @@ def _take_for_build(
         return {}
     taken: dict[int, int] = {}
     for chunk in _chunks(pairs, 500):
-        moved = _TAKE_FOR_BUILD.run(
-            session, pairs=chunk, now=now, b_token=snapshot.build_id, b_until=now + BUILD_LEASE
-        )
+        _, moved = run_take(
+            session, _TAKE_FOR_BUILD, BUILD_LEASE.total_seconds(), now,
+            token=snapshot.build_id, pairs=chunk,
+        )  # fmt: skip
         taken.update({row.id: row.attempts for row in moved})
     return taken
 

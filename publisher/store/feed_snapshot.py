@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, String, and_, bindparam, or_, select
+from sqlalchemy import BindParameter, ColumnElement, String, and_, bindparam, select
 
 from publisher.domain.states import Kind, State
 from publisher.store.core import Store
-from publisher.store.ledger import claimable
+from publisher.store.ledger import claimable_delivery
 from publisher.store.models import (
     ArticleRow,
     ArticleVersionRow,
@@ -74,13 +74,7 @@ def waiting_rows(now: datetime | ColumnElement[datetime]) -> Any:
     The plain `state IN (...)` in front lets the (channel, state, ...) index find
     the few waiting rows; the OR alone makes the database scan the channel's history.
     """
-    return and_(
-        DeliveryRow.state.in_(WAITING_STATES),
-        or_(
-            claimable(DeliveryRow, now),
-            and_(DeliveryRow.state == State.SCHEDULED, DeliveryRow.publish_at <= now),
-        ),
-    )
+    return and_(DeliveryRow.state.in_(WAITING_STATES), claimable_delivery(now))
 
 
 _ITEM_COLUMNS = (

@@ -15,12 +15,11 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, case, or_, select
+from sqlalchemy import bindparam, case, select
 
 from publisher.domain.states import State
 from publisher.store.base import StoreBase
-from publisher.store.ledger import CLAIM_TIME, fenced, prepare_take, run_take
-from publisher.store.ledger import claimable as ledger_claimable
+from publisher.store.ledger import CLAIM_TIME, claimable_delivery, fenced, prepare_take, run_take
 from publisher.store.models import DeliveryRow
 from publisher.store.outcomes import Outcomes
 from publisher.store.records import Claim, utcnow
@@ -41,19 +40,11 @@ _CLAIM_COLUMNS = (
 )
 
 
-def _claimable(now: datetime | ColumnElement[datetime]) -> Any:
-    """What `claim` may take: the ledger's claimable rows, and schedules whose time has come."""
-    return or_(
-        ledger_claimable(DeliveryRow, now),
-        and_(DeliveryRow.state == State.SCHEDULED, DeliveryRow.publish_at <= now),
-    )
-
-
 def _prepared_claim(which: Any) -> PreparedMove:
     """A worker's claim of the rows `which` selects, built once (it is made for
     every delivery, and building it cost more CPU than running it)."""
     return prepare_take(
-        DeliveryRow, which, _claimable(CLAIM_TIME), _CLAIM_COLUMNS,
+        DeliveryRow, which, claimable_delivery(CLAIM_TIME), _CLAIM_COLUMNS,
         # Taking over from a worker that died mid-send: it may have sent.
         outcome_unknown=case(
             (DeliveryRow.state == State.SENDING, 1), else_=DeliveryRow.outcome_unknown
@@ -67,7 +58,7 @@ _CLAIM_ONE = _prepared_claim(DeliveryRow.id == bindparam("b_id"))
 # than the limit.
 _DUE_BATCH = (
     select(DeliveryRow.id)
-    .where(DeliveryRow.channel_type == bindparam("b_type"), _claimable(CLAIM_TIME))
+    .where(DeliveryRow.channel_type == bindparam("b_type"), claimable_delivery(CLAIM_TIME))
     .order_by(DeliveryRow.id)
     .limit(bindparam("b_limit"))
     .with_for_update(skip_locked=True)

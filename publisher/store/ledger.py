@@ -26,6 +26,14 @@ def claimable(model: Any, now: datetime | ColumnElement[datetime]) -> Any:
     )
 
 
+def claimable_delivery(now: datetime | ColumnElement[datetime]) -> Any:
+    """A delivery a worker may take: `claimable`, or scheduled and its time has come."""
+    return or_(
+        claimable(DeliveryRow, now),
+        and_(DeliveryRow.state == State.SCHEDULED, DeliveryRow.publish_at <= now),
+    )
+
+
 def due(model: Any, now: datetime) -> Any:
     """What the sweeper looks at: claimable rows whose time has come."""
     return or_(
@@ -85,10 +93,17 @@ def prepare_take(
 
 
 def run_take(
-    session: Session, prepared: PreparedMove, lease_seconds: float, now: datetime, **params: Any
+    session: Session,
+    prepared: PreparedMove,
+    lease_seconds: float,
+    now: datetime,
+    *,
+    token: str | None = None,
+    **params: Any,
 ) -> tuple[str, list[Row[Any]]]:
-    """Run a prepared claim under a fresh lease token: (the token, the rows taken)."""
-    token = secrets.token_hex(8)
+    """Run a prepared claim under a lease token, fresh unless the caller has its
+    own (a feed build's id): (the token, the rows taken)."""
+    token = token or secrets.token_hex(8)
     until = now + timedelta(seconds=lease_seconds)
     rows = prepared.run(
         session, b_lease_token=token, b_lease_until=until, b_claim_time=now, **params
